@@ -1,0 +1,89 @@
+"""The one per-item loop: resume, sharding across ranks, a process pool, a progress bar.
+
+A stage that produces one output per image calls :func:`for_each_item` with a worker function that
+computes *and atomically writes* the output of one item. Items whose output already exists are skipped,
+so a killed stage resumes where it stopped; under ``torchrun`` (``RANK``/``WORLD_SIZE``) each rank takes
+a disjoint shard, so ranks never write the same file.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def shard(items: Sequence[str], rank: int | None = None, world_size: int | None = None) -> list[str]:
+    """The items of this rank: every ``world_size``-th item starting at ``rank`` (env RANK/WORLD_SIZE)."""
+    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    return list(items[rank::world_size])
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_WORKER_FN: Callable[[str], object] | None = None
+
+
+def _init_worker(fn: Callable[[str], object], threads: int) -> None:
+    global _WORKER_FN
+    _WORKER_FN = fn
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _call(item: str) -> tuple[str, object]:
+    assert _WORKER_FN is not None
+    return item, _WORKER_FN(item)
+
+
+def for_each_item(
+    items: Sequence[str],
+    work: Callable[[str], object],
+    done: Callable[[str], bool] | None = None,
+    workers: int = 1,
+    desc: str = "",
+    log: logging.Logger | None = None,
+    use_shards: bool = True,
+) -> dict[str, object]:
+    """Run ``work(item)`` for every item not ``done`` yet; returns {item: result} of the items run here.
+
+    ``work`` must write its own outputs atomically (``pipeline.cache``). With ``workers > 1`` it runs in a
+    fork-based process pool, so ``work`` may be a closure; results must be picklable.
+    """
+    mine = shard(items) if use_shards else list(items)
+    todo = [i for i in mine if not (done and done(i))]
+    if log:
+        log.info("%s: %d items (%d of this rank), %d already done, %d to run with %d worker(s)",
+                 desc or "items", len(items), len(mine), len(mine) - len(todo), len(todo), workers)
+    results: dict[str, object] = {}
+    if not todo:
+        return results
+    bar = tqdm(total=len(todo), desc=desc, unit="img", dynamic_ncols=True, mininterval=1.0)
+    if workers <= 1 or len(todo) == 1:
+        for item in todo:
+            results[item] = work(item)
+            bar.update()
+    else:
+        ctx = mp.get_context("fork")
+        threads = max(1, default_workers() // workers)
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(work, threads)) as pool:
+            for item, res in pool.imap_unordered(_call, todo, chunksize=1):
+                results[item] = res
+                bar.update()
+    bar.close()
+    return results
+
+
+def exists(path_for: Callable[[str], Path]) -> Callable[[str], bool]:
+    """A ``done`` predicate: the item's output file exists (it can only exist complete: atomic writes)."""
+    return lambda item: path_for(item).exists()

@@ -1,0 +1,80 @@
+"""What a stage is, and the context the runner hands to its ``run()``.
+
+A stage is a module in ``stages/`` with:
+
+- ``NAME``: its name (also its output folder: ``<work_dir>/<NAME>/``);
+- ``INPUTS``: the names of the stages whose outputs it reads;
+- ``CONFIG_KEYS``: the config keys (top-level sections or dotted keys) its outputs depend on; a change in any
+  of them, in an input stage, or in its code makes it stale;
+- ``run(ctx) -> dict | None``: does the work, returns metrics for ``results.json``;
+- optionally ``CODE``: extra library modules (dotted names) whose source is part of its code version;
+- optionally ``progress(ctx) -> (done, total)``: per-item progress, for ``status`` ("partial n of N").
+
+Stages write every file atomically and skip per-item outputs that exist, so a killed stage resumes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mmengine.config import Config, ConfigDict
+
+
+@dataclass
+class StageContext:
+    """Everything a stage's ``run()`` needs; built by the runner."""
+
+    name: str
+    cfg: Config
+    work_dir: Path
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("wsss"))
+
+    @property
+    def out_dir(self) -> Path:
+        return self.work_dir / self.name
+
+    @property
+    def stage_cfg(self) -> ConfigDict:
+        """The config section named like the stage (empty if absent)."""
+        return self.cfg.get(self.name, ConfigDict())
+
+    def input_dir(self, stage: str) -> Path:
+        return self.work_dir / stage
+
+    def dataset(self, split: str | None = None, **overrides: Any):
+        """The dataset of the config (``cfg.dataset``), for ``split`` (default: its ``train_split``)."""
+        from wsss.datasets import build_dataset
+
+        return build_dataset(self.cfg.dataset, split=split, **overrides)
+
+    @property
+    def device(self):
+        import torch
+
+        want = self.cfg.get("runtime", {}).get("device", "auto")
+        if want == "auto":
+            if torch.cuda.is_available():
+                local = int(os.environ.get("LOCAL_RANK", 0))
+                return torch.device("cuda", local)
+            return torch.device("cpu")
+        return torch.device(want)
+
+    @property
+    def workers(self) -> int:
+        """Worker processes for per-image loops (``runtime.workers``, default: all cores)."""
+        from .parallel import default_workers
+
+        n = self.cfg.get("runtime", {}).get("workers", None)
+        return default_workers() if n in (None, "auto") else int(n)
+
+    @property
+    def is_main(self) -> bool:
+        return int(os.environ.get("RANK", 0)) == 0
+
+
+def stage_attr(module: ModuleType, attr: str, default: Any = None) -> Any:
+    return getattr(module, attr, default)

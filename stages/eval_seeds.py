@@ -1,0 +1,209 @@
+"""Seed quality against ground truth: mIoU over a sweep of background thresholds, and the threshold-free BAO result.
+
+One pass over the images accumulates one confusion matrix per threshold (and one for the BAO labels when that
+stage is enabled). The best threshold is picked with the ground truth, so it is reported as such: an upper
+bound for any fixed threshold, not something a weakly supervised pipeline could have chosen.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAME = "eval_seeds"
+INPUTS = ("seeds",)
+CONFIG_KEYS = ("dataset", "eval_seeds", "bao.enabled", "seeds.split")
+GT_NOTE = ("best threshold chosen WITH the ground truth (upper bound for a fixed threshold; "
+           "not available to a weakly supervised method)")
+
+
+def inputs(cfg: Any) -> tuple[str, ...]:
+    """The seeds, plus the BAO labels when that stage is enabled."""
+    return ("seeds", "bao") if _bao_enabled(cfg) else ("seeds",)
+
+
+def _bao_enabled(cfg: Any) -> bool:
+    return bool(cfg.get("bao", {}).get("enabled", False))
+
+
+def thresholds_from(scfg: Any) -> list[float]:
+    """The swept background thresholds: an explicit list, or (start, stop, step) with stop included."""
+    explicit = scfg.get("thresholds", None)
+    if explicit is not None:
+        ths = [float(t) for t in explicit]
+    else:
+        start, stop, step = (float(v) for v in scfg.get("threshold_range", (0.05, 0.60, 0.05)))
+        if step <= 0 or stop < start:
+            raise ValueError(f"eval_seeds.threshold_range must be (start, stop, step) with step > 0 and stop >= "
+                             f"start, got {(start, stop, step)}")
+        n = int(math.floor((stop - start) / step + 1e-6)) + 1
+        ths = [round(start + i * step, 6) for i in range(n)]
+    if not ths or any(not 0.0 <= t <= 1.0 for t in ths):
+        raise ValueError(f"eval_seeds thresholds must be a non-empty list in [0, 1], got {ths}")
+    return sorted(set(ths))
+
+
+def seed_split(cfg: Any, section: str) -> str | None:
+    """The split to evaluate: the section's own ``split``, else the one the seeds were made for."""
+    return cfg.get(section, {}).get("split", None) or cfg.get("seeds", {}).get("split", None)
+
+
+def check_seed_files(seed_dir: Path, ids: list[str], what: str = "seed") -> None:
+    """Every id needs its seed file; list the missing ones (a partial folder must not give a number)."""
+    missing = [i for i in ids if not (seed_dir / f"{i}.npz").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(ids)} {what} files missing in {seed_dir}: {missing[:20]}"
+                                + (" ..." if len(missing) > 20 else "") + " (run the seeds stage to completion)")
+
+
+def check_seed_keys(path: Path, keys: np.ndarray, label_set: list[int], classes: list[str]) -> None:
+    """Seed keys must be the image's foreground labels of this dataset's class list."""
+    num_fg = len(classes) - 1
+    bad = [int(k) for k in keys if not 0 <= int(k) < num_fg]
+    if bad:
+        raise ValueError(f"{path}: seed keys {bad} are outside the {num_fg} foreground classes of this dataset "
+                         f"({classes[1:6]}...): seeds from a different class list? Re-run the seeds stage.")
+    if sorted(int(k) for k in keys) != sorted(label_set):
+        raise ValueError(f"{path}: seed keys {sorted(int(k) for k in keys)} differ from the image's labels "
+                         f"{sorted(label_set)} in this dataset: seeds from a different class list or dataset? "
+                         "Re-run the seeds stage.")
+
+
+def _chunks(ids: list[str], workers: int) -> dict[str, list[str]]:
+    n = max(1, min(len(ids), workers * 8))
+    size = math.ceil(len(ids) / n)
+    return {f"chunk{k:05d}": ids[k * size:(k + 1) * size] for k in range(math.ceil(len(ids) / size))}
+
+
+def run(ctx) -> dict:
+    from pipeline.cache import atomic_write_json
+    from pipeline.parallel import for_each_item
+    from wsss.datasets import read_label_png
+    from wsss.maps import load_seeds, seed_labels
+    from wsss.metrics import ConfusionMatrix, format_table, summarize
+
+    scfg = ctx.stage_cfg
+    ths = thresholds_from(scfg)
+    ds = ctx.dataset(seed_split(ctx.cfg, "eval_seeds"))
+    if not ds.has_masks:
+        msg = f"dataset split '{ds.split}' has no ground-truth masks: seeds cannot be evaluated (skipped)"
+        ctx.log.warning(msg)
+        return {"skipped": True, "reason": msg, "split": ds.split}
+    seed_dir = ctx.input_dir("seeds") / "maps"
+    ids = list(ds.ids)
+    check_seed_files(seed_dir, ids)
+    use_bao = _bao_enabled(ctx.cfg)
+    bao_dir = ctx.input_dir("bao") / "labels"
+    if use_bao:
+        missing = [i for i in ids if not (bao_dir / f"{i}.png").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} of {len(ids)} BAO label maps missing in {bao_dir}: "
+                                    f"{missing[:20]} (run the bao stage to completion, or set bao.enabled=False)")
+    n = ds.num_classes
+    chunks = _chunks(ids, ctx.workers)
+
+    def work(chunk: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        cms = [ConfusionMatrix(n) for _ in ths]
+        bao_cm = ConfusionMatrix(n) if use_bao else None
+        for id_ in chunks[chunk]:
+            path = seed_dir / f"{id_}.npz"
+            seeds = load_seeds(path)
+            check_seed_keys(path, seeds.keys, ds.label_set(id_), ds.classes)
+            gt = ds.mask(id_)
+            if tuple(seeds.size) != gt.shape:
+                raise ValueError(f"{path}: seed size {seeds.size} differs from the mask size {gt.shape} "
+                                 f"({ds.mask_path(id_)})")
+            for cm, t in zip(cms, ths):
+                cm.update(seed_labels(seeds, t), gt)
+            if bao_cm is not None:
+                lab_path = bao_dir / f"{id_}.png"
+                lab = read_label_png(lab_path)
+                if lab.shape != gt.shape:
+                    raise ValueError(f"{lab_path}: size {lab.shape} differs from the mask size {gt.shape}")
+                bao_cm.update(lab, gt)
+        return (np.stack([c.matrix for c in cms]), np.stack([c.unpredicted for c in cms]),
+                None if bao_cm is None else bao_cm.matrix, None if bao_cm is None else bao_cm.unpredicted)
+
+    # Items are chunks of images: each worker returns summed matrices, which merge exactly. Every rank
+    # evaluates everything (cheap) so no cross-rank gather is needed; only the main rank writes.
+    parts = for_each_item(list(chunks), work, workers=min(ctx.workers, len(chunks)), desc="eval seeds",
+                          log=ctx.log, use_shards=False)
+    cms = [ConfusionMatrix(n) for _ in ths]
+    bao_cm = ConfusionMatrix(n) if use_bao else None
+    for mats, unpred, bmat, bunpred in parts.values():
+        for k, cm in enumerate(cms):
+            cm.matrix += mats[k]
+            cm.unpredicted += unpred[k]
+        if bao_cm is not None:
+            bao_cm.matrix += bmat
+            bao_cm.unpredicted += bunpred
+
+    names = list(ds.classes)
+    sums = [summarize(cm, names) for cm in cms]
+    mious = [s["mIoU"] if s["mIoU"] is not None else float("nan") for s in sums]
+    best = int(np.nanargmax(mious))
+    bao_sum = summarize(bao_cm, names) if bao_cm is not None else None
+
+    lines = [f"seed mIoU vs background threshold ({ds.split}, {len(ids)} images):"]
+    lines += [f"  t={t:.2f}  mIoU {m:6.2f}" + ("   <- best (chosen with ground truth)" if k == best else "")
+              for k, (t, m) in enumerate(zip(ths, mious))]
+    ctx.log.info("\n".join(lines))
+    ctx.log.info("per-class at the best threshold t=%.2f (%s):\n%s", ths[best], GT_NOTE,
+                 format_table(sums[best], names))
+    if bao_sum is not None:
+        ctx.log.info("threshold-free learned background (BAO), no threshold:\n%s", format_table(bao_sum, names))
+
+    results: dict[str, Any] = {
+        "split": ds.split,
+        "num_images": len(ids),
+        "thresholds": ths,
+        "miou_per_threshold": mious,
+        "best_threshold": ths[best],
+        "best_miou": mious[best],
+        "best_threshold_note": GT_NOTE,
+        "bao_miou": None if bao_sum is None else bao_sum["mIoU"],
+        "bao_note": "threshold-free: learned background channel, argmax, no threshold" if use_bao
+        else "bao stage disabled",
+    }
+    if ctx.is_main:
+        plot_path = ctx.out_dir / "miou_vs_threshold.png"
+        plot_sweep(plot_path, ths, mious, best, None if bao_sum is None else bao_sum["mIoU"], ds.split)
+        results["plot"] = str(plot_path)
+        atomic_write_json(ctx.out_dir / "eval.json", {
+            **results,
+            "per_threshold": [{"threshold": t, "mIoU": s["mIoU"], "mean_precision": s["mean_precision"],
+                               "mean_recall": s["mean_recall"], "pixel_accuracy": s["pixel_accuracy"],
+                               "iou": s["iou"]} for t, s in zip(ths, sums)],
+            "best": sums[best],
+            "bao": bao_sum,
+        })
+    return results
+
+
+def plot_sweep(path: Path, ths: list[float], mious: list[float], best: int, bao_miou: float | None,
+               split: str) -> None:
+    """mIoU vs background threshold, best point marked, the BAO result as a horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.cache import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(ths, mious, "o-", label="seeds, fixed background threshold")
+    ax.plot([ths[best]], [mious[best]], "r*", markersize=14,
+            label=f"best t={ths[best]:.2f}: {mious[best]:.1f} (chosen with GT)")
+    if bao_miou is not None:
+        ax.axhline(bao_miou, color="g", linestyle="--", label=f"BAO, no threshold: {bao_miou:.1f}")
+    ax.set_xlabel("background threshold")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(f"seed mIoU vs background threshold ({split})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

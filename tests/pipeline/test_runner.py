@@ -1,0 +1,147 @@
+"""The engine: skip when unchanged, invalidate exactly on change, resume after a real kill, the lock."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from pipeline.cache import WorkdirLock, WorkdirLocked
+from pipeline.runner import PipelineError, plan_stages, run_stages, stage_status
+from tests.pipeline.toy_stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_cfg(work_dir: Path, n: int = 6, scale: float = 1.0, factor: float = 2.0, delay: float = 0.0) -> Config:
+    return Config(dict(work_dir=str(work_dir), numbers=dict(n=n, scale=scale, delay=delay), total=dict(factor=factor)))
+
+
+def actions(cfg: Config) -> dict[str, str]:
+    return {p.name: p.action for p in plan_stages(cfg, STAGES, Path(cfg.work_dir))}
+
+
+def test_skip_when_unchanged_and_invalidate_exactly_downstream(tmp_path):
+    cfg = make_cfg(tmp_path / "w")
+    assert actions(cfg) == {"numbers": "run", "total": "run"}
+    run_stages(cfg, STAGES)
+    first = json.loads((tmp_path / "w/total/results.json").read_text())["total"]
+    assert actions(cfg) == {"numbers": "skip", "total": "skip"}
+    mtime = (tmp_path / "w/numbers/items/0.npz").stat().st_mtime_ns
+    run_stages(cfg, STAGES)  # nothing to do
+    assert (tmp_path / "w/numbers/items/0.npz").stat().st_mtime_ns == mtime
+
+    # A downstream-only key reruns only the downstream stage, and the plan names the key.
+    cfg2 = make_cfg(tmp_path / "w", factor=3.0)
+    plans = {p.name: p for p in plan_stages(cfg2, STAGES, tmp_path / "w")}
+    assert plans["numbers"].action == "skip"
+    assert plans["total"].action == "rerun" and "total.factor" in plans["total"].reason
+    run_stages(cfg2, STAGES)
+    assert (tmp_path / "w/numbers/items/0.npz").stat().st_mtime_ns == mtime
+    second = json.loads((tmp_path / "w/total/results.json").read_text())["total"]
+    assert second == pytest.approx(first * 1.5)
+
+    # An upstream key reruns it and everything downstream (input changed).
+    cfg3 = make_cfg(tmp_path / "w", factor=3.0, scale=2.0)
+    plans = {p.name: p for p in plan_stages(cfg3, STAGES, tmp_path / "w")}
+    assert plans["numbers"].action == "rerun" and "numbers.scale" in plans["numbers"].reason
+    assert plans["total"].action == "rerun" and "input changed: numbers" in plans["total"].reason
+    rows = {r["stage"]: r for r in stage_status(cfg3, STAGES)}
+    assert rows["numbers"]["status"] == "stale" and "numbers.scale" in rows["numbers"]["detail"]
+    run_stages(cfg3, STAGES)
+    third = json.loads((tmp_path / "w/total/results.json").read_text())["total"]
+    assert third == pytest.approx(second * 2.0)
+    summary = json.loads((tmp_path / "w/summary.json").read_text())
+    assert {s["stage"] for s in summary["stages"]} == {"numbers", "total"}
+
+
+def test_dry_run_changes_nothing(tmp_path, capsys):
+    cfg = make_cfg(tmp_path / "w")
+    out = run_stages(cfg, STAGES, dry_run=True)
+    assert [o["action"] for o in out] == ["run", "run"]
+    assert not (tmp_path / "w").exists()
+    assert "not run yet" in capsys.readouterr().out
+
+
+def test_single_stage_needs_up_to_date_inputs(tmp_path):
+    cfg = make_cfg(tmp_path / "w")
+    with pytest.raises(PipelineError, match="needs the outputs of 'numbers'"):
+        run_stages(cfg, STAGES, only=["total"])
+    with pytest.raises(PipelineError, match="unknown stage"):
+        run_stages(cfg, STAGES, only=["nope"])
+    run_stages(cfg, STAGES, only=["numbers"])
+    run_stages(cfg, STAGES, only=["total"])
+    assert (tmp_path / "w/total/results.json").is_file()
+
+
+def _spawn(cfg: Config) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "tests.pipeline.run_toy", json.dumps(cfg.to_dict())], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _values(work_dir: Path) -> dict[str, np.ndarray]:
+    return {f.name: np.load(f)["value"] for f in sorted((work_dir / "numbers/items").glob("*.npz"))}
+
+
+def test_resume_after_real_kill_gives_identical_outputs(tmp_path):
+    n = 12
+    ref_cfg = make_cfg(tmp_path / "ref", n=n)
+    run_stages(ref_cfg, STAGES)
+
+    cfg = make_cfg(tmp_path / "w", n=n, delay=0.25)
+    proc = _spawn(cfg)
+    items = tmp_path / "w/numbers/items"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(items.glob("*.npz"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(items.glob("*.npz")))
+    assert 3 <= done < n, f"kill landed at {done} of {n} items"
+    rows = {r["stage"]: r for r in stage_status(cfg, STAGES)}
+    assert rows["numbers"]["status"] == "partial" and rows["numbers"]["detail"] == f"{done} of {n}"
+    assert rows["total"]["status"] == "missing"
+    plans = {p.name: p.action for p in plan_stages(cfg, STAGES, tmp_path / "w")}
+    assert plans["numbers"] == "resume"
+    before = {f.name: f.stat().st_mtime_ns for f in items.glob("*.npz")}
+    run_stages(cfg, STAGES)
+    after = {f.name: f.stat().st_mtime_ns for f in items.glob("*.npz")}
+    assert all(after[k] == v for k, v in before.items()), "resumed run rewrote finished items"
+    ref, got = _values(tmp_path / "ref"), _values(tmp_path / "w")
+    assert ref.keys() == got.keys() and all(np.array_equal(ref[k], got[k]) for k in ref)
+    assert not list(items.glob(".*")), "temporary files left behind"
+    ref_total = json.loads((tmp_path / "ref/total/results.json").read_text())["total"]
+    assert json.loads((tmp_path / "w/total/results.json").read_text())["total"] == ref_total
+
+
+def test_second_run_on_same_work_dir_is_refused(tmp_path):
+    cfg = make_cfg(tmp_path / "w", n=40, delay=0.2)
+    proc = _spawn(cfg)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list((tmp_path / "w/numbers/items").glob("*.npz")):
+            time.sleep(0.05)
+        with pytest.raises(WorkdirLocked, match="in use by another run"):
+            run_stages(cfg, STAGES)
+    finally:
+        proc.kill()
+        proc.wait()
+    with WorkdirLock(tmp_path / "w"):  # released when the holder died
+        pass
+
+
+def test_parallel_workers_match_serial(tmp_path):
+    a, b = make_cfg(tmp_path / "a", n=8), make_cfg(tmp_path / "b", n=8)
+    b.numbers.workers = 2
+    run_stages(a, STAGES)
+    run_stages(b, STAGES)
+    va, vb = _values(tmp_path / "a"), _values(tmp_path / "b")
+    assert va.keys() == vb.keys() and all(np.array_equal(va[k], vb[k]) for k in va)

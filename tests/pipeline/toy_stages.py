@@ -1,0 +1,55 @@
+"""Two small real stages for testing the engine: per-item outputs, a config key, an input dependency."""
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import numpy as np
+
+from pipeline.cache import atomic_save_npz
+from pipeline.parallel import exists, for_each_item
+
+
+def _make_numbers():
+    m = types.ModuleType("toy_numbers")
+    m.NAME, m.INPUTS, m.CONFIG_KEYS = "numbers", (), ("numbers",)
+
+    def run(ctx):
+        n, delay = ctx.stage_cfg.n, ctx.stage_cfg.get("delay", 0.0)
+        path = lambda i: ctx.out_dir / "items" / f"{i}.npz"  # noqa: E731
+
+        def work(i: str) -> int:
+            time.sleep(delay)
+            rng = np.random.default_rng(int(i))
+            atomic_save_npz(path(i), value=rng.normal(size=1000) * ctx.stage_cfg.scale)
+            return 1
+
+        for_each_item([str(i) for i in range(n)], work, exists(path), workers=ctx.stage_cfg.get("workers", 1),
+                      desc="numbers", log=ctx.log)
+        return {"items": n}
+
+    def progress(ctx):
+        return len(list((ctx.out_dir / "items").glob("*.npz"))), ctx.stage_cfg.n
+
+    m.run, m.progress = run, progress
+    return m
+
+
+def _make_total():
+    m = types.ModuleType("toy_total")
+    m.NAME, m.INPUTS, m.CONFIG_KEYS = "total", ("numbers",), ("total",)
+
+    def run(ctx):
+        files = sorted(ctx.input_dir("numbers").glob("items/*.npz"))
+        total = float(sum(np.load(f)["value"].sum() for f in files)) * ctx.stage_cfg.factor
+        return {"total": total, "fake_miou": 50.0}
+
+    m.run = run
+    return m
+
+
+numbers = _make_numbers()
+total = _make_total()
+sys.modules["toy_numbers"], sys.modules["toy_total"] = numbers, total
+STAGES = [numbers, total]

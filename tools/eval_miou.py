@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Evaluate a folder of predicted label PNGs against a ground-truth folder: per-class table, mIoU, JSON.
+
+Example::
+
+    python tools/eval_miou.py --pred workdirs/voc/sem_seg --gt data/VOC2012/SegmentationClass \\
+        --split-file data/VOC2012/ImageSets/Segmentation/train.txt --classes voc --json miou.json
+
+PNGs are read as index maps (palette or greyscale); ``<id>.png`` in --pred is compared with ``<id>.png``
+in --gt. Ground-truth pixels equal to --ignore are skipped (mmseg IoUMetric semantics, see wsss/metrics.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.cache import atomic_write_json  # noqa: E402
+from wsss.metrics import evaluate_folder, format_table, read_class_names, read_split_ids  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pred", required=True, help="folder of predicted label PNGs (<id>.png)")
+    ap.add_argument("--gt", required=True, help="folder of ground-truth label PNGs (<id>.png)")
+    ap.add_argument("--split-file", default=None, help="ids to evaluate, one per line (default: every PNG in --gt)")
+    ap.add_argument("--classes", required=True, help="'voc', 'coco' or a classes.txt (one name per line)")
+    ap.add_argument("--json", default=None, help="write the full summary (per-class numbers, confusion matrix) here")
+    ap.add_argument("--ignore", type=int, default=255, help="ground-truth value to skip (default 255)")
+    args = ap.parse_args(argv)
+
+    try:
+        names = read_class_names(args.classes)
+        ids = read_split_ids(args.split_file) if args.split_file else None
+        summary = evaluate_folder(args.pred, args.gt, ids, names, ignore_index=args.ignore)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_table(summary, names))
+    print(f"images: {summary['num_images']}")
+    if args.json:
+        atomic_write_json(args.json, summary)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

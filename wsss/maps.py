@@ -1,0 +1,94 @@
+"""Map I/O: seed-map files (one ``.npz`` per image) and label PNGs with the VOC colour map.
+
+Seed file format (``save_seeds`` / ``load_seeds``):
+- ``keys``: int16 (K,) foreground class indices (0-based) of the classes present in the image;
+- ``low``: float16 (K, h, w) the fused, max-normalised maps at the network's output stride (for the
+  affinity stage);
+- ``high``: uint8 (K, H, W) the full-resolution maps quantised to 1/255 (values in [0, 1] after loading);
+- ``size``: int32 (2,) the image size (H, W).
+Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk use (see bench/README.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline.cache import atomic_path, atomic_save_npz
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map, (n, 3) uint8 (bit-interleaved class index; 255 -> (224, 224, 192))."""
+    pal = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+_PALETTE = voc_palette().flatten().tolist()
+
+
+def save_label_png(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write a uint8 label map as a palette PNG (VOC colours), atomically."""
+    if labels.ndim != 2:
+        raise ValueError(f"{path}: label map must be HxW, got shape {labels.shape}")
+    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+    im.putpalette(_PALETTE)
+    with atomic_path(path, suffix=".png") as tmp:
+        im.save(tmp, format="PNG")
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    """RGB uint8 rendering of a label map with the VOC colours."""
+    return voc_palette()[labels.astype(np.uint8)]
+
+
+@dataclass
+class SeedMaps:
+    keys: np.ndarray  # (K,) int: foreground class indices
+    low: np.ndarray  # (K, h, w) float32 in [0, 1]
+    high: np.ndarray  # (K, H, W) float32 in [0, 1]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.high.shape[1:])  # type: ignore[return-value]
+
+
+def save_seeds(path: str | os.PathLike, keys: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    """Write one image's seed maps atomically (see the module docstring for the format)."""
+    keys = np.asarray(keys, np.int16)
+    if low.shape[0] != len(keys) or high.shape[0] != len(keys):
+        raise ValueError(f"{path}: {len(keys)} keys but maps of shape {low.shape} / {high.shape}")
+    high_q = np.clip(np.rint(np.asarray(high, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    atomic_save_npz(path, keys=keys, low=np.asarray(low, np.float16), high=high_q,
+                    size=np.asarray(high.shape[1:], np.int32))
+
+
+def load_seeds(path: str | os.PathLike) -> SeedMaps:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: seed file is missing")
+    with np.load(path) as z:
+        return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),
+                        high=z["high"].astype(np.float32) / 255.0)
+
+
+def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:
+    """Label map from seed maps: argmax over [background, classes] (labels = key + 1).
+
+    The background score is the constant ``bg_threshold`` (the usual sweep) or a learned map (BAO).
+    """
+    h, w = seeds.size
+    bg = np.full((1, h, w), bg_threshold, np.float32) if background is None else background[None].astype(np.float32)
+    scores = np.concatenate([bg, seeds.high], 0)
+    keys = np.concatenate([[0], seeds.keys + 1])
+    return keys[scores.argmax(0)].astype(np.uint8)

@@ -1,0 +1,209 @@
+"""Our registrations in MMSegmentation's registries (imported for its side effects; no mmseg file is forked).
+
+- ``WSSSSegDataset``: a segmentation dataset from an explicit id list + image folder + label folder, so the
+  training split's images can be paired with a pseudo-label folder (``<work_dir>/<stage>/labels/<id>.png``).
+- ``WSSSLoadImage`` / ``WSSSLoadAnnotations``: load through the project's one image reader
+  (``wsss.datasets.read_image``, RGB -> mmseg's BGR convention) and label-PNG reader (index values, not colours).
+- ``TVMobileNetV2``: mmseg's ``MobileNetV2`` backbone that initialises from torchvision's ImageNet checkpoint
+  (the offline weights in torch's hub cache), with every key mapped explicitly.
+- ``CPUFriendlyDDP``: mmengine's DDP wrapper that drops ``device_ids`` for CPU modules, so multi-process
+  training with gloo works on CPU (mmengine always passes ``device_ids=[LOCAL_RANK]``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pipeline.compat  # noqa: F401  (stack fixes before torch/mmcv/mmseg)
+
+import numpy as np
+import torch
+from mmengine.model.wrappers import MMDistributedDataParallel
+from mmseg.datasets import BaseSegDataset
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.models.backbones import MobileNetV2
+from mmseg.registry import DATASETS, MODEL_WRAPPERS, MODELS, TRANSFORMS
+
+from wsss.datasets import read_image, read_label_png
+from wsss.maps import voc_palette
+
+log = logging.getLogger("wsss.mmseg_ext")
+
+TV_MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
+
+
+# ----------------------------------------------------------------------------------------------- dataset
+@DATASETS.register_module()
+class WSSSSegDataset(BaseSegDataset):
+    """Images ``img_dir/<id><img_suffix>`` paired with labels ``label_dir/<id><label_suffix>`` for ``ids``.
+
+    Unlike mmseg's datasets this takes the id list itself (no ann_file, no data_root): the training images
+    come from the dataset's split while the labels may come from any folder (pseudo-labels or ground truth).
+    """
+
+    METAINFO: dict = dict()
+
+    def __init__(self, ids: Sequence[str], img_dir: str, label_dir: str, classes: Sequence[str],
+                 img_suffix: str = ".jpg", label_suffix: str = ".png", **kwargs: Any) -> None:
+        self._ids = [str(i) for i in ids]
+        self._img_dir = str(img_dir)
+        self._label_dir = str(label_dir)
+        palette = voc_palette(len(classes)).tolist()
+        metainfo = dict(classes=tuple(classes), palette=palette)
+        kwargs.setdefault("reduce_zero_label", False)
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=label_suffix, metainfo=metainfo,
+                         data_root=None, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        return [dict(img_path=os.path.join(self._img_dir, i + self.img_suffix),
+                     seg_map_path=os.path.join(self._label_dir, i + self.seg_map_suffix),
+                     img_id=i, label_map=self.label_map, reduce_zero_label=self.reduce_zero_label,
+                     seg_fields=[])
+                for i in self._ids]
+
+
+# ----------------------------------------------------------------------------------------------- transforms
+@TRANSFORMS.register_module()
+class WSSSLoadImage:
+    """Load ``results['img_path']`` with ``wsss.datasets.read_image`` (RGB) and store it BGR as mmseg expects."""
+
+    def __call__(self, results: dict) -> dict:
+        img = read_image(results["img_path"])[:, :, ::-1].copy()
+        results["img"] = img
+        results["img_shape"] = img.shape[:2]
+        results["ori_shape"] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}()"
+
+
+@TRANSFORMS.register_module()
+class WSSSLoadAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` reading the label PNG's index values with ``wsss.datasets.read_label_png``."""
+
+    def _load_seg_map(self, results: dict) -> None:
+        seg = read_label_png(results["seg_map_path"])
+        if results.get("label_map"):
+            copy = seg.copy()
+            for old, new in results["label_map"].items():
+                seg[copy == old] = new
+        results["gt_seg_map"] = seg
+        results["seg_fields"].append("gt_seg_map")
+
+
+# ----------------------------------------------------------------------------------------------- backbone
+def _tv_block_map(tv_idx: int, expand: bool) -> dict[str, str]:
+    """torchvision ``features.<i>.conv.*`` sub-keys -> mmseg ``InvertedResidual.conv.*`` sub-keys of one block."""
+    if expand:  # 1x1 expand (ConvBNReLU), 3x3 dw (ConvBNReLU), 1x1 project conv, BN
+        pairs = {"conv.0.0": "conv.0.conv", "conv.0.1": "conv.0.bn", "conv.1.0": "conv.1.conv",
+                 "conv.1.1": "conv.1.bn", "conv.2": "conv.2.conv", "conv.3": "conv.2.bn"}
+    else:  # 3x3 dw (ConvBNReLU), 1x1 project conv, BN
+        pairs = {"conv.0.0": "conv.0.conv", "conv.0.1": "conv.0.bn", "conv.1": "conv.1.conv", "conv.2": "conv.1.bn"}
+    return {f"features.{tv_idx}.{a}": b for a, b in pairs.items()}
+
+
+def map_torchvision_mobilenet_v2(tv_state: Mapping[str, torch.Tensor],
+                                 arch_settings: Sequence[Sequence[int]] = MobileNetV2.arch_settings,
+                                 ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename a torchvision ``mobilenet_v2`` state dict to mmseg ``MobileNetV2`` backbone keys.
+
+    Returns (mapped state dict, torchvision keys left unused: the final 1x1 conv ``features.18`` and the
+    classifier, which the segmentation backbone does not have). Every tensor keeps its shape.
+    """
+    prefixes: dict[str, str] = {"features.0.0": "conv1.conv", "features.0.1": "conv1.bn"}
+    tv_idx = 1
+    for layer, (expand_ratio, _, num_blocks) in enumerate(arch_settings, start=1):
+        for b in range(num_blocks):
+            for tv_pre, mm_sub in _tv_block_map(tv_idx, expand_ratio != 1).items():
+                prefixes[tv_pre] = f"layer{layer}.{b}.{mm_sub}"
+            tv_idx += 1
+    out: dict[str, torch.Tensor] = {}
+    unused: list[str] = []
+    pattern = re.compile(r"^(.*)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+    for key, value in tv_state.items():
+        m = pattern.match(key)
+        if m and m.group(1) in prefixes:
+            out[f"{prefixes[m.group(1)]}.{m.group(2)}"] = value
+        else:
+            unused.append(key)
+    return out, unused
+
+
+def default_mobilenet_v2_checkpoint() -> Path:
+    """Where torchvision keeps its ImageNet MobileNetV2 weights (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TV_MOBILENET_V2_FILE
+
+
+_WARNED_NO_WEIGHTS = False
+
+
+@MODELS.register_module()
+class TVMobileNetV2(MobileNetV2):
+    """mmseg's MobileNetV2 initialised from a torchvision ``mobilenet_v2`` checkpoint.
+
+    ``tv_checkpoint``: path to the torchvision state dict; ``'imagenet'`` = the offline file in torch's hub
+    cache; None = random init. A missing ImageNet file falls back to random init with one warning; an
+    explicit path that is missing, or a checkpoint that does not cover every backbone weight, is an error.
+    """
+
+    def __init__(self, tv_checkpoint: str | None = "imagenet", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tv_checkpoint = tv_checkpoint
+        if kwargs.get("widen_factor", 1.0) != 1.0 and tv_checkpoint:
+            raise ValueError("TVMobileNetV2: torchvision's ImageNet weights exist only for widen_factor=1.0")
+
+    def load_torchvision(self, path: str | os.PathLike) -> list[str]:
+        """Load torchvision weights from ``path``; raise if any backbone tensor is not covered. Returns unused keys."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, Mapping) and "state_dict" in state:
+            state = state["state_dict"]
+        mapped, unused = map_torchvision_mobilenet_v2(state, self.arch_settings)
+        own = self.state_dict()
+        missing = [k for k in own if k not in mapped]
+        bad = [f"{k}: {tuple(mapped[k].shape)} vs {tuple(own[k].shape)}" for k in own
+               if k in mapped and mapped[k].shape != own[k].shape]
+        if missing or bad:
+            raise ValueError(f"{path}: torchvision MobileNetV2 checkpoint does not cover the backbone: "
+                             f"{len(missing)} missing key(s) {missing[:5]}, {len(bad)} shape mismatch(es) {bad[:3]}")
+        self.load_state_dict(mapped, strict=True)
+        return unused
+
+    def init_weights(self) -> None:
+        global _WARNED_NO_WEIGHTS
+        super().init_weights()
+        if not self.tv_checkpoint:
+            return
+        path = default_mobilenet_v2_checkpoint() if self.tv_checkpoint == "imagenet" else Path(self.tv_checkpoint)
+        if not path.is_file():
+            if self.tv_checkpoint != "imagenet":
+                raise FileNotFoundError(f"{path}: torchvision MobileNetV2 checkpoint not found")
+            if not _WARNED_NO_WEIGHTS:
+                log.warning("%s: ImageNet MobileNetV2 weights not found; the backbone starts from random init "
+                            "(run tools/get_pretrained.py to install them)", path)
+                _WARNED_NO_WEIGHTS = True
+            return
+        unused = self.load_torchvision(path)
+        log.info("MobileNetV2 backbone: loaded %d tensors from %s (unused: %d, e.g. %s)",
+                 len(self.state_dict()), path, len(unused), unused[:2])
+
+
+# ----------------------------------------------------------------------------------------------- DDP on CPU
+@MODEL_WRAPPERS.register_module()
+class CPUFriendlyDDP(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` that accepts a CPU module (drops ``device_ids``, which DDP refuses there)."""
+
+    def __init__(self, module: torch.nn.Module, **kwargs: Any) -> None:
+        if next(module.parameters()).device.type == "cpu":
+            kwargs.pop("device_ids", None)
+            kwargs.pop("output_device", None)
+        super().__init__(module=module, **kwargs)
+
+
+def label_values(path: str | os.PathLike) -> np.ndarray:
+    """Distinct values of a label PNG (for input checks)."""
+    return np.unique(read_label_png(path))
