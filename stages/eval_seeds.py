@@ -25,7 +25,9 @@ def inputs(cfg: Any) -> tuple[str, ...]:
 
 
 def _bao_enabled(cfg: Any) -> bool:
-    return bool(cfg.get("bao", {}).get("enabled", False))
+    """As the runner decides it: a stage is enabled unless its section says ``enabled=False``."""
+    section = cfg.get("bao", None)
+    return bool(section.get("enabled", True)) if isinstance(section, dict) else True
 
 
 def thresholds_from(scfg: Any) -> list[float]:
@@ -143,6 +145,8 @@ def run(ctx) -> dict:
     names = list(ds.classes)
     sums = [summarize(cm, names) for cm in cms]
     mious = [s["mIoU"] if s["mIoU"] is not None else float("nan") for s in sums]
+    if all(math.isnan(m) for m in mious):
+        raise ValueError(f"split '{ds.split}': the masks have no valid (non-ignore) pixel; nothing to evaluate")
     best = int(np.nanargmax(mious))
     bao_sum = summarize(bao_cm, names) if bao_cm is not None else None
 

@@ -33,7 +33,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from tqdm import tqdm
 
-from pipeline.cache import atomic_path, atomic_write_json, atomic_write_text
+from pipeline.cache import atomic_write_json, atomic_write_text
+from wsss.maps import save_label_png
 
 log = logging.getLogger("wsss.coco")
 
@@ -46,24 +47,6 @@ _POLY_MARGIN_PX = 2.0
 
 class CocoFormatError(ValueError):
     """The annotation file is not a usable COCO instances file (the message names the file and the entry)."""
-
-
-def _voc_palette() -> list[int]:
-    """The standard PASCAL VOC colour map (256 entries, bit-interleaved), flattened for ``Image.putpalette``.
-
-    Private copy so this module does not depend on ``wsss.maps``; index 255 is (224, 224, 192).
-    """
-    pal: list[int] = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal.extend((r, g, b))
-    return pal
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -226,14 +209,6 @@ def render_mask(image: dict[str, Any], anns: Sequence[dict[str, Any]], cat_to_la
     return out
 
 
-def save_label_png(mask: np.ndarray, path: str | os.PathLike) -> None:
-    """Write a uint8 label map as a VOC-palette PNG, atomically."""
-    img = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # mode "L"; putpalette makes it "P"
-    img.putpalette(_voc_palette())
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
-
-
 def _convert_one(task: tuple) -> tuple[str, bool, int]:
     """Worker: render + save one image's PNG unless it exists. Returns (stem, written, ignored pixel count)."""
     image, anns, cat_to_label, png_path, img_path, where = task
@@ -252,7 +227,7 @@ def _convert_one(task: tuple) -> tuple[str, bool, int]:
             raise CocoFormatError(f"{img_path} is {im.size[0]}x{im.size[1]} (WxH) but {where} gives "
                                   f"{w}x{h} for image id {image['id']}")
     mask = render_mask(image, anns, cat_to_label, where)
-    save_label_png(mask, png_path)
+    save_label_png(png_path, mask)
     return stem, True, int((mask == IGNORE).sum())
 
 

@@ -227,8 +227,13 @@ def _derive_one(args: tuple[str, str, str, int]) -> tuple[str, list[int] | str]:
 
 
 def derive_labels(ds: SegDataset, cache_dir: Path | None, workers: int = 0) -> dict[str, list[int]]:
-    """Image-level labels from the masks (every mask validated once), cached by split content."""
-    key = hashlib.sha1(json.dumps([str(ds.mask_dir.resolve()), ds.mask_suffix, ds.classes, ds.ids]).encode()
+    """Image-level labels from the masks (every mask validated once), cached by split and mask files.
+
+    The cache key covers the mask folder, the class list, the ids and every mask's size and mtime, so an
+    edited mask is validated again.
+    """
+    stats = [(lambda s: (s.st_size, s.st_mtime_ns))(ds.mask_path(i).stat()) for i in ds.ids]
+    key = hashlib.sha1(json.dumps([str(ds.mask_dir.resolve()), ds.mask_suffix, ds.classes, ds.ids, stats]).encode()
                        ).hexdigest()[:16]
     cache = cache_dir / f"labels_{ds.split}_{key}.json" if cache_dir else None
     if cache and cache.is_file():

@@ -160,7 +160,7 @@ def _background(rng: np.random.Generator, h: int, w: int, sources: tuple[tuple[s
     img = np.asarray(crop, dtype=np.float32)
     if rng.random() < 0.5:
         img = img[:, ::-1]
-    if rng.random() < 0.2:
+    if rng.random() < 0.15:
         img = img[::-1]
     # colour jitter: brightness, contrast, saturation, and a small random channel mix (hue/white-balance shift)
     img = img * rng.uniform(0.7, 1.25)
@@ -197,6 +197,8 @@ def _regular(n: int, radius: float = 1.0, phase: float = -math.pi / 2) -> np.nda
 _TRIANGLE = _regular(3)
 _STAR = np.stack([_regular(5), _regular(5, 0.45, -math.pi / 2 + math.pi / 5)], 1).reshape(-1, 2)
 _SQUARE_HALF = 0.78  # half side in units of the object radius: comparable area to the disc
+# radius multipliers that bring the thin shapes' areas closer to the disc's
+_SCALE: dict[str, float] = {"disc": 0.95, "square": 1.0, "triangle": 1.3, "star": 1.3, "ring": 1.0}
 
 # Each shape is defined on local coordinates where the object's radius is 1.
 SHAPES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -376,9 +378,9 @@ def render_demo_image(seed: int, split: str, index: int, size: int = 128, vary_s
             raise ValueError(f"first_class must be in 1..{n_fg}, got {cls}")
         name = CLASSES[cls]
         colours = _random_colours(rng)
-        lo, hi = (0.22, 0.42) if n_obj == 1 else (0.14, 0.32)
+        lo, hi = (0.24, 0.44) if n_obj == 1 else (0.15, 0.33)
         for attempt in range(30):
-            r = rng.uniform(lo, hi) * m * (0.8 if attempt >= 15 else 1.0)
+            r = rng.uniform(lo, hi) * m * _SCALE[name] * (0.8 if attempt >= 15 else 1.0)
             cx = rng.uniform(0.25 * r, w - 0.25 * r)
             cy = rng.uniform(0.25 * r, h - 0.25 * r)
             theta = rng.uniform(0, 2 * math.pi)
@@ -454,7 +456,8 @@ def _readme(params: dict[str, Any], summary: dict[str, Any]) -> str:
         "scale, position, rotation and aspect, anti-aliased edges, shading and grain, over random crops (flipped,",
         "colour-jittered) of real photos shipped by installed packages:",
     ]
-    lines += [f"  {pkg}/{rel}: {desc}" for pkg, rel, desc in BACKGROUND_SOURCES if f"{pkg}/{rel}" in params["backgrounds"]]
+    lines += [f"  {pkg}/{rel}: {desc}" for pkg, rel, desc in BACKGROUND_SOURCES
+              if f"{pkg}/{rel}" in params["backgrounds"]]
     lines += [
         "Plain-coloured blobs that belong to no class are scattered as clutter (labelled background).",
         "",

@@ -19,10 +19,7 @@ from typing import Any
 
 import numpy as np
 
-VOC_CLASSES: tuple[str, ...] = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
+from wsss.datasets import VOC_CLASSES, read_label_png  # noqa: E402,F401  (one reader, one class list)
 
 # COCO 2014 "things" in category-id order (label k + 1 = k-th category by id), background first.
 COCO_CLASSES: tuple[str, ...] = (
@@ -223,20 +220,6 @@ def read_split_ids(path: str | os.PathLike) -> list[str]:
     if not ids:
         raise ValueError(f"{path}: split file lists no ids")
     return ids
-
-
-def read_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Index values of a label PNG (palette 'P' or grey 'L'/'I' mode); RGB colour masks are refused."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
-            raise ValueError(f"{path}: label PNG must be palette (P) or greyscale (L/I) mode with class indices, "
-                             f"got mode {im.mode} (a colour rendering is not a label map)")
-        arr = np.array(im)
-    if arr.ndim != 2:
-        raise ValueError(f"{path}: label map must be 2-D, got shape {arr.shape}")
-    return arr
 
 
 def evaluate_folder(

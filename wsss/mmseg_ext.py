@@ -18,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pipeline.compat  # noqa: F401  (stack fixes before torch/mmcv/mmseg)
-
 import numpy as np
 import torch
 from mmengine.model.wrappers import MMDistributedDataParallel

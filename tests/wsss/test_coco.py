@@ -13,7 +13,12 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from tools.convert_coco import main as cli_main
-from wsss.coco import CocoFormatError, _voc_palette, convert_coco
+from wsss.coco import CocoFormatError, convert_coco
+from wsss.maps import voc_palette
+
+
+def _voc_palette() -> list[int]:
+    return voc_palette().flatten().tolist()
 
 H, W = 30, 40
 SPLIT = "val2014"

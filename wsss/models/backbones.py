@@ -21,8 +21,7 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-import pipeline.compat  # noqa: F401  (before torchvision)
-import torch
+import torch  # (wsss/__init__ has applied pipeline.compat before torchvision)
 import torchvision
 from torch import Tensor, nn
 
@@ -89,7 +88,8 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
 
 def _torchvision_model(name: str, pretrained: bool | str | os.PathLike | None) -> nn.Module:
     """The torchvision model with ImageNet weights (offline), a local checkpoint, or random init."""
-    kwargs = dict(replace_stride_with_dilation=[False, False, True]) if name in RESNETS else {}
+    # BasicBlock ResNets (18/34) reject torchvision's dilation flag: _basic_resnet_stride16 does it after build
+    kwargs = dict(replace_stride_with_dilation=[False, False, True]) if name in ("resnet50", "resnet101") else {}
     if pretrained is True:
         weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
         file = _weights_file(weights)
@@ -132,6 +132,17 @@ def _mobilenet_stride16(m: nn.Module) -> None:
         dw.dilation, dw.padding = (2, 2), (2, 2)
 
 
+def _basic_resnet_stride16(m: nn.Module) -> None:
+    """ResNet-18/34: layer4 stride 2 -> 1, its later 3x3 convs dilated by 2 (what the flag does for R50)."""
+    first = m.layer4[0]
+    first.conv1.stride = (1, 1)
+    if first.downsample is not None:
+        first.downsample[0].stride = (1, 1)
+    convs = [first.conv2] + [c for blk in list(m.layer4)[1:] for c in (blk.conv1, blk.conv2)]
+    for c in convs:
+        c.dilation, c.padding = (2, 2), (2, 2)
+
+
 def build_backbone(name: str = "resnet50", pretrained: bool | str | os.PathLike | None = True) -> Backbone:
     """``pretrained``: True = torchvision ImageNet weights from ``torch.hub.get_dir()/checkpoints`` (never
     downloaded; missing -> one warning and random init), False/None = random init, or a local checkpoint path
@@ -139,6 +150,8 @@ def build_backbone(name: str = "resnet50", pretrained: bool | str | os.PathLike 
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone '{name}'; choose one of {list(BACKBONES)}")
     m = _torchvision_model(name, pretrained)
+    if name in ("resnet18", "resnet34"):
+        _basic_resnet_stride16(m)
     if name in RESNETS:
         stem = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1)
         ch = [_out_ch(m.layer1), _out_ch(m.layer2), _out_ch(m.layer3)]

@@ -72,11 +72,9 @@ class Classifier(nn.Module):
         self.num_classes = num_classes
         self.backbone = backbone
         self.head = nn.Conv2d(backbone.high_channels, num_classes, 1, bias=False)
-        nn.init.kaiming_normal_(self.head.weight, mode="fan_out", nonlinearity="relu")
         self.generator = None
         if method == "bas":
             self.generator = nn.Conv2d(backbone.mid_channels, num_classes, 3, padding=1, bias=False)
-            nn.init.kaiming_normal_(self.generator.weight, mode="fan_out", nonlinearity="relu")
         unknown = set(loss_weights or {}) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown classify.loss_weights {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")

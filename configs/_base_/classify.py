@@ -1,0 +1,36 @@
+# Sections `classify` (the multi-label classifier: BAS or the CAM baseline) and `seeds` (seed maps from it).
+# Defaults: the BAS WSSS settings for PASCAL VOC (METHOD.md "BAS"); the demo config shrinks sizes and epochs.
+
+classify = dict(
+    method="bas",  # 'bas' (foreground generator + background activation suppression) or 'cam' (plain CAM)
+    backbone="resnet50",  # resnet50 / resnet101 / resnet18 / resnet34 (layer4 dilated) or mobilenet_v2; stride 16
+    # True = torchvision ImageNet weights from torch.hub's cache (never downloaded; absent -> warning + random
+    # init; tools/get_pretrained.py puts them there), False = random init, or a path to a torchvision state dict
+    pretrained=True,
+    classes=None,  # optional: the class names this run expects; checked against the dataset at start
+    # loss = cls + 0.2 * fg_guidance + 1.0 * bas + 1.2 * area (VOC). The area weight interacts with object size:
+    # lower it for data with small objects (watch `area_per_epoch` / `bg_wins_per_epoch` in results.json)
+    loss_weights=dict(cls=1.0, fg=0.2, bas=1.0, area=1.2),
+    cls_loss=None,  # None = 'pos_neg_softmax' for BAS (the BAS code's loss), 'soft_margin' for CAM
+    detach_generator_input=True,  # the generator reads detached mid features: only it learns from its losses
+    epochs=10,
+    batch_size=16,  # per process (DDP: per rank)
+    lr=0.005,  # backbone; new heads (classifier, generator) x10
+    weight_decay=1e-4,
+    momentum=0.9,
+    poly_power=0.9,
+    resize=512,  # long side before the random scale
+    scale_range=(0.7, 1.3),  # random factor on `resize`
+    crop_size=448,  # random crop (zero-padded = mean colour)
+    flip=True,
+    num_workers=4,  # DataLoader worker processes
+    ckpt_interval=0,  # also checkpoint every n iterations (0 = once per epoch)
+    log_interval=1,  # train_log.jsonl every n iterations
+)
+
+seeds = dict(
+    source="bas",  # 'bas', 'cam' or 'bas+cam' (each normalised, then averaged)
+    scales=(1.0, 0.5, 1.5, 2.0),  # plus horizontal flip; maps summed over all passes, then max-normalised
+    flip=True,
+    split=None,  # None = the dataset's train split
+)

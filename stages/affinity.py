@@ -1,0 +1,53 @@
+"""Train the inter-pixel affinity network on the confident regions of the affinity labels (IRN's train_irn).
+
+The classifier's backbone is frozen (as IRN); a small multi-level head embeds its features on the stride-4
+grid and pairs within ``train_radius`` get PSA's affinity ``exp(-mean|f_i - f_j|)`` (see wsss/affinity.py for
+why PSA's pairwise formulation rather than IRN's boundary map). Loss balanced over bg-bg, same-class fg-fg
+and different-label pairs. wsss.training gives SGD + poly, AMP, DDP under torchrun, checkpoints and resume.
+Writes ``model.pth``.
+"""
+from __future__ import annotations
+
+NAME = "affinity"
+INPUTS = ("classify", "ir_labels")
+CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split")
+CODE = ("wsss.affinity", "wsss.training", "wsss.transforms", "wsss.models.classifier", "wsss.models.backbones")
+
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
+              "num_workers", "log_interval")
+
+
+def run(ctx) -> dict:
+    from stages.eval_seeds import seed_split
+    from wsss.affinity import AffinityDataset, affinity_step, build_affinity_net, pair_offsets, save_affinity_net
+    from wsss.models import load_classifier
+    from wsss.training import train
+
+    scfg = dict(ctx.stage_cfg)
+    ds = ctx.dataset(seed_split(ctx.cfg, "ir_labels"))
+    label_dir = ctx.input_dir("ir_labels") / "labels"
+    missing = [i for i in ds.ids if not (label_dir / f"{i}.png").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(ds.ids)} affinity-label PNGs missing in {label_dir}: "
+                                f"{missing[:20]} (run the ir_labels stage to completion)")
+    device = ctx.device
+    classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg)
+    model = build_affinity_net(classifier, scfg).to(device)
+    stride = model.grid_stride
+    offsets = pair_offsets(int(scfg.get("train_radius", 10)))
+    runtime = ctx.cfg.get("runtime", {})
+    data = AffinityDataset(ds, label_dir, resize_range=scfg.get("resize_range", (320, 640)),
+                           crop=int(scfg.get("crop_size", 512)), grid_stride=stride, flip=scfg.get("flip", True),
+                           seed=int(runtime.get("seed", 0)))
+    tcfg = {k: scfg[k] for k in TRAIN_KEYS if k in scfg}
+    tcfg.update(amp=runtime.get("amp", True), seed=runtime.get("seed", 0))
+    ctx.log.info("affinity net: grid stride %d, %d training offsets (radius %s), %d images, levels %s",
+                 stride, len(offsets), scfg.get("train_radius", 10), len(data), model.levels)
+    stats = train(model, [dict(params=model.trainable_parameters(), lr_mult=1.0)], data, affinity_step(offsets),
+                  tcfg, ctx.out_dir, ctx.log)
+    if ctx.is_main:
+        save_affinity_net(ctx.out_dir / "model.pth", model, {**scfg, "grid_stride": stride})
+    last = stats["history"][-1] if stats.get("history") else {}
+    return {"grid_stride": stride, "train_radius": int(scfg.get("train_radius", 10)), "num_offsets": len(offsets),
+            "num_images": len(data), "final": last, "iterations": stats.get("iterations"),
+            "seconds": stats.get("seconds"), "images_per_s": stats.get("images_per_s")}

@@ -1,0 +1,85 @@
+"""Train the multi-label classifier on image-level labels: BAS (foreground generator + background activation
+suppression) or the plain CAM baseline (``classify.method``). Writes ``model.pth`` (weights + architecture).
+
+Resumes from ``checkpoints/latest.pth`` (wsss.training). The log holds per-step losses; the metrics hold the
+per-epoch means, including BAS's mean foreground-map area and the share of steps where the background score
+beat the class score, the two numbers METHOD.md asks a user to watch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "classify"
+INPUTS = ()
+CONFIG_KEYS = ("dataset", "classify")
+CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.training")
+
+# Keys of the `classify` section that are not training/model options
+_TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
+               "num_workers", "log_interval")
+
+
+def check_classes(ds: Any, wanted: Any) -> None:
+    """``classify.classes`` (optional) must match the dataset's class list, in order."""
+    if wanted is None:
+        return
+    wanted = list(wanted)
+    missing = [c for c in wanted if c not in ds.classes]
+    if missing:
+        raise ValueError(f"classify.classes names {missing}, which the dataset at {ds.root} does not have "
+                         f"(its classes: {ds.classes})")
+    if wanted != list(ds.classes) and wanted != list(ds.classes[1:]):
+        raise ValueError(f"classify.classes {wanted} differ in order/extent from the dataset's {ds.classes}; "
+                         "remove classify.classes or make it match the dataset's classes.txt")
+
+
+def run(ctx) -> dict[str, Any]:
+    import torch
+
+    from wsss.models.classifier import build_classifier, save_classifier
+    from wsss.training import train
+    from wsss.transforms import LabeledImages
+
+    scfg = dict(ctx.stage_cfg)
+    runtime = dict(ctx.cfg.get("runtime", {}))
+    ds = ctx.dataset()
+    check_classes(ds, scfg.get("classes"))
+    ctx.log.info("classify: %s on %s (%d images, %d foreground classes), backbone %s", scfg.get("method", "bas"),
+                 ds.split, len(ds), ds.num_fg, scfg.get("backbone", "resnet50"))
+    seed = int(runtime.get("seed", 0))
+    torch.manual_seed(seed)  # same initial heads on every rank (DDP broadcasts rank 0's anyway)
+    model = build_classifier(scfg, ds.num_fg).to(ctx.device)
+    data = LabeledImages(ds, resize=int(scfg.get("resize", 512)), scale_range=scfg.get("scale_range", (0.7, 1.3)),
+                         crop=int(scfg.get("crop_size", 448)), flip=bool(scfg.get("flip", True)), seed=seed)
+    tcfg = {k: scfg[k] for k in _TRAIN_KEYS if k in scfg}
+    tcfg.update(amp=bool(runtime.get("amp", True)), seed=seed)
+
+    def step(net, batch):
+        return net(batch["image"], batch["labels"])
+
+    result = train(model, model.param_groups(), data, step, tcfg, ctx.out_dir, ctx.log)
+    if ctx.is_main:
+        save_classifier(ctx.out_dir / "model.pth", model, ds.classes)
+    history = result["history"]
+    final = {k: round(v, 5) for k, v in history[-1].items() if k not in ("epoch", "seconds")} if history else {}
+    metrics: dict[str, Any] = {
+        "method": model.method, "backbone": model.backbone.name, "num_classes": ds.num_fg,
+        "images": len(ds), "epochs": result["epochs"], "iterations": result["iterations"],
+        "images_per_s": result["images_per_s"], "train_seconds": result["seconds"],
+        "final": final,
+        # accuracy on the (augmented) training batches of the last epoch: top-1 = the highest score is a
+        # present class; acc = per-label accuracy of score > 0
+        "train_top1": final.get("top1"), "train_label_acc": final.get("acc"),
+        "history": history,
+    }
+    if model.method == "bas" and history:
+        metrics["area_per_epoch"] = [round(h.get("area", float("nan")), 4) for h in history]
+        metrics["bg_wins_per_epoch"] = [round(h.get("bg_wins", float("nan")), 4) for h in history]
+        area = history[-1].get("area", 0.5)
+        if area < 0.02:
+            ctx.log.warning("mean foreground-map area ended at %.3f: the maps have collapsed; lower "
+                            "classify.loss_weights.area or train longer (METHOD.md 'BAS')", area)
+        elif area > 0.9:
+            ctx.log.warning("mean foreground-map area ended at %.3f: the maps cover nearly everything; the area "
+                            "constraint is too weak or training too short", area)
+    return metrics

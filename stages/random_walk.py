@@ -1,0 +1,86 @@
+"""Seeds propagated by the learned affinities -> pseudo-labels (IRN's make_sem_seg_labels).
+
+Per image: affinities within ``radius`` (5) on the affinity net's grid (image + flip), transition matrix from
+``aff ** beta`` (beta 10) made symmetric and row-normalised, seed maps walked ``2 ** exp_times`` (256) steps
+as a *sparse* radius-bounded matrix (wsss/random_walk.py: never a dense (hw)x(hw) matrix), upsampled, background
+by ``sem_seg_bg_thres`` (IRN) or the power trick (PSA), argmax -> ``labels/<id>.png``. Resumable.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+NAME = "random_walk"
+INPUTS = ("seeds", "affinity")
+CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split")
+CODE = ("wsss.random_walk", "wsss.affinity", "wsss.transforms", "wsss.maps", "stages.crf", "stages.eval_seeds")
+
+_MODEL: dict[int, Any] = {}  # pid -> model: loaded lazily once per worker process (fork-safe)
+
+
+def walk_image(model, image, seeds, scfg: dict, device) -> Any:
+    """The label map of one image: affinities, sparse random walk, background, argmax."""
+    import numpy as np
+    import torch
+
+    from wsss.affinity import pair_offsets
+    from wsss.random_walk import random_walk, scores_to_labels, seed_scores
+    from wsss.transforms import to_tensor
+
+    radius = int(scfg.get("radius", 5))
+    bg_mode = scfg.get("bg_mode", "threshold")
+    stride = model.grid_stride
+    aff = model.infer(to_tensor(image).to(device), radius, flip=bool(scfg.get("flip", True)))[0]
+    grid = tuple(aff.shape[-2:])
+    if scfg.get("seed_source", "low") == "high":
+        maps = seed_scores(seeds.high, grid, stride, bg_mode, float(scfg.get("bg_power", 1.0)),
+                           float(scfg.get("seed_power", 1.0)))
+    else:
+        maps = seed_scores(seeds.low, grid, None, bg_mode, float(scfg.get("bg_power", 1.0)),
+                           float(scfg.get("seed_power", 1.0)))
+    walked = random_walk(torch.from_numpy(maps).to(device), aff, pair_offsets(radius), float(scfg.get("beta", 10)),
+                         int(scfg.get("exp_times", 8)))
+    ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
+    return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, seeds.size, stride, bg_mode,
+                            float(scfg.get("sem_seg_bg_thres", 0.25)), ignore)
+
+
+def run(ctx) -> dict:
+    import torch
+
+    from pipeline.parallel import exists, for_each_item
+    from stages.crf import load_checked, seed_items
+    from wsss.affinity import load_affinity_net
+    from wsss.maps import save_label_png
+
+    scfg = dict(ctx.stage_cfg)
+    if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
+        raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")
+    ds, ids, seed_dir = seed_items(ctx, NAME)
+    model_path = ctx.input_dir("affinity") / "model.pth"
+    device = ctx.device
+    workers = 1 if device.type == "cuda" else ctx.workers  # one process drives the GPU
+    out = ctx.out_dir / "labels"
+    path_for = lambda i: out / f"{i}.png"  # noqa: E731
+    classify_cfg, num_fg = dict(ctx.cfg.get("classify", {})), ds.num_fg
+    load_affinity_net(model_path, classify_cfg, num_fg)  # fail early (missing/mismatched) before the pool starts
+
+    def work(id_: str) -> None:
+        model = _MODEL.get(os.getpid())
+        if model is None:
+            model = _MODEL[os.getpid()] = load_affinity_net(model_path, classify_cfg, num_fg, device)
+        image, seeds = load_checked(ds, id_, seed_dir)
+        with torch.no_grad():
+            save_label_png(path_for(id_), walk_image(model, image, seeds, scfg, device))
+
+    ran = for_each_item(ids, work, exists(path_for), workers, desc="random walk", log=ctx.log)
+    _MODEL.clear()
+    return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(out),
+            "radius": int(scfg.get("radius", 5)), "beta": float(scfg.get("beta", 10)),
+            "steps": 2 ** int(scfg.get("exp_times", 8)), "bg_mode": scfg.get("bg_mode", "threshold")}
+
+
+def progress(ctx) -> tuple[int, int]:
+    out = ctx.out_dir / "labels"
+    ds = ctx.dataset(ctx.cfg.get("random_walk", {}).get("split") or ctx.cfg.get("seeds", {}).get("split"))
+    return sum((out / f"{i}.png").is_file() for i in ds.ids), len(ds.ids)

@@ -1,0 +1,128 @@
+"""Seed maps: per image, the class maps of the classes present, multi-scale + flip, summed, max-normalised.
+
+Sources (``seeds.source``): 'bas' (the sigmoid generator maps), 'cam' (relu of the classifier-head map), or
+'bas+cam' (each normalised, then averaged; what the released BAS VOC seeds do). One source per run.
+Each image's flip is in the same forward pass as the image (a batch of 2 per scale). One ``.npz`` per image in
+``maps/`` (wsss.maps.save_seeds): ``low`` at the network stride of scale 1.0, ``high`` at full resolution.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+NAME = "seeds"
+INPUTS = ("classify",)
+CONFIG_KEYS = ("dataset", "seeds")
+CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.maps")
+SOURCES = ("bas", "cam", "bas+cam")
+
+
+def _split(ctx) -> str | None:
+    return ctx.stage_cfg.get("split", None)
+
+
+def maps_dir(ctx) -> Path:
+    return ctx.out_dir / "maps"
+
+
+def progress(ctx) -> tuple[int, int]:
+    ds = ctx.dataset(_split(ctx))
+    d = maps_dir(ctx)
+    return sum((d / f"{i}.npz").is_file() for i in ds.ids), len(ds.ids)
+
+
+def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "bas", flip: bool = True,
+                batched: bool = True, device=None):
+    """(low, high) float32 arrays (K,h,w) / (K,H,W) in [0,1] for the classes ``keys`` of one image.
+
+    ``batched``: the image and its flip in one forward pass (False: one pass each; for the benchmark).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from wsss.transforms import scaled_batch
+
+    if source not in SOURCES:
+        raise ValueError(f"seeds.source must be one of {SOURCES}, got '{source}'")
+    device = device or next(model.parameters()).device
+    H, W = image.shape[:2]
+    keys_t = torch.as_tensor(list(keys), dtype=torch.long, device=device)
+    names = ("bas", "cam") if source == "bas+cam" else (source,)
+    low: dict[str, torch.Tensor] = {}
+    high: dict[str, torch.Tensor] = {}
+    # the low-resolution grid: the stride-16 feature grid of the image at scale 1.0 (ceil(H/16) for our backbones)
+    low_size = (math.ceil(H / 16), math.ceil(W / 16))
+    with torch.no_grad():
+        for s in scales:
+            x = scaled_batch(image, s, flip).to(device)
+            if batched:
+                outs = model.class_maps(x)
+            else:
+                parts = [model.class_maps(x[i:i + 1]) for i in range(len(x))]
+                outs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            for name in names:
+                if name not in outs:
+                    raise ValueError(f"seeds.source '{source}' needs '{name}' maps, but the classifier "
+                                     f"(method '{model.method}') gives only {sorted(outs)}")
+                m = outs[name][:, keys_t].float()
+                m = m[:1] + m[1:].flip(-1) if flip else m  # (1,K,h,w)
+                lo = m if tuple(m.shape[-2:]) == low_size else F.interpolate(m, low_size, mode="bilinear",
+                                                                               align_corners=False)
+                hi = F.interpolate(m, (H, W), mode="bilinear", align_corners=False)
+                low[name] = low[name] + lo if name in low else lo
+                high[name] = high[name] + hi if name in high else hi
+
+    def norm(t):
+        t = t[0].clamp(min=0)
+        return t / (t.flatten(1).max(1).values[:, None, None] + 1e-5)
+
+    lo = sum(norm(low[n]) for n in names) / len(names)
+    hi = sum(norm(high[n]) for n in names) / len(names)
+    return lo.cpu().numpy(), hi.cpu().numpy()
+
+
+def run(ctx) -> dict[str, Any]:
+    from pipeline.parallel import exists, for_each_item
+    from wsss.maps import save_seeds
+    from wsss.models.classifier import load_classifier
+
+    scfg = dict(ctx.stage_cfg)
+    source = scfg.get("source", "bas")
+    if source not in SOURCES:
+        raise ValueError(f"seeds.source must be one of {SOURCES}, got '{source}'")
+    scales = tuple(float(s) for s in scfg.get("scales", (1.0, 0.5, 1.5, 2.0)))
+    if not scales or any(s <= 0 for s in scales):
+        raise ValueError(f"seeds.scales must be positive numbers, got {scales}")
+    flip = bool(scfg.get("flip", True))
+    ds = ctx.dataset(_split(ctx))
+    empty = [i for i in ds.ids if not ds.label_set(i)]
+    if empty:
+        raise ValueError(f"{len(empty)} image(s) of split '{ds.split}' have no foreground class, so no seed maps "
+                         f"can be made for them, e.g. {empty[:5]}; use a split whose images all have labels")
+    ckpt = ctx.input_dir("classify") / "model.pth"
+    device = ctx.device
+    # the classifier architecture comes from the classify section (a mismatch with the checkpoint is an error)
+    model = load_classifier(ckpt, ctx.cfg.get("classify", {}), ds.num_fg, device)
+    if source != "cam" and model.method != "bas":
+        raise ValueError(f"{ckpt}: seeds.source '{source}' needs a BAS classifier, this one is '{model.method}' "
+                         "(set seeds.source='cam' or classify.method='bas')")
+    out = maps_dir(ctx)
+    out.mkdir(parents=True, exist_ok=True)
+    path_for = lambda i: out / f"{i}.npz"  # noqa: E731
+
+    def work(id_: str) -> int:
+        lo, hi = image_seeds(model, ds.image(id_), ds.label_set(id_), scales, source, flip, device=device)
+        save_seeds(path_for(id_), ds.label_set(id_), lo, hi)
+        return 1
+
+    workers = 1 if device.type == "cuda" else max(1, ctx.workers)
+    t0 = time.time()
+    done = for_each_item(ds.ids, work, done=exists(path_for), workers=workers, desc="seeds", log=ctx.log)
+    seconds = time.time() - t0
+    sizes = [path_for(i).stat().st_size for i in ds.ids if path_for(i).is_file()]
+    return {"source": source, "scales": list(scales), "flip": flip, "split": ds.split, "images": len(ds.ids),
+            "computed": len(done), "seconds": round(seconds, 3),
+            "images_per_s": round(len(done) / seconds, 3) if done and seconds > 0 else None,
+            "bytes_per_image": round(sum(sizes) / len(sizes)) if sizes else None}

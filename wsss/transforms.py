@@ -1,0 +1,99 @@
+"""Image transforms for classifier training and map inference (numpy in, torch tensors out).
+
+Training randomness comes from a generator keyed by (seed, epoch, index), not from global state: the same
+sample gets the same augmentation whichever worker or rank loads it, so a resumed run sees exactly the data
+an uninterrupted run would (see wsss/training.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 HxWx3 -> float32 3xHxW, ImageNet mean/std."""
+    x = image.astype(np.float32) / 255.0
+    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB uint8 HxWx3 -> normalised float tensor 1x3xHxW."""
+    return torch.from_numpy(normalize(image))[None]
+
+
+def resize_long(image: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = long_side / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    if (nh, nw) == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+
+
+def train_transform(image: np.ndarray, rng: np.random.Generator, resize: int = 512,
+                    scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448, flip: bool = True) -> np.ndarray:
+    """Random long-side resize (``resize`` x U(scale_range)), flip, normalise, random crop to ``crop`` (zero
+    padding = the mean colour after normalisation). Returns float32 3 x crop x crop."""
+    lo, hi = scale_range
+    long_side = max(8, round(resize * rng.uniform(lo, hi)))
+    image = resize_long(image, long_side)
+    if flip and rng.random() < 0.5:
+        image = image[:, ::-1]
+    x = normalize(image)
+    return random_crop(x, crop, rng)
+
+
+def random_crop(x: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A crop x crop window of a CxHxW array; smaller sides are zero-padded at a random offset."""
+    c, h, w = x.shape
+    out = np.zeros((c, crop, crop), np.float32)
+    ch, cw = min(crop, h), min(crop, w)
+    y0 = int(rng.integers(0, h - ch + 1))
+    x0 = int(rng.integers(0, w - cw + 1))
+    oy = int(rng.integers(0, crop - ch + 1))
+    ox = int(rng.integers(0, crop - cw + 1))
+    out[:, oy:oy + ch, ox:ox + cw] = x[:, y0:y0 + ch, x0:x0 + cw]
+    return out
+
+
+class LabeledImages(torch.utils.data.Dataset):
+    """A ``SegDataset`` split as (image, multi-hot labels) training samples with seeded augmentation.
+
+    ``set_epoch`` (called by wsss.training.train) changes the augmentation draw per epoch.
+    """
+
+    def __init__(self, ds, resize: int = 512, scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448,
+                 flip: bool = True, seed: int = 0):
+        self.ds, self.ids = ds, list(ds.ids)
+        self.resize, self.scale_range, self.crop, self.flip = resize, tuple(scale_range), crop, flip
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        id_ = self.ids[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = train_transform(self.ds.image(id_), rng, self.resize, self.scale_range, self.crop, self.flip)
+        return {"image": torch.from_numpy(x), "labels": torch.from_numpy(self.ds.labels(id_))}
+
+
+def scaled_batch(image: np.ndarray, scale: float, flip: bool = True) -> torch.Tensor:
+    """The image at ``scale`` (bilinear), normalised, stacked with its horizontal flip: (2 or 1)x3xhxw."""
+    x = to_tensor(image)
+    if scale != 1.0:
+        h, w = image.shape[:2]
+        x = F.interpolate(x, (max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                          align_corners=False)
+    return torch.cat([x, x.flip(-1)], 0) if flip else x
