@@ -78,7 +78,8 @@ def run(ctx) -> dict[str, Any]:
             probs = predict_probs(model, image, img_scale, scales=scales, flip=True)
             save_label_png(dirs["ms_flip"] / f"{id_}.png", probs.argmax(0).astype(np.uint8))
         if "crf" in dirs:
-            refined = crf_refine(image, probs, preset)
+            # a writable copy: pydensecrf rejects the read-only array PIL hands out
+            refined = crf_refine(np.array(image), probs, preset)
             save_label_png(dirs["crf"] / f"{id_}.png", refined.argmax(0).astype(np.uint8))
 
     t0 = time.perf_counter()

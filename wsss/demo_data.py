@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.cache import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from wsss.maps import save_label_png
 
 GENERATOR_VERSION = 1
 CLASSES: tuple[str, ...] = ("background", "disc", "square", "triangle", "star", "ring")
@@ -65,28 +66,6 @@ class DemoDataError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------------- palette / io
-
-def _voc_palette() -> np.ndarray:
-    """The standard PASCAL VOC colour map, 256 x 3 uint8 (index 255 is the cream ignore colour)."""
-    pal = np.zeros((256, 3), dtype=np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
-
-
-def _encode_label_png(label: np.ndarray) -> bytes:
-    im = Image.fromarray(label.astype(np.uint8), mode="P")
-    im.putpalette(_voc_palette().reshape(-1).tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
 
 def _encode_jpeg(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -321,7 +300,10 @@ def _render(rng: np.random.Generator, h: int, w: int, shape: Callable, texture: 
 
 
 def _ignore_band(label: np.ndarray, width: int) -> np.ndarray:
-    """Set 255 on pixels within ``width`` px (chessboard distance) of a label change, as VOC does at boundaries."""
+    """Set 255 on pixels within ``width`` px (city-block distance) of a label change, as VOC does at boundaries.
+
+    City-block, not chessboard: a 3x3 neighbourhood would make the band ~3 px wide across diagonal edges.
+    """
     if width <= 0:
         return label
     h, w = label.shape
@@ -329,7 +311,7 @@ def _ignore_band(label: np.ndarray, width: int) -> np.ndarray:
     edge = np.zeros(label.shape, bool)
     for dy in range(-width, width + 1):
         for dx in range(-width, width + 1):
-            if dy or dx:
+            if (dy or dx) and abs(dy) + abs(dx) <= width:
                 edge |= pad[width + dy:width + dy + h, width + dx:width + dx + w] != label
     out = label.copy()
     out[edge] = IGNORE
@@ -558,7 +540,7 @@ def make_demo_dataset(root: str | os.PathLike, seed: int = 0, n_train: int = 240
             rgb, lab, info = render_demo_image(seed, split, i, size, vary_size, ignore_width, first_class=first)
             iid = f"{split}_{i:05d}"
             atomic_write_bytes(root / "JPEGImages" / f"{iid}.jpg", _encode_jpeg(rgb))
-            atomic_write_bytes(root / "SegmentationClass" / f"{iid}.png", _encode_label_png(lab))
+            save_label_png(root / "SegmentationClass" / f"{iid}.png", lab)
             ids.append(iid)
             infos.append(info)
             labels.append(lab)

@@ -443,7 +443,7 @@ def iou_metric(pairs: Callable[[], Any], classes: Sequence[str]) -> dict[str, An
     if not metric.results:
         raise ValueError("iou_metric: no images")
     results = tuple(zip(*metric.results))
-    areas = [sum(r).numpy() for r in results]
+    areas = [sum(r) for r in results]
     ret = IoUMetric.total_area_to_metrics(*areas, ["mIoU"], metric.nan_to_num, metric.beta)
     iou = ret["IoU"]
     return dict(mIoU=float(np.nanmean(iou) * 100), aAcc=float(ret["aAcc"] * 100),
@@ -455,16 +455,18 @@ def format_iou_table(results: Mapping[str, Mapping[str, Any]], classes: Sequence
     """Per-class IoU table, one column per evaluated variant."""
     names = list(results)
     w = max(len(c) for c in list(classes) + ["mIoU"])
-    lines = [f"{'class':<{w}} | " + " | ".join(f"{n:>8}" for n in names)]
+    cw = [max(8, len(n)) for n in names]
+    lines = [f"{'class':<{w}} | " + " | ".join(f"{n:>{c}}" for n, c in zip(names, cw))]
     lines.append("-" * len(lines[0]))
 
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}"
 
-    for c in classes:
-        lines.append(f"{c:<{w}} | " + " | ".join(f"{f(results[n]['per_class'][c]):>8}" for n in names))
+    for cls in classes:
+        row = [f"{f(results[n]['per_class'][cls]):>{c}}" for n, c in zip(names, cw)]
+        lines.append(f"{cls:<{w}} | " + " | ".join(row))
     lines.append("-" * len(lines[0]))
-    lines.append(f"{'mIoU':<{w}} | " + " | ".join(f"{f(results[n]['mIoU']):>8}" for n in names))
+    lines.append(f"{'mIoU':<{w}} | " + " | ".join(f"{f(results[n]['mIoU']):>{c}}" for n, c in zip(names, cw)))
     return "\n".join(lines)
 
 

@@ -143,3 +143,93 @@ def test_bao_model_losses_and_teacher_targets():
     maps = predict_maps(model.student.eval(), images[0], labels[0], scales=(1.0, 0.5), flip=True)
     assert maps.shape == (3, 16, 16)
     assert maps[2].abs().sum() == 0 and maps[:2].flatten(1).amax(1).tolist() == pytest.approx([1.0, 1.0])
+
+
+# ---- the bao stage on a tiny synthetic work dir ---------------------------------------------------------------
+CLASSES = ["background", "cat", "dog"]
+SQUARES = {"a": (0, (4, 4)), "b": (1, (12, 8)), "c": (0, (10, 14)), "d": (1, (2, 16))}  # class, top-left
+
+
+def make_workdir(tmp):
+    import logging
+
+    from mmengine.config import Config
+    from PIL import Image
+
+    from pipeline.stage import StageContext
+    from wsss.maps import save_label_png, save_seeds
+    from wsss.models.classifier import build_classifier, save_classifier
+
+    root, work = tmp / "data", tmp / "work"
+    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / d).mkdir(parents=True)
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(SQUARES) + "\n")
+    rng = np.random.default_rng(0)
+    for id_, (c, (y, x)) in SQUARES.items():
+        img = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
+        mask = np.zeros((32, 32), np.uint8)
+        mask[y:y + 14, x:x + 14] = c + 1
+        img[mask > 0] = (220, 40, 40) if c == 0 else (40, 220, 40)
+        Image.fromarray(img).save(root / "JPEGImages" / f"{id_}.jpg", quality=95)
+        save_label_png(root / "SegmentationClass" / f"{id_}.png", mask)
+        high = np.where(mask > 0, 0.9, 0.1).astype(np.float32)[None]
+        save_seeds(work / "seeds/maps" / f"{id_}.npz", [c], high[:, ::16, ::16], high)
+    torch.manual_seed(0)
+    ccfg = dict(backbone="resnet18", method="cam", pretrained=False)
+    save_classifier(work / "classify/model.pth", build_classifier(ccfg, 2), CLASSES)
+    cfg = Config(dict(
+        dataset=dict(type="custom", root=str(root), cache_dir=str(tmp / "cache")),
+        classify=ccfg, seeds=dict(scales=(1.0, 0.5)),
+        bao=dict(enabled=True, epochs=2, batch_size=2, lr=0.01, resize=32, crop_size=32, teacher_from_epoch=1,
+                 ema_momentum=0.5, hidden=16),
+        eval_seeds=dict(threshold_range=(0.05, 0.6, 0.05)),
+        runtime=dict(device="cpu", workers=1, amp=False, seed=0)))
+    return lambda name: StageContext(name=name, cfg=cfg, work_dir=work, log=logging.getLogger("test"))
+
+
+def test_bao_stage_writes_threshold_free_labels_and_resumes(tmp_path):
+    from stages import bao, eval_seeds
+    from wsss.datasets import read_label_png
+
+    ctx = make_workdir(tmp_path)
+    assert not any("thres" in k for k in ctx("bao").stage_cfg)  # nothing to tune
+    res = bao.run(ctx("bao"))
+    out = ctx("bao").out_dir
+    assert res["num_images"] == 4 and res["computed"] == 4 and res["iterations"] == 4
+    assert res["inference"]["scales"] == [1.0, 0.5]
+    assert [h["epoch"] for h in res["history"]] == [1, 2]
+    first = {}
+    for id_, (c, _) in SQUARES.items():
+        lab = read_label_png(out / "labels" / f"{id_}.png")
+        assert lab.shape == (32, 32) and set(np.unique(lab).tolist()) <= {0, c + 1}
+        with np.load(out / "bg" / f"{id_}.npz") as z:
+            bg = z["bg"]
+        assert bg.dtype == np.float16 and bg.shape == (32, 32) and 0 <= bg.min() and bg.max() <= 1.0
+        first[id_] = lab
+    assert (out / "model.pth").is_file() and (out / "checkpoints/latest.pth").is_file()
+    # resume: a missing output is recomputed, identical; training is not redone
+    (out / "labels/b.png").unlink()
+    res2 = bao.run(ctx("bao"))
+    assert res2["computed"] == 1 and res2["iterations"] == 4
+    np.testing.assert_array_equal(read_label_png(out / "labels/b.png"), first["b"])
+    # eval_seeds reads the bao labels and reports them beside the threshold sweep
+    ev = eval_seeds.run(ctx("eval_seeds"))
+    assert ev["bao_miou"] is not None and 0 <= ev["bao_miou"] <= 100
+    assert ev["best_miou"] == pytest.approx(100.0)  # seeds are the squares: any threshold in [0.1, 0.9) is exact
+
+
+def test_bao_stage_bad_seeds(tmp_path):
+    from stages import bao
+    from wsss.maps import save_seeds
+
+    ctx = make_workdir(tmp_path)
+    maps = ctx("bao").input_dir("seeds") / "maps"
+    (maps / "c.npz").unlink()
+    (maps / "d.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"2 of 4 seed files missing.*\['c', 'd'\]"):
+        bao.run(ctx("bao"))
+    for i in ("c", "d"):
+        save_seeds(maps / f"{i}.npz", [7], np.zeros((1, 2, 2)), np.zeros((1, 32, 32)))
+    with pytest.raises(ValueError, match=r"c.npz: seed keys \[7\].*different class list"):
+        bao.run(ctx("bao"))

@@ -10,12 +10,12 @@ from PIL import Image
 from wsss.demo_data import (
     CLASSES,
     IGNORE,
-    _voc_palette,
     demo_dataset_complete,
     ensure_demo_dataset,
     make_demo_dataset,
     render_demo_image,
 )
+from wsss.maps import voc_palette
 
 SMALL = dict(n_train=12, n_val=4, size=64)
 
@@ -39,7 +39,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def test_voc_palette_known_entries() -> None:
-    pal = _voc_palette()
+    pal = voc_palette()
     assert pal.shape == (256, 3) and pal.dtype == np.uint8
     assert pal[0].tolist() == [0, 0, 0]
     assert pal[1].tolist() == [128, 0, 0]
@@ -85,7 +85,7 @@ def test_layout_and_label_ranges(built: tuple[Path, dict]) -> None:
         assert im.mode == "RGB"
         m = Image.open(root / "SegmentationClass" / f"{iid}.png")
         assert m.mode == "P"
-        assert np.array_equal(np.array(m.getpalette()[:768], np.uint8).reshape(256, 3), _voc_palette())
+        assert np.array_equal(np.array(m.getpalette()[:768], np.uint8).reshape(256, 3), voc_palette())
         lab = np.asarray(m)
         assert lab.dtype == np.uint8 and lab.shape == (im.height, im.width)
         assert 56 <= im.height <= 72 and 56 <= im.width <= 80

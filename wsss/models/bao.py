@@ -15,7 +15,7 @@ See METHOD.md "BAO". The pieces, each a few lines:
   smoothing spread over those channels; background pixels and foreground pixels are averaged separately and
   the two means averaged, so large background areas do not drown the objects.
 - :func:`ema_update` — teacher <- m * teacher + (1 - m) * student (parameters and float buffers).
-- :func:`normalized_maps` — inference/teacher maps: softmax over the valid channels, each channel
+- :func:`normalized_maps` — inference maps: softmax over the valid channels, each channel
   max-normalised over the image; the label is the argmax of [background, classes], no threshold.
 """
 from __future__ import annotations
@@ -90,11 +90,20 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
             t.copy_(s)
 
 
+def valid_softmax(logits: Tensor, valid: Tensor) -> Tensor:
+    """Softmax over the valid channels of (B, K, H, W) logits; absent channels are 0."""
+    vmask = valid[:, :, None, None]
+    return F.softmax(logits.float().masked_fill(~vmask, float("-inf")), dim=1).masked_fill(~vmask, 0.0)
+
+
+def channel_normalize(maps: Tensor) -> Tensor:
+    """Each (B, K) channel divided by its spatial maximum (all-zero channels stay 0)."""
+    return maps / maps.flatten(2).amax(2).clamp(min=1e-5)[:, :, None, None]
+
+
 def normalized_maps(logits: Tensor, valid: Tensor) -> Tensor:
     """(B, K, H, W) maps in [0, 1]: softmax over the valid channels, each channel max-normalised; absent = 0."""
-    vmask = valid[:, :, None, None]
-    prob = F.softmax(logits.float().masked_fill(~vmask, float("-inf")), dim=1).masked_fill(~vmask, 0.0)
-    return prob / prob.flatten(2).amax(2).clamp(min=1e-5)[:, :, None, None]
+    return channel_normalize(valid_softmax(logits, valid))
 
 
 class LabelConditionedHead(nn.Module):
@@ -148,8 +157,10 @@ class BAOModel(nn.Module):
     """Student + EMA teacher in one module (one checkpoint); ``forward`` returns the training losses.
 
     Teacher labels: the first seeds' labels (``seed_targets``) while ``use_teacher`` is False; afterwards the
-    EMA teacher's own single-scale prediction on the same augmented batch (normalised maps, argmax, no
-    threshold), computed without gradient. Pixels ignored in ``seed_targets`` (crop padding) stay ignored.
+    EMA teacher's own single-scale prediction on the same augmented batch (argmax over the background and the
+    present classes, no threshold), computed without gradient. Pixels ignored in ``seed_targets`` (crop
+    padding) stay ignored. The per-channel normalisation of inference is left out here: on a crop that cut an
+    object away it would promote that class's weak response to a full-strength label.
     """
 
     def __init__(self, student: BAOStudent, ema_momentum: float = 0.999, smoothing: float = 0.4,
@@ -174,6 +185,10 @@ class BAOModel(nn.Module):
     def update_teacher(self) -> None:
         ema_update(self.teacher, self.student, self.ema_momentum)
 
+    def sync_teacher(self) -> None:
+        """teacher <- student (the EMA with momentum 0), while the seeds still provide the labels."""
+        ema_update(self.teacher, self.student, 0.0)
+
     @torch.no_grad()
     def teacher_targets(self, images: Tensor, labels: Tensor, seed_targets: Tensor) -> Tensor:
         was = self.teacher.training
@@ -181,7 +196,8 @@ class BAOModel(nn.Module):
         logits, _ = self.teacher(images, labels)
         self.teacher.train(was)
         logits = F.interpolate(logits.float(), seed_targets.shape[-2:], mode="bilinear", align_corners=False)
-        target = normalized_maps(logits, valid_channels(labels)).argmax(1)
+        vmask = valid_channels(labels)[:, :, None, None]
+        target = logits.masked_fill(~vmask, float("-inf")).argmax(1)
         return torch.where(seed_targets == IGNORE, seed_targets, target)
 
     def forward(self, images: Tensor, labels: Tensor, seed_targets: Tensor, use_teacher: bool = False) -> dict:
@@ -207,7 +223,6 @@ def predict_maps(student: BAOStudent, image: Tensor, labels: Tensor, scales: Seq
     h, w = image.shape[-2:]
     labels = labels.float()[None]
     valid = valid_channels(labels)
-    vmask = valid[:, :, None, None]
     total = torch.zeros(1, labels.shape[1] + 1, h, w, device=image.device)
     for s in scales:
         x = image[None]
@@ -215,11 +230,10 @@ def predict_maps(student: BAOStudent, image: Tensor, labels: Tensor, scales: Seq
             x = F.interpolate(x, (max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", align_corners=False)
         batch = torch.cat([x, x.flip(-1)]) if flip else x
         logits, _ = student(batch, labels.expand(len(batch), -1))
-        prob = F.softmax(logits.float().masked_fill(~vmask, float("-inf")), 1).masked_fill(~vmask, 0.0)
-        prob = F.interpolate(prob, (h, w), mode="bilinear", align_corners=False)
+        prob = F.interpolate(valid_softmax(logits, valid.expand(len(batch), -1)), (h, w), mode="bilinear",
+                             align_corners=False)
         total += prob[:1] + (prob[1:].flip(-1) if flip else 0)
-    total = total.masked_fill(~vmask, 0.0)
-    return (total / total.flatten(2).amax(2).clamp(min=1e-5)[:, :, None, None])[0]
+    return channel_normalize(total)[0]
 
 
 def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, resize: int = 512,
@@ -252,7 +266,7 @@ def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.G
 
 
 class SeedLabelImages(torch.utils.data.Dataset):
-    """(image, multi-hot labels, first teacher labels) samples: the teacher labels come from each image's seed
+    """(image, multi-hot labels, first teacher labels, epoch) samples: the teacher labels come from each image's seed
     file (:func:`teacher_labels`), augmented with the image. Seeded per (seed, epoch, index) like
     ``wsss.transforms.LabeledImages``, so a resumed run sees the same data."""
 
@@ -283,4 +297,5 @@ class SeedLabelImages(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         x, lab = joint_train_transform(image, label, rng, self.resize, self.scale_range, self.crop, self.flip)
         return {"image": torch.from_numpy(x), "labels": torch.from_numpy(self.ds.labels(id_)),
-                "target": torch.from_numpy(lab.astype(np.int64))}
+                "target": torch.from_numpy(lab.astype(np.int64)),
+                "epoch": torch.tensor(self.epoch)}  # tells the training step which teacher labels to use

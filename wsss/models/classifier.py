@@ -161,7 +161,7 @@ class Classifier(nn.Module):
             return head_copy(high_copy(erased)).mean((2, 3))
         params = {k: v.detach() for k, v in high_mod.named_parameters()}
         # BN running stats: clones, so the background batch does not move the real ones (as with the copy)
-        buffers = {k: (v.clone() if v.is_floating_point() else v) for k, v in high_mod.named_buffers()}
+        buffers = {k: v.clone() for k, v in high_mod.named_buffers()}
         feats = functional_call(high_mod, {**params, **buffers}, (erased,))
         return F.conv2d(feats, self.head.weight.detach()).mean((2, 3))
 

@@ -1,0 +1,68 @@
+# Sections `crf`, `ir_labels`, `affinity`, `random_walk`, `eval_pseudo`: seed refinement (dense CRF and
+# IRN-style inter-pixel affinity + random walk) and the evaluation of the pseudo-labels. VOC defaults from
+# METHOD.md ("IRN-style refinement", "Dense CRF settings"). `split=None` everywhere = the split the seeds were made for.
+
+# CRF-only pseudo-labels from the seeds.
+crf = dict(
+    mode="labels",  # 'labels': IRN label unary (threshold, argmax, crf_labels); 'probs': softmax unary (crf_probs)
+    bg_threshold=0.25,  # background score / threshold for the seed label map
+    bg="threshold",  # probs mode: background score 'threshold' (constant bg_threshold) or 'power' ((1 - max)^bg_power)
+    bg_power=8.0,  # probs mode with bg='power' (PSA used 4 and 32 for low / high alpha)
+    gt_prob=0.7,  # labels mode: trust in the seed label (IRN)
+    gaussian=(3, 3),  # (sxy, compat)
+    bilateral=(50, 5, 10),  # (sxy, srgb, compat): IRN label CRF; PSA softmax unary used (80, 13, 10)
+    iters=10,
+    split=None,
+)
+
+# Affinity labels (IRN cam_to_ir_label): confident fg / bg through the label CRF, the rest 255.
+ir_labels = dict(
+    conf_fg_thres=0.30,  # foreground where a class map >= this (after the CRF)
+    conf_bg_thres=0.05,  # background where every map < this (after the CRF); BAS's code uses 0.17
+    gt_prob=0.7,
+    gaussian=(3, 3),
+    bilateral=(50, 5, 10),
+    iters=10,
+    split=None,
+)
+
+# Affinity network (PSA pairwise affinity exp(-mean|f_i - f_j|) on a frozen classifier backbone; see wsss/affinity.py).
+affinity = dict(
+    grid_stride=4,  # IRN's stride-4 grid: backbone levels (strides 4, 8, 16, 16) are resized to it and fused
+    dims=(64, 128, 256),  # per-level 1x1 conv widths, for the last len(dims) feature levels
+    levels=None,  # explicit feature-level indices (None = the last len(dims) levels: strides 8, 16, 16)
+    embed_dim=256,  # width of the fused embedding the affinities are computed on
+    chunk=8,  # offsets per checkpointed chunk (training memory vs speed)
+    train_radius=10,  # pairs within this radius on the grid (IRN: 10 at stride 4)
+    epochs=3,  # IRN: 3 epochs, batch 32, lr 0.1, crop 512
+    batch_size=32,
+    lr=0.1,
+    momentum=0.9,
+    weight_decay=1e-4,
+    crop_size=512,
+    resize_range=(320, 640),  # random long side before the crop (IRN)
+    flip=True,
+    ckpt_interval=0,  # extra checkpoints every n iterations (0 = per epoch)
+    num_workers=0,  # DataLoader workers
+)
+
+# Random walk with the learned affinities (IRN make_sem_seg_labels), sparse radius-bounded transition matrix.
+random_walk = dict(
+    radius=5,  # inference radius on the grid (IRN: 5)
+    beta=10,  # affinity ** beta
+    exp_times=8,  # 2 ** exp_times walk steps
+    bg_mode="threshold",  # 'threshold': IRN, constant sem_seg_bg_thres after the walk; 'power': PSA bg channel walked
+    sem_seg_bg_thres=0.25,  # IRN 0.25 (BAS uses 0.22 with seed_power 1.5)
+    bg_power=1.0,  # 'power' mode: bg = (1 - max_k s_k) ** bg_power
+    seed_power=1.0,  # seed maps ** seed_power before the walk (BAS: 1.5)
+    seed_source="low",  # 'low': stride-16 maps resized to the grid (IRN); 'high': full-res maps pooled to the grid
+    flip=True,  # affinities averaged over the image and its mirror
+    keep_low_confidence_as_ignore=False,  # 255 where the winning score < ignore_threshold
+    ignore_threshold=0.3,
+    split=None,
+)
+
+# Pseudo-label evaluation (CRF-only and random-walk paths) vs ground truth, next to eval_seeds' numbers.
+eval_pseudo = dict(
+    split=None,
+)

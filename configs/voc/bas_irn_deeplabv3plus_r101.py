@@ -1,0 +1,11 @@
+# PASCAL VOC 2012 + SBD: BAS (ResNet-50, OS16) seeds -> CRF / IRN-style affinity -> DeepLabV3+ R101 in MMSegmentation.
+# Expects data/VOCdevkit/VOC2012 (see configs/_base_/datasets/voc.py); the paper's hyper-parameters (METHOD.md).
+_base_ = [
+    "../_base_/datasets/voc.py",
+    "../_base_/classify.py",
+    "../_base_/seeds_eval.py",
+    "../_base_/refine.py",
+    "../_base_/segment.py",
+    "../_base_/runtime.py",
+]
+experiment = "voc_bas_irn_r101"

@@ -1,0 +1,159 @@
+"""BAO: learn an explicit background channel from the first seeds, then label every image with no threshold.
+
+Training (wsss.training: SGD + poly, AMP, DDP, checkpoints/resume): the student is the trained classifier's
+backbone and classifier head plus a label-conditioned head with C+1 outputs (wsss.models.bao). Losses:
+multi-label classification + class-balanced, label-smoothed cross-entropy on teacher labels.
+
+Teacher labels, by epoch (``bao.teacher_from_epoch``):
+- before it: the first seeds' labels, argmax over [1 - max_c normCAM_c, normCAM_c] (no tuned threshold);
+  meanwhile the teacher is kept equal to the student, so it starts from a head that has learned the seeds;
+- from it on: the EMA teacher's own prediction on the same augmented batch (single scale, argmax over the
+  background and the present classes), recomputed on the fly without gradient; the teacher follows the
+  student by EMA (``bao.ema_momentum``) every step.
+The EMA step is taken at the start of each training step (it then sees the previous optimizer update) and
+once after training, so a resumed run gives the same teacher as an uninterrupted one.
+
+Inference with the EMA teacher (``bao.infer_with``): multi-scale + flip (``bao.scales``, default the seeds'
+scales), the learned background channel and the present classes' maps, each normalised per channel, argmax.
+Writes ``labels/<id>.png`` (label PNG) and ``bg/<id>.npz`` (``bg``: float16 HxW background map), resumable.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NAME = "bao"
+INPUTS = ("classify", "seeds")
+CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales")
+CODE = ("wsss.models.bao", "wsss.training", "wsss.transforms", "wsss.maps", "stages.eval_seeds")
+
+_TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
+               "num_workers", "log_interval")
+DEFAULT_SCALES = (1.0, 0.5, 1.5, 2.0)
+
+
+def check_seed_classes(ds: Any, seed_dir, ids: list[str]) -> None:
+    """Every seed file's class keys must be the image's labels in this dataset (reads only the keys)."""
+    from stages.eval_seeds import check_seed_keys
+
+    for id_ in ids:
+        path = seed_dir / f"{id_}.npz"
+        try:
+            with np.load(path) as z:
+                keys = z["keys"]
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"{path}: not a seed file of this pipeline ({e}); re-run the seeds stage") from None
+        check_seed_keys(path, keys, ds.label_set(id_), ds.classes)
+
+
+def inference_scales(cfg: Any) -> tuple[float, ...]:
+    scales = cfg.get("bao", {}).get("scales") or cfg.get("seeds", {}).get("scales") or DEFAULT_SCALES
+    scales = tuple(float(s) for s in scales)
+    if not scales or any(s <= 0 for s in scales):
+        raise ValueError(f"bao.scales must be positive numbers, got {scales}")
+    return scales
+
+
+def run(ctx) -> dict[str, Any]:
+    import torch
+
+    from pipeline.cache import atomic_save_npz
+    from pipeline.parallel import for_each_item
+    from stages.eval_seeds import check_seed_files, seed_split
+    from wsss.maps import SeedMaps, save_label_png, seed_labels
+    from wsss.models.bao import BAOModel, BAOStudent, SeedLabelImages, predict_maps
+    from wsss.models.classifier import load_classifier
+    from wsss.training import train
+    from wsss.transforms import to_tensor
+
+    scfg = dict(ctx.stage_cfg)
+    runtime = dict(ctx.cfg.get("runtime", {}))
+    ds = ctx.dataset(seed_split(ctx.cfg, NAME))
+    ids = list(ds.ids)
+    seed_dir = ctx.input_dir("seeds") / "maps"
+    check_seed_files(seed_dir, ids)
+    check_seed_classes(ds, seed_dir, ids)
+    scales = inference_scales(ctx.cfg)
+    flip = bool(scfg.get("flip", True))
+    teacher_from = int(scfg.get("teacher_from_epoch", 1))
+    infer_with = scfg.get("infer_with", "teacher")
+    if infer_with not in ("teacher", "student"):
+        raise ValueError(f"bao.infer_with must be 'teacher' or 'student', got {infer_with!r}")
+
+    seed = int(runtime.get("seed", 0))
+    torch.manual_seed(seed)  # the same new head on every rank
+    device = ctx.device
+    classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg,
+                                 "cpu")
+    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)))
+    del classifier
+    model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.999)),
+                     smoothing=float(scfg.get("label_smoothing", 0.4)), cls_weight=float(scfg.get("cls_weight", 1.0)),
+                     seg_weight=float(scfg.get("seg_weight", 1.0))).to(device)
+    data = SeedLabelImages(ds, seed_dir, resize=int(scfg.get("resize", 512)),
+                           scale_range=scfg.get("resize_range", (0.7, 1.3)), crop=int(scfg.get("crop_size", 448)),
+                           flip=True, seed=seed)
+    tcfg = {k: scfg[k] for k in _TRAIN_KEYS if k in scfg}
+    tcfg.update(amp=bool(runtime.get("amp", True)), seed=seed)
+    epochs = int(tcfg.get("epochs", 1))
+    ctx.log.info("bao: %d images of %s, %d foreground classes; %d epochs, seed labels for epochs < %d then the "
+                 "EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,
+                 epochs, teacher_from, model.ema_momentum, scales, " + flip" if flip else "", infer_with)
+
+    def step(net, batch):
+        m = getattr(net, "module", net)
+        use_teacher = int(batch["epoch"].min()) >= teacher_from
+        m.update_teacher() if use_teacher else m.sync_teacher()
+        return net(batch["image"], batch["labels"], batch["target"], use_teacher)
+
+    result = train(model, model.param_groups(), data, step, tcfg, ctx.out_dir, ctx.log)
+    # the step after the last optimizer update (the checkpoint never holds it, so this is exact on resume)
+    model.update_teacher() if epochs > teacher_from else model.sync_teacher()
+    if ctx.is_main:
+        from pipeline.cache import atomic_path
+
+        with atomic_path(ctx.out_dir / "model.pth") as tmp:
+            torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "meta": {"classes": list(ds.classes), "num_classes": ds.num_fg}}, tmp)
+
+    net = (model.teacher if infer_with == "teacher" else model.student).eval()
+    labels_dir, bg_dir = ctx.out_dir / "labels", ctx.out_dir / "bg"
+
+    def work(id_: str) -> tuple[int, int, int]:
+        image = ds.image(id_)
+        keys = np.asarray(ds.label_set(id_), np.int64)
+        x = to_tensor(image)[0].to(device)
+        lab = torch.from_numpy(ds.labels(id_)).to(device)
+        maps = predict_maps(net, x, lab, scales, flip).cpu().numpy()
+        bg, fg = maps[0], maps[1:][keys]
+        labels = seed_labels(SeedMaps(keys=keys, low=fg[:, :1, :1], high=fg), 0.0, background=bg)
+        atomic_save_npz(bg_dir / f"{id_}.npz", bg=bg.astype(np.float16))
+        save_label_png(labels_dir / f"{id_}.png", labels)  # last: its existence marks the item done
+        return int((labels == 0).sum()), int((labels > 0).sum()), int(labels.size)
+
+    workers = 1 if device.type == "cuda" else ctx.workers
+    done = lambda i: (labels_dir / f"{i}.png").is_file() and (bg_dir / f"{i}.npz").is_file()  # noqa: E731
+    with torch.inference_mode():
+        ran = for_each_item(ids, work, done, workers, desc="bao labels", log=ctx.log)
+    counts = np.array(list(ran.values()), np.int64).reshape(-1, 3).sum(0)
+    history = result["history"]
+    final = {k: round(v, 5) for k, v in history[-1].items() if k not in ("epoch", "seconds")} if history else {}
+    fg_frac = float(counts[1] / counts[2]) if counts[2] else None
+    if fg_frac is not None and (fg_frac < 0.01 or fg_frac > 0.99):
+        ctx.log.warning("bao labels are %.1f%% foreground: the background channel has %s; check the seeds and "
+                        "the training losses", 100 * fg_frac, "taken over" if fg_frac < 0.01 else "vanished")
+    return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(labels_dir),
+            "background_maps": str(bg_dir), "inference": {"scales": list(scales), "flip": flip, "model": infer_with,
+                                                           "rule": "argmax over normalised [background, classes]"},
+            "fg_fraction_of_computed": fg_frac, "epochs": result["epochs"], "iterations": result["iterations"],
+            "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,
+            "history": history}
+
+
+def progress(ctx) -> tuple[int, int]:
+    from stages.eval_seeds import seed_split
+
+    out = ctx.out_dir / "labels"
+    ds = ctx.dataset(seed_split(ctx.cfg, NAME))
+    return sum((out / f"{i}.png").is_file() for i in ds.ids), len(ds.ids)

@@ -1,0 +1,205 @@
+"""BAS/CAM classifier: loss terms, gradient routing, learning, backbone weight loading, checkpoint checks."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import wsss  # noqa: F401  (compat before torchvision, which is imported inside the tests)
+from wsss.models import build_backbone, build_classifier, load_classifier, save_classifier
+from wsss.models.classifier import bas_loss, pos_neg_softmax_loss
+
+torch.set_num_threads(2)
+C = 4
+
+
+def _batch(n: int = 4, size: int = 48, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, size, size, generator=g)
+    y = torch.zeros(n, C)
+    for i in range(n):
+        y[i, i % C] = 1
+        if i % 2:
+            y[i, (i + 1) % C] = 1
+    return x, y
+
+
+def _model(method: str = "bas", **kw):
+    torch.manual_seed(0)
+    return build_classifier(dict(backbone="mobilenet_v2", pretrained=False, method=method, **kw), C)
+
+
+def test_bas_loss_is_one_where_background_wins_and_a_ratio_elsewhere():
+    s_p = torch.tensor([2.0, 2.0, -1.0, 4.0])
+    s_bg = torch.tensor([3.0, 1.0, 0.5, -2.0], requires_grad=True)
+    loss = bas_loss(s_bg, s_p)
+    assert loss.tolist() == pytest.approx([1.0, 0.5, 1.0, 0.0])
+    loss.sum().backward()
+    # no gradient where the background wins (constant 1), 1/relu(S_p) where the ratio applies, 0 under the relu
+    assert s_bg.grad.tolist() == pytest.approx([0.0, 0.5, 0.0, 0.0])
+
+
+def test_pos_neg_softmax_loss_matches_explicit_loop():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(3, 5, generator=g)
+    y = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.float32)
+    terms = []
+    for b in range(3):
+        neg = [s[b, j] for j in range(5) if y[b, j] == 0]
+        for c in range(5):
+            if y[b, c] == 1:
+                logits = torch.stack([s[b, c], *neg])
+                terms.append(-torch.log_softmax(logits, 0)[0])
+    assert pos_neg_softmax_loss(s, y).item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
+
+
+def test_forward_outputs_and_area_range():
+    x, y = _batch()
+    model = _model()
+    out = model(x, y)
+    for k in ("loss", "cls", "bas", "area", "fg", "bg_wins", "top1", "acc"):
+        assert k in out and torch.isfinite(out[k]), k
+    assert 0.0 <= out["area"].item() <= 1.0
+    assert 0.0 <= out["bg_wins"].item() <= 1.0
+    assert out["loss"].requires_grad
+    w = model.loss_weights
+    expect = w["cls"] * out["cls"] + w["fg"] * out["fg"] + w["bas"] * out["bas"] + w["area"] * out["area"]
+    assert out["loss"].item() == pytest.approx(expect.item(), rel=1e-5)
+    maps = model.class_maps(x)
+    assert set(maps) == {"cam", "bas"} and maps["cam"].shape == maps["bas"].shape == (4, C, 3, 3)
+    assert maps["cam"].min() >= 0 and 0 <= maps["bas"].min() and maps["bas"].max() <= 1
+    cam = _model("cam")
+    assert set(cam.class_maps(x)) == {"cam"}
+    assert set(cam(x, y)) == {"loss", "cls", "top1", "acc"}
+    feats = model.backbone_features(x)
+    assert [f.shape[1] for f in feats] == [24, 32, 96, 1280]
+    assert [f.shape[-1] for f in feats] == [12, 6, 3, 3]
+
+
+def _terms(model, x, y, seed=0):
+    mid = model.backbone.forward_mid(x)
+    cmap = model.head(model.backbone.forward_high(mid))
+    torch.manual_seed(seed)
+    return model._bas_terms(mid, cmap, cmap.mean((2, 3)), y)
+
+
+@pytest.mark.parametrize("term", ["bas", "area", "fg"])
+def test_generator_terms_train_only_the_generator(term):
+    x, y = _batch(8)
+    model = _model()
+    terms = _terms(model, x, y)
+    if term == "bas":
+        assert terms["bg_wins"].item() < 1.0  # some images on the ratio branch, else no gradient at all
+    model.zero_grad(set_to_none=True)
+    terms[term].backward()
+    assert model.generator.weight.grad is not None and model.generator.weight.grad.abs().sum() > 0
+    assert model.head.weight.grad is None
+    assert all(p.grad is None for p in model.backbone.parameters())  # neither layer4/high nor the mid layers
+
+
+def test_functional_background_branch_equals_deepcopy_and_keeps_bn_stats():
+    x, y = _batch(8)
+    grads, losses = [], []
+    for branch in ("functional", "deepcopy"):
+        model = _model(bg_branch=branch)
+        terms = _terms(model, x, y, seed=3)
+        terms["bas"].backward()
+        grads.append(model.generator.weight.grad.clone())
+        losses.append(terms["bas"].item())
+        # the BN running stats of the high layers moved by the real forward only, not by the background branch
+        ref = _model(bg_branch=branch)
+        ref.backbone.forward_high(ref.backbone.forward_mid(x))
+        ref_bufs = dict(ref.backbone.high.named_buffers())
+        for k, v in model.backbone.high.named_buffers():
+            assert torch.equal(v, ref_bufs[k]), k
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_losses_go_down_on_a_fixed_batch():
+    x, y = _batch(4, 48)
+    model = _model()
+    opt = torch.optim.SGD([dict(params=g["params"], lr=0.01 * g["lr_mult"]) for g in model.param_groups()],
+                          lr=0.01, momentum=0.9)
+    first, last = None, None
+    for step in range(20):
+        torch.manual_seed(step)
+        out = model(x, y)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        vals = {k: out[k].item() for k in ("loss", "cls", "area")}
+        first = first or vals
+        last = vals
+    assert last["loss"] < 0.5 * first["loss"], (first, last)
+    assert last["cls"] < first["cls"]
+    assert last["area"] < first["area"]  # the area constraint shrinks the maps of random features
+
+
+def test_param_groups_split_backbone_and_heads():
+    model = _model()
+    g = model.param_groups()
+    assert [x["lr_mult"] for x in g] == [1.0, 10.0]
+    assert len(g[0]["params"]) == len(list(model.backbone.parameters()))
+    assert {id(p) for p in g[1]["params"]} == {id(model.head.weight), id(model.generator.weight)}
+
+
+def test_backbone_loads_a_local_checkpoint_and_rejects_a_wrong_one(tmp_path):
+    import torchvision
+
+    torch.manual_seed(5)
+    ref = torchvision.models.mobilenet_v2()
+    path = tmp_path / "mnv2.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, path)
+    bb = build_backbone("mobilenet_v2", str(path))
+    assert torch.equal(bb.stages[0][0][0].weight, ref.features[0][0].weight)
+    assert torch.equal(bb.high[-1][1].running_var, ref.features[18][1].running_var)
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="r18.pth: not a mobilenet_v2 checkpoint"):
+        build_backbone("mobilenet_v2", str(tmp_path / "r18.pth"))
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        build_backbone("resnet18", str(tmp_path / "nope.pth"))
+    # resnet18 at stride 16 from a local checkpoint (layer4 dilated, not strided)
+    bb = build_backbone("resnet18", str(tmp_path / "r18.pth"))
+    assert bb.features(torch.randn(1, 3, 64, 64))[-1].shape == (1, 512, 4, 4)
+
+
+def test_pretrained_true_uses_hub_cache_only(tmp_path, monkeypatch):
+    import torchvision
+
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        import wsss.models.backbones as B
+
+        monkeypatch.setattr(B, "_WARNED", set())
+        with pytest.warns(UserWarning, match="RANDOM init"):
+            build_backbone("resnet18", True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once only
+            build_backbone("resnet18", True)
+        torch.manual_seed(7)
+        ref = torchvision.models.resnet18()
+        (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+        torch.save(ref.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+        bb = build_backbone("resnet18", True)  # found by torchvision's own weights mechanism
+        assert torch.equal(bb.high[0].conv1.weight, ref.layer4[0].conv1.weight)
+    finally:
+        torch.hub.set_dir(old)
+
+
+def test_load_classifier_checks_architecture_and_classes(tmp_path):
+    model = _model()
+    path = tmp_path / "model.pth"
+    save_classifier(path, model, ["background", "a", "b", "c", "d"])
+    cfg = dict(backbone="mobilenet_v2", method="bas")
+    loaded = load_classifier(path, cfg, C)
+    x, _ = _batch(2)
+    assert torch.allclose(loaded.class_maps(x)["bas"], model.eval().class_maps(x)["bas"])
+    with pytest.raises(ValueError, match=r"model\.pth.*num_classes: checkpoint 4 vs expected 3"):
+        load_classifier(path, cfg, 3)
+    with pytest.raises(ValueError, match=r"model\.pth.*backbone: checkpoint 'mobilenet_v2' vs expected 'resnet50'"):
+        load_classifier(path, dict(backbone="resnet50", method="bas"), C)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_classifier(tmp_path / "missing.pth", cfg, C)

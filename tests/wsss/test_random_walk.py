@@ -1,0 +1,92 @@
+"""Sparse random walk vs IRN's dense reference, and the label/seed helpers around it."""
+import pipeline.compat  # noqa: F401, I001
+
+import numpy as np
+import pytest
+import torch
+
+from wsss.affinity import pair_offsets
+from wsss.random_walk import (affinity_matrix, random_walk, random_walk_dense, scores_to_labels, seed_scores,
+                              transition_matrix)
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("radius,h,w,exp_times", [(5, 11, 8, 8), (3, 6, 13, 4), (10, 9, 9, 3)])
+def test_sparse_walk_equals_dense_reference(radius, h, w, exp_times):
+    g = torch.Generator().manual_seed(radius * 100 + h)
+    offs = pair_offsets(radius)
+    aff = torch.rand(len(offs), h, w, generator=g) ** 0.3
+    maps = torch.rand(4, h, w, generator=g)
+    sparse = random_walk(maps, aff, offs, beta=10, exp_times=exp_times)
+    dense = random_walk_dense(maps, aff, offs, beta=10, exp_times=exp_times)
+    assert sparse.shape == (4, h, w)
+    torch.testing.assert_close(sparse, dense, rtol=1e-4, atol=1e-5)
+    # the walk averages: values stay inside the input range, and they did move
+    assert sparse.min() >= maps.min() - 1e-5 and sparse.max() <= maps.max() + 1e-5
+    assert (sparse - maps).abs().max() > 1e-2
+
+
+def test_transition_matrix_is_symmetric_affinity_row_normalised():
+    offs = pair_offsets(3)
+    h, w = 4, 5
+    aff = torch.rand(len(offs), h, w, generator=torch.Generator().manual_seed(1))
+    a = affinity_matrix(aff, offs, beta=2).to_dense()
+    torch.testing.assert_close(a, a.t())
+    torch.testing.assert_close(torch.diagonal(a), torch.ones(h * w))
+    # pair (0,0)-(0,1) is offset (0, 1) at cell (0, 0)
+    k = offs.index((0, 1))
+    assert a[0, 1].item() == pytest.approx(aff[k, 0, 0].item() ** 2)
+    # an out-of-grid partner never appears: cell (0, w-1) with offset (0, 1) would wrap to row 1
+    assert a[w - 1, w].item() == 0.0
+    # radius 3: at most 1 + 2 * len(offs) non-zeros per row
+    assert int((a > 0).sum(1).max()) <= 1 + 2 * len(offs)
+    t = transition_matrix(aff, offs, beta=2).to_dense()
+    torch.testing.assert_close(t.sum(1), torch.ones(h * w))
+
+
+def test_walk_respects_a_boundary():
+    """Two regions separated by zero affinity: a seed in the left region never leaks into the right one."""
+    offs = pair_offsets(3)
+    h, w = 6, 10
+    region = torch.zeros(h, w, dtype=torch.long)
+    region[:, 5:] = 1
+    aff = torch.ones(len(offs), h, w)
+    for k, (dy, dx) in enumerate(offs):
+        for y in range(h):
+            for x in range(w):
+                y2, x2 = y + dy, x + dx
+                if 0 <= y2 < h and 0 <= x2 < w and region[y, x] != region[y2, x2]:
+                    aff[k, y, x] = 0.0
+    maps = torch.zeros(1, h, w)
+    maps[0, 2, 1] = 1.0
+    out = random_walk(maps, aff, offs, beta=10, exp_times=6)[0]
+    assert out[:, 5:].abs().max() == 0
+    assert out[:, :5].min() > 0  # spread over the whole left region
+    assert out[:, :5].std() < 0.01  # ... almost uniformly after 64 steps
+
+
+def test_seed_scores_and_labels():
+    keys = np.array([2, 0])
+    high = np.zeros((2, 10, 14), np.float32)
+    high[0, :, :7] = 0.9  # class 2 on the left
+    high[1, :, 7:] = 0.6  # class 0 on the right
+    grid = (3, 4)  # ceil(10/4), ceil(14/4)
+    s = seed_scores(high, grid, stride=4)
+    assert s.shape == (2, 3, 4) and s[0, 0, 0] == pytest.approx(0.9)
+    assert s[0, 0, 1] == pytest.approx(0.9 * 3 / 4)  # columns 4..7, class 2 on 4..6
+    # partial border cells average only their real pixels (rows 8-9, columns 12-13)
+    assert s[1, 2, 3] == pytest.approx(0.6) and s[0, 2, 0] == pytest.approx(0.9)
+    lab = scores_to_labels(s, keys, (10, 14), stride=4, bg_threshold=0.25)
+    assert lab.shape == (10, 14) and lab.dtype == np.uint8
+    assert (lab[:, :6] == 3).all() and (lab[:, 8:] == 1).all()
+    # low confidence as ignore: normalised right side scores 0.6/0.9 < 0.7
+    lab2 = scores_to_labels(s, keys, (10, 14), stride=4, bg_threshold=0.25, ignore_below=0.7)
+    assert (lab2[:, :6] == 3).all() and (lab2[:, 9:] == 255).all()
+    # power mode: the background channel is walked with the classes and comes first
+    p = seed_scores(high, grid, stride=4, bg_mode="power", bg_power=1.0)
+    assert p.shape == (3, 3, 4) and p[0, 0, 0] == pytest.approx(0.1, abs=1e-5)
+    lab3 = scores_to_labels(p, keys, (10, 14), stride=4, bg_mode="power")
+    assert (lab3[:, :6] == 3).all()
+    with pytest.raises(ValueError, match="bg_mode"):
+        seed_scores(high, grid, stride=4, bg_mode="nope")
