@@ -11,6 +11,7 @@ random_walk   seeds propagated by the affinities -> pseudo-labels
 eval_pseudo   pseudo-label mIoU (CRF and affinity paths) next to the seeds
 segment       DeepLab trained in MMSegmentation on the pseudo-labels
 eval_segment  final mIoU on the val split: single scale, multi-scale + flip, CRF
+report        a self-contained HTML report (tables, charts, curves, contact sheets)
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import importlib
 from types import ModuleType
 
 ORDER = ("classify", "seeds", "bao", "eval_seeds", "crf", "ir_labels", "affinity", "random_walk", "eval_pseudo",
-         "segment", "eval_segment")
+         "segment", "eval_segment", "report")
 
 
 def load_stages() -> list[ModuleType]:

@@ -88,7 +88,7 @@ def run(ctx) -> dict[str, Any]:
                                  "cpu")
     student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)))
     del classifier
-    model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.999)),
+    model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                      smoothing=float(scfg.get("label_smoothing", 0.4)), cls_weight=float(scfg.get("cls_weight", 1.0)),
                      seg_weight=float(scfg.get("seg_weight", 1.0))).to(device)
     data = SeedLabelImages(ds, seed_dir, resize=int(scfg.get("resize", 512)),

@@ -60,7 +60,8 @@ def run(ctx) -> dict:
                 path = dirs[p] / f"{id_}.png"
                 pred = read_label_png(path)
                 if pred.shape != gt.shape:
-                    raise ValueError(f"{path}: size {pred.shape} differs from the mask {gt.shape} ({ds.mask_path(id_)})")
+                    raise ValueError(f"{path}: size {pred.shape} differs from the mask {gt.shape} "
+                                     f"({ds.mask_path(id_)})")
                 try:
                     cm.update(pred, gt)
                 except ValueError as e:

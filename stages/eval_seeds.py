@@ -15,6 +15,7 @@ import numpy as np
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "eval_seeds", "bao.enabled", "seeds.split")
+CODE = ("wsss.maps", "wsss.metrics")
 GT_NOTE = ("best threshold chosen WITH the ground truth (upper bound for a fixed threshold; "
            "not available to a weakly supervised method)")
 

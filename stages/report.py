@@ -235,8 +235,7 @@ def per_class_series(run: Run, names: list[str]) -> tuple[dict[str, list[float |
 
 def _curves(run: Run, out: Path) -> list[str]:
     """Training-curve sections (HTML); PNGs written to ``out``."""
-    from wsss.report import (esc, img, mmseg_scalar_files, mmseg_series, plot_curves, read_jsonl,
-                             train_log_series)
+    from wsss.report import esc, img, mmseg_scalar_files, mmseg_series, plot_curves, read_jsonl, train_log_series
 
     parts = []
     for name in TRAINERS:
@@ -566,7 +565,8 @@ def run(ctx) -> dict[str, Any]:
         plot_sweep(out / "seed_miou_vs_threshold.png", ths, mious, best, sres.get("bao_miou"),
                    str(sres.get("split", "")))
         page.add(img("seed_miou_vs_threshold.png", "seed mIoU vs threshold"),
-                 f"<p class=\"note\">best t={f(ths[best])}: {f(mious[best])} &mdash; {esc(sres.get('best_threshold_note', 'chosen with the ground truth'))}</p>")
+                 f"<p class=\"note\">best t={f(ths[best])}: {f(mious[best])} &mdash; "
+                 f"{esc(sres.get('best_threshold_note', 'chosen with the ground truth'))}</p>")
     else:
         page.add(r.na("seed threshold curve", r.reason("eval_seeds") if not r.ok("eval_seeds")
                       else "eval_seeds/results.json has no threshold sweep"))

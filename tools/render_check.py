@@ -36,7 +36,8 @@ def find_chromium(explicit: str | None = None) -> str | None:
     return None
 
 
-def screenshot(html: Path, png: Path, browser: str, size: tuple[int, int] = (1200, 1600), timeout: float = 120.0) -> None:
+def screenshot(html: Path, png: Path, browser: str, size: tuple[int, int] = (1200, 1600),
+               timeout: float = 120.0) -> None:
     """Render ``html`` to ``png`` (raises RuntimeError with Chromium's output when no screenshot appears)."""
     with tempfile.TemporaryDirectory(prefix="render_check_") as profile:
         cmd = [browser, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}",

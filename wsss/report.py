@@ -155,7 +155,7 @@ def plot_per_class(path: Path, class_names: Sequence[str], series: Mapping[str, 
         raise ValueError("plot_per_class: no series")
     n, m = len(class_names), len(series)
     width = 0.8 / m
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.25 * n * m + 2.5), 4.2), dpi=90)
+    fig, ax = plt.subplots(figsize=(min(30.0, max(7.0, 0.12 * n * m + 2.5)), 4.8), dpi=90)
     x = np.arange(n)
     for k, (label, vals) in enumerate(series.items()):
         if len(vals) != n:
@@ -168,7 +168,7 @@ def plot_per_class(path: Path, class_names: Sequence[str], series: Mapping[str, 
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=min(m, 4))
+    ax.legend(fontsize=7, ncol=min(m, 4), loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     fig.tight_layout()
     _save(fig, path)
 

@@ -7,20 +7,26 @@ bao = dict(
     enabled=True,
     epochs=5,  # passes over the seed split
     batch_size=16,
+    num_workers=4,  # DataLoader workers (image decoding + seed files)
     lr=0.01,  # base lr (SGD + poly, wsss.training); backbone x1, head x10 (lr_mult)
     weight_decay=1e-4,
     momentum=0.9,
+    resize=512,  # long side before the random rescale (as the classifier's training)
+    resize_range=(0.7, 1.3),  # random rescale factor range of that long side
     crop_size=448,  # random crop (padded with ignore) after random rescale + flip
-    resize_range=(0.7, 1.3),  # random rescale factor range before the crop
+    hidden=256,  # channels of the label-conditioned head
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels
     cls_weight=1.0,  # multi-label classification loss weight
     seg_weight=1.0,  # class-balanced CE weight
-    ema_momentum=0.999,  # teacher <- m * teacher + (1 - m) * student, every step
+    # teacher <- m * teacher + (1 - m) * student, every step; 0.99 = a horizon of ~100 steps, about one epoch
+    # of VOC train at batch 16 (0.999 would leave the teacher near its starting point over a 5-epoch schedule)
+    ema_momentum=0.99,
     # epochs (0-based) before this one use the first seeds' labels (no threshold: argmax over
     # [1 - max_c normCAM_c, normCAM_c]); from it on, the EMA teacher's predictions on the batch replace them
     teacher_from_epoch=1,
     scales=None,  # inference scales; None = cfg.seeds.scales (with horizontal flip)
     flip=True,
+    infer_with="teacher",  # 'teacher' (the EMA model) or 'student' labels the images
     split=None,  # None = the split the seeds were made for
 )
 

@@ -64,8 +64,8 @@ def make_ctx(tmp: Path, name: str, workers: int = 1, work: str = "work", **secti
         classify=dict(backbone="mobilenet_v2", method="cam"),
         crf=dict(mode="labels", bg_threshold=0.25, iters=5),
         ir_labels=dict(conf_fg_thres=0.30, conf_bg_thres=0.05, iters=5),
-        affinity=dict(grid_stride=4, dims=(8, 8, 8), embed_dim=16, train_radius=4, epochs=2, batch_size=3,
-                      lr=0.05, crop_size=32, resize_range=(48, 64), chunk=16),
+        affinity=dict(grid_stride=4, dims=(8, 8, 8), embed_dim=16, train_radius=4, epochs=30, batch_size=3,
+                      lr=0.1, crop_size=32, resize_range=(48, 64), chunk=16),
         random_walk=dict(radius=3, beta=10, exp_times=5, sem_seg_bg_thres=0.25, flip=True),
         eval_pseudo=dict(),
     ))
@@ -136,7 +136,7 @@ def test_affinity_random_walk_eval(base):
     ctx = make_ctx(base, "affinity")
     res = affinity.run(ctx)
     assert (ctx.out_dir / "model.pth").is_file() and (ctx.out_dir / "checkpoints/latest.pth").is_file()
-    assert res["num_offsets"] == 24 and res["grid_stride"] == 4
+    assert res["num_offsets"] == 22 and res["grid_stride"] == 4
     assert res["final"]["n_neg"] > 0 and res["final"]["n_bg"] > 0 and np.isfinite(res["final"]["loss"])
     # training resumes from its checkpoint: a finished run does no more iterations
     assert affinity.run(ctx)["iterations"] == res["iterations"]
@@ -150,14 +150,17 @@ def test_affinity_random_walk_eval(base):
     assert miou_vs_masks(labs) > 40
     assert random_walk.run(rctx)["computed"] == 0  # resume: nothing left to do
 
-    # keep_low_confidence_as_ignore marks some pixels 255
-    ictx = make_ctx(base, "random_walk", work="work_ign",
-                    random_walk=dict(keep_low_confidence_as_ignore=True, ignore_threshold=0.6))
-    ictx.work_dir.mkdir()
-    for s in ("seeds", "affinity"):
-        (ictx.work_dir / s).symlink_to(base / "work" / s)
-    random_walk.run(ictx)
-    assert any((lab == 255).any() for lab in labels_of(ictx.out_dir / "labels").values())
+    # keep_low_confidence_as_ignore marks some pixels 255; PSA's walked power background and full-res seeds
+    for i, opts in enumerate([dict(), dict(bg_mode="power", bg_power=2.0, seed_source="high")]):
+        ictx = make_ctx(base, "random_walk", work=f"work_ign{i}",
+                        random_walk=dict(keep_low_confidence_as_ignore=True, ignore_threshold=0.6, **opts))
+        ictx.work_dir.mkdir()
+        for s in ("seeds", "affinity"):
+            (ictx.work_dir / s).symlink_to(base / "work" / s)
+        random_walk.run(ictx)
+        ilabs = labels_of(ictx.out_dir / "labels")
+        assert any((lab == 255).any() for lab in ilabs.values()), opts
+        assert all(((lab == 255) | (lab == labs[k]) | (lab == 0) | (labs[k] == 0)).all() for k, lab in ilabs.items())
 
     # evaluation of both paths, next to the seed numbers when eval_seeds has run
     if not (base / "work/crf/labels/c.png").exists():

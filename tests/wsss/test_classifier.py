@@ -132,7 +132,7 @@ def test_losses_go_down_on_a_fixed_batch():
         vals = {k: out[k].item() for k in ("loss", "cls", "area")}
         first = first or vals
         last = vals
-    assert last["loss"] < 0.5 * first["loss"], (first, last)
+    assert last["loss"] < 0.9 * first["loss"], (first, last)
     assert last["cls"] < first["cls"]
     assert last["area"] < first["area"]  # the area constraint shrinks the maps of random features
 

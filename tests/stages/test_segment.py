@@ -1,0 +1,187 @@
+"""Stages segment + eval_segment: real (short) DeepLab-MobileNetV2 training on a tiny synthetic VOC-layout dataset."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import wsss  # noqa: E402,F401  (stack fixes)
+from mmengine.config import Config  # noqa: E402
+
+from pipeline.stage import StageContext  # noqa: E402
+from wsss.demo_data import make_demo_dataset  # noqa: E402
+from wsss.maps import save_label_png  # noqa: E402
+
+
+def make_cfg(root: Path, tmp: Path, **seg) -> Config:
+    segment = dict(model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", labels_from="random_walk", iters=16,
+                   batch_size=2, crop_size=64, img_scale=(128, 64), val_interval=8, checkpoint_interval=8,
+                   log_interval=4, num_workers=0, lr=0.02, tensorboard=True)
+    segment.update(seg)
+    return Config(dict(dataset=dict(type="custom", root=str(root), cache_dir=str(tmp / "cache")),
+                       runtime=dict(device="cpu", seed=0, amp=False), segment=segment,
+                       eval_segment=dict(scales=(0.75, 1.25), ms_flip=True, crf=True, crf_preset="deeplab")))
+
+
+def make_data(tmp: Path) -> Path:
+    root = tmp / "data"
+    make_demo_dataset(root, seed=0, n_train=8, n_val=3, size=64)
+    return root
+
+
+def fake_pseudo_labels(root: Path, work_dir: Path, seed: int = 0) -> Path:
+    """Pseudo-labels = ground truth with some pixels flipped to background / ignore (what random_walk writes)."""
+    rng = np.random.default_rng(seed)
+    out = work_dir / "random_walk" / "labels"
+    from wsss.datasets import read_label_png
+
+    for p in sorted((root / "SegmentationClass").glob("*.png")):
+        lab = read_label_png(p).copy()
+        lab[rng.random(lab.shape) < 0.05] = 0
+        lab[rng.random(lab.shape) < 0.05] = 255
+        save_label_png(out / p.name, lab)
+    return out
+
+
+def run_stage(name: str, cfg: Config, work_dir: Path) -> dict:
+    import importlib
+
+    import torch
+
+    torch.set_num_threads(2)
+    mod = importlib.import_module(f"stages.{name}")
+    return mod.run(StageContext(name=name, cfg=cfg, work_dir=work_dir))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("seg")
+    root = make_data(tmp)
+    wd = tmp / "wd"
+    fake_pseudo_labels(root, wd)
+    cfg = make_cfg(root, tmp)
+    res = run_stage("segment", cfg, wd)
+    return tmp, root, wd, cfg, res
+
+
+def test_inputs_follow_labels_from():
+    import stages.segment as S
+
+    assert S.inputs(Config(dict(segment=dict(labels_from="random_walk")))) == ("random_walk",)
+    assert S.inputs(Config(dict(segment=dict(labels_from="crf")))) == ("crf",)
+    assert S.inputs(Config(dict(segment=dict(labels_from="gt")))) == ()
+    assert S.inputs(Config(dict(segment=dict(labels_from="/some/folder")))) == ()
+
+
+def test_training_lowers_the_loss_and_writes_outputs(trained):
+    tmp, root, wd, cfg, res = trained
+    out = wd / "segment"
+    assert res["iters"] == 16 and res["train_images"] == 8
+    assert res["label_dir"] == str(wd / "random_walk" / "labels")
+    assert res["loss_last"] < 0.8 * res["loss_first"], res["loss_history"]
+    assert 0 <= res["val_mIoU"] <= 100
+    assert (out / "model.pth").is_file() and (out / "mmseg_config.py").is_file()
+    assert (out / "mmseg" / "iter_16.pth").is_file() and (out / "mmseg" / "last_checkpoint").is_file()
+    mm = Config.fromfile(str(out / "mmseg_config.py"))
+    assert mm.model.decode_head.num_classes == 6 and mm.model.backbone.type == "TVMobileNetV2"
+    assert list(out.glob("mmseg/*/vis_data/events.out.tfevents.*")), "no TensorBoard scalars"
+    import torch
+
+    ck = torch.load(out / "model.pth", map_location="cpu", weights_only=True)
+    assert ck["meta"]["iter"] == 16 and ck["meta"]["dataset_meta"]["classes"][0] == "background"
+
+
+def test_resume_continues_from_the_latest_checkpoint(trained):
+    tmp, root, wd, cfg, _ = trained
+    wd2 = tmp / "wd_resume"
+    shutil.copytree(wd / "random_walk", wd2 / "random_walk")
+    mm_dir = wd2 / "segment" / "mmseg"
+    mm_dir.mkdir(parents=True)
+    # a run killed after iteration 8: its checkpoint and the pointer to it, as mmengine leaves them
+    shutil.copy(wd / "segment" / "mmseg" / "iter_8.pth", mm_dir / "iter_8.pth")
+    (mm_dir / "last_checkpoint").write_text(str(mm_dir / "iter_8.pth"))
+    res = run_stage("segment", cfg, wd2)
+    assert res["iters"] == 16
+    runs = [p for p in mm_dir.iterdir() if p.is_dir()]
+    steps = [json.loads(ln)["step"] for r in runs for ln in (r / "vis_data" / "scalars.json").read_text().splitlines()
+             if "loss" in json.loads(ln)]
+    assert steps and min(steps) > 8, steps  # nothing before iteration 8 was trained again
+    assert (mm_dir / "iter_16.pth").is_file() and (wd2 / "segment" / "model.pth").is_file()
+
+
+def test_eval_gives_miou_json_and_pngs_matching_the_tool(trained):
+    tmp, root, wd, cfg, _ = trained
+    res = run_stage("eval_segment", cfg, wd)
+    out = wd / "eval_segment"
+    data = json.loads((out / "miou.json").read_text())
+    for k in ("mIoU_single_scale", "mIoU_ms_flip", "mIoU_crf"):
+        assert 0 < res[k] <= 100 and data[k] == pytest.approx(res[k])
+    assert set(data["variants"]["crf"]["per_class"]) == set((root / "classes.txt").read_text().split())
+    ids = (root / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert sorted(p.stem for p in (out / "pred").glob("*.png")) == sorted(ids)
+    assert (out / "pred_ss").is_dir() and (out / "pred_msf").is_dir()
+    assert "mIoU" in (out / "per_class.txt").read_text()
+    tool = subprocess.run([sys.executable, str(REPO / "tools/eval_miou.py"), "--pred", str(out / "pred"),
+                           "--gt", str(root / "SegmentationClass"), "--split-file",
+                           str(root / "ImageSets/Segmentation/val.txt"), "--classes", str(root / "classes.txt"),
+                           "--json", str(tmp / "tool.json")], capture_output=True, text=True, check=True)
+    assert json.loads((tmp / "tool.json").read_text())["mIoU"] == pytest.approx(res["mIoU_crf"], abs=1e-3), tool.stdout
+
+
+def test_bad_inputs_fail_before_training(tmp_path, trained):
+    from wsss.datasets import DatasetError
+
+    _, root, _, _, _ = trained
+    wd = tmp_path / "wd"
+    labels = fake_pseudo_labels(root, wd)
+    cfg = make_cfg(root, tmp_path)
+    victims = sorted(labels.glob("*.png"))[:3]
+    for p in victims:
+        p.unlink()
+    with pytest.raises(DatasetError, match=r"3 of 8 images of split 'train' have no label file"):
+        run_stage("segment", cfg, wd)
+    fake_pseudo_labels(root, wd)
+    lab = np.array(__import__("PIL.Image", fromlist=["Image"]).open(victims[0]))
+    lab[0, :3] = 9
+    save_label_png(victims[0], lab)
+    with pytest.raises(DatasetError, match=rf"outside the class range 0..5.*{victims[0].name}: \[9\]"):
+        run_stage("segment", cfg, wd)
+    fake_pseudo_labels(root, wd)
+    with pytest.raises(ValueError, match="num_classes = 21"):
+        run_stage("segment", make_cfg(root, tmp_path, num_classes=21), wd)
+    assert not (wd / "segment" / "mmseg").exists()  # nothing was trained
+
+
+@pytest.mark.skipif(os.environ.get("WSSS_SLOW") != "1", reason="slow (DDP, 2 processes): set WSSS_SLOW=1")
+def test_ddp_two_processes_gloo(tmp_path):
+    root = make_data(tmp_path)
+    wd = tmp_path / "wd"
+    fake_pseudo_labels(root, wd)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(Path(__file__).resolve()), str(root), str(tmp_path), str(wd)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    res = json.loads((tmp_path / "ddp_result.json").read_text())
+    assert res["world_size"] == 2 and res["iters"] == 8
+    assert (wd / "segment" / "model.pth").is_file()
+    assert "Distributed training is not used" not in p.stdout + p.stderr
+
+
+if __name__ == "__main__":  # the DDP test's worker: python -m torch.distributed.run ... test_segment.py ROOT TMP WD
+    _root, _tmp, _wd = map(Path, sys.argv[1:4])
+    _res = run_stage("segment", make_cfg(_root, _tmp, iters=8, val_interval=4, checkpoint_interval=4), _wd)
+    import torch.distributed as dist
+
+    _res["world_size"] = dist.get_world_size() if dist.is_initialized() else 1
+    if int(os.environ.get("RANK", 0)) == 0:
+        (_tmp / "ddp_result.json").write_text(json.dumps(_res))

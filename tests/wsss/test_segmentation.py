@@ -1,0 +1,181 @@
+"""wsss.segmentation / wsss.mmseg_ext: config inheritance, MobileNetV2 weight mapping, input checks, IoUMetric."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import wsss  # noqa: F401  (stack fixes)
+from tests.helpers import blob_mask, make_voc_layout
+from wsss.datasets import DatasetError, build_dataset
+from wsss.maps import save_label_png
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ["background", "a", "b"]
+
+
+def test_model_configs_inherit_the_shipped_mmseg_configs():
+    from mmengine.config import Config
+
+    from wsss.segmentation import mmseg_config_dir
+
+    shipped = mmseg_config_dir()
+    assert (shipped / "_base_/models/deeplabv3plus_r50-d8.py").is_file()
+    files = sorted((REPO / "configs/segment").glob("*.py"))
+    assert len(files) >= 9
+    for f in files:
+        text = f.read_text()
+        assert "_base_ = 'mmseg::" in text, f  # inherits, does not copy
+        assert "EncoderDecoder" not in text and "loss_decode" not in text, f
+        cfg = Config.fromfile(str(f))
+        # keys that only the shipped bases define
+        assert cfg.tta_model.type == "SegTTAModel", f
+        assert cfg.model.type == "EncoderDecoder" and cfg.model.decode_head.loss_decode.type == "CrossEntropyLoss"
+        assert cfg.model.pretrained is None  # nothing downloaded
+    r101 = Config.fromfile(str(REPO / "configs/segment/deeplabv3plus_r101-d8_voc.py"))
+    assert r101.model.backbone.depth == 101 and r101.model.decode_head.type == "DepthwiseSeparableASPPHead"
+    assert r101.train_cfg.max_iters == 20000 and r101.crop_size == (512, 512)
+    coco = Config.fromfile(str(REPO / "configs/segment/deeplabv3_r50-d8_coco.py"))
+    assert coco.model.decode_head.type == "ASPPHead" and coco.train_cfg.max_iters == 80000
+    assert coco.param_scheduler[0].end == 80000
+
+
+def _tv_checkpoint(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.mobilenet_v2()  # random init: hermetic, not the hub file
+    for m in tv.modules():  # non-trivial BN statistics so a wrong mapping shows in the outputs
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "mnv2.pth"
+    torch.save(tv.state_dict(), path)
+    return path, tv.eval()
+
+
+def test_mobilenet_v2_mapping_covers_every_backbone_weight(tmp_path):
+    from wsss.mmseg_ext import TVMobileNetV2, map_torchvision_mobilenet_v2
+
+    path, tv = _tv_checkpoint(tmp_path)
+    mapped, unused = map_torchvision_mobilenet_v2(tv.state_dict())
+    backbone = TVMobileNetV2(tv_checkpoint=str(path))
+    own = backbone.state_dict()
+    assert set(mapped) == set(own)  # every backbone key, nothing extra
+    assert all(mapped[k].shape == own[k].shape for k in own)
+    assert sorted({k.split(".")[0] for k in unused}) == ["classifier", "features"]
+    assert all(k.startswith(("features.18.", "classifier.")) for k in unused)
+    backbone.init_weights()
+    backbone.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(backbone(x)[-1], tv.features[:18](x), atol=1e-5)
+    # the dilated (output stride 8) variant of the demo config takes the same weights
+    dil = TVMobileNetV2(tv_checkpoint=str(path), strides=(1, 2, 2, 1, 1, 1, 1), dilations=(1, 1, 1, 2, 2, 4, 4))
+    dil.init_weights()
+    assert torch.equal(dil.layer7[0].conv[2].bn.running_var, tv.features[17].conv[3].running_var)
+
+
+def test_mobilenet_v2_incomplete_checkpoint_is_an_error(tmp_path):
+    from wsss.mmseg_ext import TVMobileNetV2
+
+    path, tv = _tv_checkpoint(tmp_path)
+    state = tv.state_dict()
+    del state["features.5.conv.1.0.weight"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="1 missing key"):
+        TVMobileNetV2(tv_checkpoint=str(path)).init_weights()
+    with pytest.raises(FileNotFoundError):
+        TVMobileNetV2(tv_checkpoint=str(tmp_path / "nope.pth")).init_weights()
+
+
+def _tiny(tmp_path: Path):
+    masks = {f"im{i}": blob_mask(32, 40, [(1 + i % 2, 4, 4, 20, 24)]) for i in range(4)}
+    root = make_voc_layout(tmp_path / "data", masks, classes=CLASSES)
+    return build_dataset(dict(type="custom", root=str(root), cache_dir=str(tmp_path / "cache")), "train")
+
+
+def test_label_folder_checks(tmp_path):
+    from wsss.segmentation import check_label_folder
+
+    ds = _tiny(tmp_path)
+    lab = tmp_path / "labels"
+    check_label_folder(ds, ds.mask_dir)  # the ground truth itself passes
+    for i in ds.ids[:2]:
+        save_label_png(lab / f"{i}.png", ds.mask(i))
+    with pytest.raises(DatasetError, match=r"2 of 4 images .* no label file.*im2.*im3"):
+        check_label_folder(ds, lab)
+    for i in ds.ids[2:]:
+        save_label_png(lab / f"{i}.png", ds.mask(i))
+    check_label_folder(ds, lab)
+    bad = ds.mask("im3").copy()
+    bad[0, 0] = 7
+    save_label_png(lab / "im3.png", bad)
+    with pytest.raises(DatasetError, match=r"outside the class range 0..2.*im3.png: \[7\]"):
+        check_label_folder(ds, lab)
+    save_label_png(lab / "im3.png", np.zeros((10, 10), np.uint8))
+    with pytest.raises(DatasetError, match="differ in size"):
+        check_label_folder(ds, lab)
+    with pytest.raises(DatasetError, match="does not exist"):
+        check_label_folder(ds, tmp_path / "nothing")
+
+
+def test_num_classes_mismatch_and_config_build(tmp_path):
+    from mmengine.config import Config
+
+    from wsss.segmentation import build_mmseg_config
+
+    ds = _tiny(tmp_path)
+    cfg = Config(dict(runtime=dict(device="cpu", seed=0), segment=dict(
+        model="configs/segment/deeplabv3plus_r50-d8_voc.py", labels_from="gt", num_classes=21, iters=7)))
+    with pytest.raises(ValueError, match="num_classes = 21 but dataset"):
+        build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, None, None)
+    cfg.segment.num_classes = None
+    mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, ds, None)
+    assert mm.model.decode_head.num_classes == 3 and mm.model.auxiliary_head.num_classes == 3
+    assert mm.model.backbone.norm_cfg.type == "BN"  # SyncBN reverted where it cannot run (CPU)
+    assert mm.param_scheduler[0].end == 7 and mm.train_cfg.max_iters == 7
+    assert mm.train_dataloader.dataset.label_dir == str(ds.mask_dir)
+    assert mm.resume is True and mm.work_dir == str(tmp_path / "out" / "mmseg")
+
+
+def test_iou_metric_equals_eval_miou_tool(tmp_path):
+    """mmseg's IoUMetric (our wrapper) and tools/eval_miou.py (wsss.metrics) give the same numbers."""
+    import subprocess
+    import sys
+
+    from wsss.segmentation import iou_metric
+
+    rng = np.random.default_rng(0)
+    names = ["background", "x", "y", "z"]
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    pairs = []
+    for i in range(5):
+        gt = rng.integers(0, 3, (20, 30)).astype(np.uint8)  # class z never in gt
+        gt[rng.random(gt.shape) < 0.1] = 255
+        pred = np.where(rng.random(gt.shape) < 0.7, np.where(gt == 255, 0, gt), rng.integers(0, 4, gt.shape))
+        pred = pred.astype(np.uint8)
+        save_label_png(gt_dir / f"{i}.png", gt)
+        save_label_png(pred_dir / f"{i}.png", pred)
+        pairs.append((pred, gt))
+    ours = iou_metric(lambda: iter(pairs), names)
+    out = tmp_path / "m.json"
+    subprocess.run([sys.executable, str(REPO / "tools/eval_miou.py"), "--pred", str(pred_dir), "--gt", str(gt_dir),
+                    "--classes", _classes_file(tmp_path, names), "--json", str(out)],
+                   check=True, capture_output=True)
+    import json
+
+    tool = json.loads(out.read_text())
+    assert 0 < ours["mIoU"] < 100
+    assert ours["mIoU"] == pytest.approx(tool["mIoU"], abs=1e-3)
+    for k, name in enumerate(names):
+        a, b = ours["per_class"][name], tool["iou"][k]
+        assert (a is None and b is None) or a == pytest.approx(b, abs=1e-3)
+
+
+def _classes_file(tmp_path: Path, names: list[str]) -> str:
+    p = tmp_path / "classes.txt"
+    p.write_text("\n".join(names) + "\n")
+    return str(p)
