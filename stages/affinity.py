@@ -10,7 +10,7 @@ from __future__ import annotations
 
 NAME = "affinity"
 INPUTS = ("classify", "ir_labels")
-CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split")
+CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split", "runtime.seed")
 CODE = ("wsss.affinity", "wsss.training", "wsss.transforms", "wsss.models.classifier", "wsss.models.backbones")
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",

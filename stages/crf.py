@@ -44,7 +44,7 @@ def load_checked(ds, id_: str, seed_dir: Path):
     path = seed_dir / f"{id_}.npz"
     seeds = load_seeds(path)
     check_seed_keys(path, seeds.keys, ds.label_set(id_), ds.classes)
-    image = np.array(ds.image(id_))  # writable copy: pydensecrf refuses read-only buffers (PIL's asarray)
+    image = ds.image(id_)
     if tuple(seeds.size) != image.shape[:2]:
         raise ValueError(f"{path}: seed maps are {seeds.size[1]}x{seeds.size[0]} but the image {ds.image_path(id_)} "
                          f"is {image.shape[1]}x{image.shape[0]}: seeds from another dataset or resized images? "

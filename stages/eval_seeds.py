@@ -150,6 +150,10 @@ def run(ctx) -> dict:
         raise ValueError(f"split '{ds.split}': the masks have no valid (non-ignore) pixel; nothing to evaluate")
     best = int(np.nanargmax(mious))
     bao_sum = summarize(bao_cm, names) if bao_cm is not None else None
+    at_edge = len(ths) > 1 and best in (0, len(ths) - 1)
+    if at_edge:
+        ctx.log.warning("the best threshold %.2f is at the edge of the sweep %s: the optimum may lie outside it; "
+                        "widen eval_seeds.threshold_range", ths[best], ths)
 
     lines = [f"seed mIoU vs background threshold ({ds.split}, {len(ids)} images):"]
     lines += [f"  t={t:.2f}  mIoU {m:6.2f}" + ("   <- best (chosen with ground truth)" if k == best else "")
@@ -168,6 +172,7 @@ def run(ctx) -> dict:
         "best_threshold": ths[best],
         "best_miou": mious[best],
         "best_threshold_note": GT_NOTE,
+        "best_at_sweep_edge": at_edge,
         "bao_miou": None if bao_sum is None else bao_sum["mIoU"],
         "bao_note": "threshold-free: learned background channel, argmax, no threshold" if use_bao
         else "bao stage disabled",

@@ -34,7 +34,8 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"CRF image must be an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}")
     # pydensecrf reads the raw buffer: a strided view (crop, flip, channel swap) must be made C-contiguous
-    return np.ascontiguousarray(image)
+    # C-contiguous AND writable: pydensecrf refuses read-only buffers (e.g. np.asarray of a PIL image)
+    return np.require(image, requirements=("C", "W"))
 
 
 def _make_crf(image: np.ndarray, n_labels: int, unary: np.ndarray, gaussian: tuple[float, float],

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 from mmengine.model.wrappers import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS as ENGINE_MODEL_WRAPPERS
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.models.backbones import MobileNetV2
-from mmseg.registry import DATASETS, MODEL_WRAPPERS, MODELS, TRANSFORMS
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 
 from wsss.datasets import read_image, read_label_png
 from wsss.maps import voc_palette
@@ -191,7 +192,8 @@ class TVMobileNetV2(MobileNetV2):
 
 
 # ----------------------------------------------------------------------------------------------- DDP on CPU
-@MODEL_WRAPPERS.register_module()
+# in mmengine's root registry: the Runner looks wrappers up there (mmseg's child registry is not searched)
+@ENGINE_MODEL_WRAPPERS.register_module()
 class CPUFriendlyDDP(MMDistributedDataParallel):
     """``MMDistributedDataParallel`` that accepts a CPU module (drops ``device_ids``, which DDP refuses there)."""
 

@@ -288,6 +288,22 @@ def _init_cpu_distributed(backend: str) -> None:
         dist.init_process_group(backend=backend)
 
 
+def _resume_globals() -> Any:
+    """Allow ``builtins.getattr`` while mmengine resumes from *its own* checkpoint in our work dir.
+
+    mmengine 0.10.7 pickles ``HistoryBuffer._statistics_methods`` (``getattr(HistoryBuffer, 'min')`` ...) in the
+    message-hub state, which torch's ``weights_only`` loader rejects ('Unsupported global: builtins.getattr')
+    even after pipeline.compat's allow-list; scoped here to the training run, not process-wide.
+    """
+    import contextlib
+
+    import torch
+
+    if hasattr(torch.serialization, "safe_globals"):
+        return torch.serialization.safe_globals([getattr])
+    return contextlib.nullcontext()
+
+
 def _loss_history(runner: Any) -> list[float]:
     try:
         values, _ = runner.message_hub.get_scalar("train/loss").data
@@ -321,9 +337,12 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
             mm.train_cfg.max_iters, mm.train_dataloader.batch_size, mm.crop_size)
     if mm.launcher == "pytorch" and mm.env_cfg.dist_cfg.backend == "gloo":
         _init_cpu_distributed("gloo")
+    # mmengine's visualizer is a per-name singleton: a second run in this process must not write into the first's dir
+    mm.visualizer.name = f"wsss_segment_{os.getpid()}_{time.time_ns()}"
     runner = Runner.from_cfg(mm)
     t0 = time.perf_counter()
-    runner.train()
+    with _resume_globals():
+        runner.train()
     elapsed = time.perf_counter() - t0
     losses = _loss_history(runner)
     done_iters = int(runner.iter)

@@ -139,3 +139,17 @@ def test_presets_match_method_notes() -> None:
     assert PRESETS["psa_softmax"]["bilateral"] == (80, 13, 10)
     assert PRESETS["deeplab"]["gaussian"] == (1, 3) and PRESETS["deeplab"]["bilateral"] == (67, 3, 4)
     assert all(p["iters"] == 10 for p in PRESETS.values())
+
+
+def test_read_only_image_is_accepted():
+    """Regression: np.asarray of a PIL image is read-only and pydensecrf refused it."""
+    from PIL import Image
+
+    from wsss.crf import crf_labels
+
+    img = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)))
+    assert not img.flags.writeable
+    labels = np.zeros((12, 16), np.uint8)
+    labels[3:9, 4:12] = 1
+    out = crf_labels(img, labels, 2)
+    assert out.shape == (12, 16) and set(np.unique(out)) <= {0, 1}

@@ -1,0 +1,141 @@
+"""classify + seeds stages end to end on a tiny demo dataset: outputs, metrics, resume, clear errors."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+import wsss  # noqa: F401
+from pipeline.stage import StageContext
+from stages import classify, seeds
+from wsss.demo_data import make_demo_dataset
+from wsss.maps import load_seeds
+
+torch.set_num_threads(2)
+
+
+def _cfg(root, cache, **seeds_cfg):
+    return Config(dict(
+        dataset=dict(type="custom", root=str(root), cache_dir=str(cache)),
+        classify=dict(method="bas", backbone="mobilenet_v2", pretrained=False, epochs=1, batch_size=4, lr=0.01,
+                      resize=48, scale_range=(0.8, 1.2), crop_size=40, num_workers=0),
+        seeds=dict(source="bas+cam", scales=(1.0, 0.5), **seeds_cfg),
+        runtime=dict(device="cpu", workers=1, seed=0, amp=True)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cls")
+    root = base / "data"
+    make_demo_dataset(root, seed=0, n_train=8, n_val=2, size=48)
+    cfg = _cfg(root, base / "cache")
+    ctx = StageContext(name="classify", cfg=cfg, work_dir=base / "wd")
+    metrics = classify.run(ctx)
+    return base, root, cfg, metrics
+
+
+def test_classify_writes_model_and_metrics(trained):
+    base, _, _, m = trained
+    out = base / "wd" / "classify"
+    ckpt = torch.load(out / "model.pth", weights_only=True)
+    assert ckpt["meta"]["backbone"] == "mobilenet_v2" and ckpt["meta"]["method"] == "bas"
+    assert ckpt["meta"]["num_classes"] == 5 and ckpt["meta"]["classes"][0] == "background"
+    assert m["epochs"] == 1 and m["iterations"] == 2 and m["images"] == 8 and m["images_per_s"] > 0
+    for k in ("loss", "cls", "bas", "area", "fg", "bg_wins"):
+        assert math.isfinite(m["final"][k]), k
+    assert 0 <= m["area_per_epoch"][0] <= 1 and 0 <= m["bg_wins_per_epoch"][0] <= 1
+    lines = (out / "train_log.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "area" in json.loads(lines[0])
+    assert (out / "checkpoints" / "latest.pth").is_file()
+    json.dumps(m)  # metrics must be JSON-able for results.json
+
+
+def test_classify_rejects_classes_the_dataset_lacks(trained, tmp_path):
+    _, root, cfg, _ = trained
+    cfg = Config(cfg.to_dict())
+    cfg.classify.classes = ["background", "disc", "zebra"]
+    with pytest.raises(ValueError, match="zebra"):
+        classify.run(StageContext(name="classify", cfg=cfg, work_dir=tmp_path))
+
+
+def test_seeds_files_keys_shapes_and_resume(trained):
+    base, root, cfg, _ = trained
+    ctx = StageContext(name="seeds", cfg=cfg, work_dir=base / "wd")
+    m = seeds.run(ctx)
+    ds = ctx.dataset()
+    maps = base / "wd" / "seeds" / "maps"
+    assert m["images"] == m["computed"] == len(ds.ids) == 8 and m["bytes_per_image"] > 0
+    for id_ in ds.ids:
+        s = load_seeds(maps / f"{id_}.npz")
+        h, w = ds.image(id_).shape[:2]
+        k = len(ds.label_set(id_))
+        assert s.keys.tolist() == ds.label_set(id_)
+        assert s.low.shape == (k, math.ceil(h / 16), math.ceil(w / 16)) and s.high.shape == (k, h, w)
+        assert s.high.min() >= 0 and s.high.max() <= 1 and s.low.max() <= 1.001
+        # bas+cam: the mean of two max-normalised maps; the sigmoid BAS part always peaks at 1, the relu CAM part
+        # at 1 or (an all-negative map of this untrained model) 0, so each class map peaks in [0.5, 1]
+        assert np.all(s.high.reshape(k, -1).max(1) >= 0.49)
+    assert seeds.progress(ctx) == (8, 8)
+    victim = maps / f"{ds.ids[3]}.npz"
+    before = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.npz")}
+    victim.unlink()
+    assert seeds.progress(ctx) == (7, 8)
+    m2 = seeds.run(ctx)
+    assert m2["computed"] == 1 and victim.is_file()
+    after = {p.name: p.stat().st_mtime_ns for p in maps.glob("*.npz")}
+    assert {n for n in after if after[n] != before.get(n)} == {victim.name}
+
+
+def test_seeds_sources_bas_and_cam_differ(trained, tmp_path):
+    base, _, cfg, _ = trained
+    out = {}
+    for src in ("bas", "cam"):
+        c = Config(cfg.to_dict())
+        c.seeds.source, c.seeds.scales, c.seeds.flip, c.seeds.split = src, (1.0,), False, "val"
+        wd = tmp_path / src
+        shutil.copytree(base / "wd" / "classify", wd / "classify", ignore=shutil.ignore_patterns("checkpoints"))
+        ctx = StageContext(name="seeds", cfg=c, work_dir=wd)
+        seeds.run(ctx)
+        id_ = ctx.dataset().ids[0]
+        out[src] = load_seeds(wd / "seeds" / "maps" / f"{id_}.npz").low
+    assert out["bas"].shape == out["cam"].shape and not np.allclose(out["bas"], out["cam"])
+    assert np.allclose(out["bas"].reshape(len(out["bas"]), -1).max(1), 1.0, atol=1e-3)
+
+
+def test_seeds_wrong_checkpoint_is_a_clear_error_and_keeps_maps(trained, tmp_path):
+    base, _, cfg, _ = trained
+    from wsss.models import build_classifier, save_classifier
+
+    wd = tmp_path / "wd"
+    maps = wd / "seeds" / "maps"
+    maps.mkdir(parents=True)
+    (maps / "keep.npz").write_bytes(b"x")
+    save_classifier(wd / "classify" / "model.pth",
+                    build_classifier(dict(backbone="mobilenet_v2", pretrained=False), 3))
+    with pytest.raises(ValueError, match=r"model\.pth.*num_classes: checkpoint 3 vs expected 5"):
+        seeds.run(StageContext(name="seeds", cfg=cfg, work_dir=wd))
+    save_classifier(wd / "classify" / "model.pth",
+                    build_classifier(dict(backbone="resnet18", pretrained=False), 5))
+    with pytest.raises(ValueError, match=r"model\.pth.*backbone: checkpoint 'resnet18' vs expected 'mobilenet_v2'"):
+        seeds.run(StageContext(name="seeds", cfg=cfg, work_dir=wd))
+    assert (maps / "keep.npz").read_bytes() == b"x"
+
+
+def test_seeds_split_with_an_image_without_labels_is_an_error(trained, tmp_path):
+    base, root, cfg, _ = trained
+    from PIL import Image
+
+    ids = (root / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    mask = np.zeros((48, 48), np.uint8)
+    Image.fromarray(mask, mode="L").save(root / "SegmentationClass" / "empty_0.png")
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(root / "JPEGImages" / "empty_0.jpg")
+    (root / "ImageSets" / "Segmentation" / "withempty.txt").write_text("\n".join([*ids, "empty_0"]) + "\n")
+    c = Config(cfg.to_dict())
+    c.seeds.split = "withempty"
+    with pytest.raises(ValueError, match=r"1 image\(s\) of split 'withempty' have no foreground class.*empty_0"):
+        seeds.run(StageContext(name="seeds", cfg=c, work_dir=base / "wd"))

@@ -1,0 +1,186 @@
+"""The generic training loop: poly lr, logs, checkpoints, exact resume, DDP (gloo, 2 processes)."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+import wsss  # noqa: F401
+from wsss.models import build_classifier
+from wsss.training import checkpoint_path, epoch_indices, train
+
+torch.set_num_threads(2)
+
+
+class Toy(torch.utils.data.Dataset):
+    """Random images + labels with an epoch-keyed random flip (like LabeledImages)."""
+
+    def __init__(self, n: int = 8, size: int = 32, classes: int = 3):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 3, size, size, generator=g)
+        self.y = torch.zeros(n, classes)
+        self.y[torch.arange(n), torch.arange(n) % classes] = 1
+        self.epoch = 0
+
+    def set_epoch(self, e: int) -> None:
+        self.epoch = e
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        g = torch.Generator().manual_seed(1000 * self.epoch + i)
+        x = self.x[i].flip(-1) if torch.rand(1, generator=g).item() < 0.5 else self.x[i]
+        return {"image": x, "labels": self.y[i]}
+
+
+class TinyNet(nn.Module):
+    """Conv + BN + dropout (global torch RNG, reseeded per step by the loop) + linear; returns losses."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x, y):
+        s = self.fc(self.drop(self.body(x).mean((2, 3))))
+        loss = nn.functional.multilabel_soft_margin_loss(s, y)
+        return {"loss": loss, "cls": loss.detach()}
+
+    def param_groups(self):
+        return [dict(params=list(self.body.parameters()), lr_mult=1.0), dict(params=list(self.fc.parameters()),
+                                                                              lr_mult=10.0)]
+
+
+def _tiny(seed: int = 0):
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def _bas(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_classifier(dict(backbone="mobilenet_v2", pretrained=False, method="bas"), 3)
+
+
+def _step(net, batch):
+    return net(batch["image"], batch["labels"])
+
+
+CFG = dict(epochs=2, batch_size=4, lr=0.01, weight_decay=1e-4, seed=3)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def _crashing(after: int):
+    calls = {"n": 0}
+
+    def step(net, batch):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise Crash("killed")
+        return _step(net, batch)
+
+    return step
+
+
+def _same(a: nn.Module, b: nn.Module) -> None:
+    sb = b.state_dict()
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, sb[k]), k
+
+
+def test_epoch_indices_are_seeded_by_epoch_and_sharded():
+    a, b = epoch_indices(10, 0, 1), epoch_indices(10, 1, 1)
+    assert sorted(a) == list(range(10)) and a != b and a == epoch_indices(10, 0, 1)
+    r0, r1 = epoch_indices(10, 2, 1, 0, 2), epoch_indices(10, 2, 1, 1, 2)
+    assert len(r0) == len(r1) == 5 and sorted(r0 + r1) == list(range(10))
+
+
+def test_train_logs_history_lr_and_resumes_exactly(tmp_path):
+    ds = Toy()
+    ref = _tiny()
+    res = train(ref, ref.param_groups(), ds, _step, CFG, tmp_path / "a", None)
+    assert res["iterations"] == 4 and len(res["history"]) == 2 and res["resumed_from"] == 0
+    assert {"loss", "cls", "epoch", "seconds"} <= set(res["history"][0])
+    lines = [json.loads(ln) for ln in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [ln["iter"] for ln in lines] == [1, 2, 3, 4]
+    assert lines[0]["lr"] == pytest.approx(0.01) and lines[1]["lr"] == pytest.approx(0.01 * (1 - 1 / 4) ** 0.9)
+    assert checkpoint_path(tmp_path / "a").is_file()
+
+    # killed in epoch 2 (after the epoch-1 checkpoint), then resumed by a fresh process with another init
+    m = _tiny()
+    with pytest.raises(Crash):
+        train(m, m.param_groups(), ds, _crashing(3), CFG, tmp_path / "b", None)
+    assert torch.load(checkpoint_path(tmp_path / "b"), weights_only=True)["iteration"] == 2
+    m2 = _tiny(seed=99)
+    res2 = train(m2, m2.param_groups(), ds, _step, CFG, tmp_path / "b", None)
+    assert res2["resumed_from"] == 2 and res2["iterations"] == 4
+    _same(ref, m2)
+    assert res2["history"][1]["loss"] == pytest.approx(res["history"][1]["loss"], rel=1e-6)
+    lines = [json.loads(ln) for ln in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert [ln["iter"] for ln in lines] == [1, 2, 3, 4]  # the step redone after the crash is logged once
+
+    # a finished run does nothing more
+    res3 = train(m2, m2.param_groups(), ds, _step, CFG, tmp_path / "b", None)
+    assert res3["iterations"] == 4 and res3["resumed_from"] == 4
+    _same(ref, m2)
+
+
+def test_mid_epoch_checkpoint_resume(tmp_path):
+    ds = Toy(n=12)
+    cfg = dict(CFG, epochs=1, ckpt_interval=1)
+    ref = _tiny()
+    train(ref, ref.param_groups(), ds, _step, cfg, tmp_path / "a", None)
+    m = _tiny()
+    with pytest.raises(Crash):
+        train(m, m.param_groups(), ds, _crashing(2), cfg, tmp_path / "b", None)
+    assert torch.load(checkpoint_path(tmp_path / "b"), weights_only=True)["iteration"] == 2
+    m2 = _tiny(seed=5)
+    res = train(m2, m2.param_groups(), ds, _step, cfg, tmp_path / "b", None)
+    assert res["resumed_from"] == 2
+    _same(ref, m2)
+
+
+def test_resume_refuses_a_checkpoint_of_another_schedule(tmp_path):
+    ds = Toy()
+    m = _tiny()
+    train(m, m.param_groups(), ds, _step, dict(CFG, epochs=1), tmp_path, None)
+    with pytest.raises(RuntimeError, match="latest.pth: checkpoint was made with 1 epochs"):
+        train(m, m.param_groups(), ds, _step, dict(CFG, epochs=1, batch_size=2), tmp_path, None)
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        model = _bas(seed=rank)  # different inits: DDP must broadcast rank 0's
+        res = train(model, model.param_groups(), Toy(), _step, dict(CFG, epochs=1, batch_size=2), out_dir, None)
+        params = {k: v for k, v in model.named_parameters()}
+        torch.save({"params": params, "res": res}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_processes_end_with_identical_weights(tmp_path):
+    out = tmp_path / "ddp"
+    out.mkdir()
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    assert r0["res"]["iterations"] == r1["res"]["iterations"] == 2  # 8 images / 2 ranks / batch 2
+    for k, v in r0["params"].items():
+        assert torch.equal(v, r1["params"][k]), k
+    ref = _bas(seed=0)
+    assert not torch.equal(ref.head.weight, r0["params"]["head.weight"])  # it did train
+    lines = (out / "train_log.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # only rank 0 writes
+    assert checkpoint_path(out).is_file()
