@@ -101,7 +101,7 @@ def test_seeds_sources_bas_and_cam_differ(trained, tmp_path):
         shutil.copytree(base / "wd" / "classify", wd / "classify", ignore=shutil.ignore_patterns("checkpoints"))
         ctx = StageContext(name="seeds", cfg=c, work_dir=wd)
         seeds.run(ctx)
-        id_ = ctx.dataset().ids[0]
+        id_ = ctx.dataset("val").ids[0]
         out[src] = load_seeds(wd / "seeds" / "maps" / f"{id_}.npz").low
     assert out["bas"].shape == out["cam"].shape and not np.allclose(out["bas"], out["cam"])
     assert np.allclose(out["bas"].reshape(len(out["bas"]), -1).max(1), 1.0, atol=1e-3)
