@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     _common(p_run)
     p_run.add_argument("--until", help="stop after this stage")
     p_run.add_argument("--dry-run", action="store_true", help="print what would run and why")
-    p_stage = sub.add_parser("stage", help="run one stage (its inputs must be up to date)")
+    p_stage = sub.add_parser("stage", help="run one stage, or several: a,b (their other inputs must be up to date)")
     p_stage.add_argument("stage")
     _common(p_stage)
     p_stage.add_argument("--dry-run", action="store_true")
@@ -55,15 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{r['stage']:<14} {r['status']:<9} {r['detail']}")
             return 0
         if args.cmd == "stage":
-            run_stages(cfg, stages, only=[args.stage], dry_run=args.dry_run)
+            run_stages(cfg, stages, only=[s for s in args.stage.split(",") if s], dry_run=args.dry_run)
             return 0
-        only = None
-        if args.until:
-            names = [s.NAME for s in stages]
-            if args.until not in names:
-                raise PipelineError(f"unknown stage '{args.until}'; stages are: {', '.join(names)}")
-            only = names[: names.index(args.until) + 1]
-        run_stages(cfg, stages, only=only, dry_run=args.dry_run)
+        run_stages(cfg, stages, dry_run=args.dry_run, until=args.until)
         return 0
     except (PipelineError, WorkdirLocked, FileNotFoundError) as e:
         logging.getLogger("wsss").error("%s", e)

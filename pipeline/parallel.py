@@ -66,8 +66,23 @@ def for_each_item(
         log.info("%s: %d items (%d of this rank), %d already done, %d to run with %d worker(s)",
                  desc or "items", len(items), len(mine), len(mine) - len(todo), len(todo), workers)
     results: dict[str, object] = {}
-    if not todo:
-        return results
+    if todo:
+        _run_items(todo, work, workers, desc, results)
+    if use_shards:
+        _barrier()  # every rank's share is written before anyone reads the whole folder
+    return results
+
+
+def _barrier() -> None:
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+
+def _run_items(todo: list[str], work: Callable[[str], object], workers: int, desc: str,
+               results: dict[str, object]) -> None:
     bar = tqdm(total=len(todo), desc=desc, unit="img", dynamic_ncols=True, mininterval=1.0)
     if workers <= 1 or len(todo) == 1:
         for item in todo:
@@ -81,9 +96,30 @@ def for_each_item(
                 results[item] = res
                 bar.update()
     bar.close()
-    return results
 
 
 def exists(path_for: Callable[[str], Path]) -> Callable[[str], bool]:
     """A ``done`` predicate: the item's output file exists (it can only exist complete: atomic writes)."""
     return lambda item: path_for(item).exists()
+
+
+def chunked(items: Sequence[str], workers: int, per_worker: int = 8) -> list[list[str]]:
+    """Split items into about ``workers * per_worker`` contiguous chunks (for loops that reduce, not write)."""
+    n = max(1, min(len(items), workers * per_worker))
+    size = -(-len(items) // n) if items else 1
+    return [list(items[k:k + size]) for k in range(0, len(items), size)]
+
+
+def map_chunks(items: Sequence[str], work: Callable[[list[str]], object], workers: int = 1, desc: str = "",
+               log: logging.Logger | None = None) -> list[object]:
+    """Run ``work(chunk)`` over chunks of items in the process pool and return the results (in chunk order).
+
+    For per-image loops that *reduce* (confusion matrices, per-image scores) rather than write files; the
+    results of the chunks are merged by the caller. Not sharded: every rank computes the whole reduction.
+    """
+    chunks = chunked(items, max(1, workers))
+    keys = [f"{k:06d}" for k in range(len(chunks))]
+    by_key = dict(zip(keys, chunks))
+    results = for_each_item(keys, lambda key: work(by_key[key]), workers=min(max(1, workers), len(keys)),
+                            desc=desc, log=log, use_shards=False)
+    return [results[k] for k in keys]

@@ -32,7 +32,7 @@ from mmengine.config import Config
 from . import __version__
 from .cache import WorkdirLock, atomic_write_json, read_json
 from .config import changed_keys, digest, select
-from .stage import StageContext
+from .stage import StageContext, section_enabled
 
 log = logging.getLogger("wsss")
 
@@ -55,8 +55,7 @@ def stage_inputs(module: ModuleType, cfg: Config) -> tuple[str, ...]:
 def stage_enabled(module: ModuleType, cfg: Config) -> bool:
     if hasattr(module, "enabled"):
         return bool(module.enabled(cfg))
-    section = cfg.get(module.NAME, None)
-    return bool(section.get("enabled", True)) if isinstance(section, dict) else True
+    return section_enabled(cfg, module.NAME)
 
 
 def _module_source(name_or_module: str | ModuleType) -> bytes:
@@ -278,8 +277,14 @@ def _headline(results: dict[str, Any]) -> str:
 
 
 def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = None,
-               dry_run: bool = False) -> list[dict[str, Any]]:
-    """Run the pipeline (``only=None``) or just the named stages, skipping what is up to date."""
+               dry_run: bool = False, until: str | None = None) -> list[dict[str, Any]]:
+    """Run the pipeline (``only=None``), the stages up to ``until``, or just the named stages (``only``),
+    skipping what is up to date. Naming a disabled stage in ``only`` is an error; ``until`` passes them."""
+    names = [stage_name(m) for m in stages]
+    if until is not None:
+        if until not in names:
+            raise PipelineError(f"unknown stage '{until}'; stages are: {', '.join(names)}")
+        stages = stages[: names.index(until) + 1]
     work_dir = Path(cfg.work_dir)
     names = [stage_name(m) for m in stages]
     for n in only or []:
@@ -343,7 +348,7 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
     ctx = StageContext(name=p.name, cfg=cfg, work_dir=work_dir, log=logging.getLogger(f"wsss.{p.name}"))
     log.info("stage %-12s %s (%s)", p.name, p.action, p.reason)
     t0 = time.time()
-    with _StageLogFile(out_dir / (f"stage.log" if rank == 0 else f"stage.rank{rank}.log")), PeakMemory() as mem:
+    with _StageLogFile(out_dir / ("stage.log" if rank == 0 else f"stage.rank{rank}.log")), PeakMemory() as mem:
         results = p.module.run(ctx) or {}
     wall = time.time() - t0
     barrier()

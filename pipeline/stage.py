@@ -78,3 +78,9 @@ class StageContext:
 
 def stage_attr(module: ModuleType, attr: str, default: Any = None) -> Any:
     return getattr(module, attr, default)
+
+
+def section_enabled(cfg: Any, name: str) -> bool:
+    """A stage is enabled unless its config section says ``enabled=False`` (the runner's rule)."""
+    section = cfg.get(name, None)
+    return bool(section.get("enabled", True)) if hasattr(section, "get") else True

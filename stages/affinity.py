@@ -18,8 +18,8 @@ TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_po
 
 
 def run(ctx) -> dict:
-    from stages.eval_seeds import seed_split
     from wsss.affinity import AffinityDataset, affinity_step, build_affinity_net, pair_offsets, save_affinity_net
+    from wsss.maps import seed_split
     from wsss.models import load_classifier
     from wsss.training import train
 

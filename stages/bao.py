@@ -26,7 +26,7 @@ import numpy as np
 NAME = "bao"
 INPUTS = ("classify", "seeds")
 CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales")
-CODE = ("wsss.models.bao", "wsss.training", "wsss.transforms", "wsss.maps", "stages.eval_seeds")
+CODE = ("wsss.models.bao", "wsss.training", "wsss.transforms", "wsss.maps")
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
@@ -35,7 +35,7 @@ DEFAULT_SCALES = (1.0, 0.5, 1.5, 2.0)
 
 def check_seed_classes(ds: Any, seed_dir, ids: list[str]) -> None:
     """Every seed file's class keys must be the image's labels in this dataset (reads only the keys)."""
-    from stages.eval_seeds import check_seed_keys
+    from wsss.maps import check_seed_keys
 
     for id_ in ids:
         path = seed_dir / f"{id_}.npz"
@@ -60,8 +60,7 @@ def run(ctx) -> dict[str, Any]:
 
     from pipeline.cache import atomic_save_npz
     from pipeline.parallel import for_each_item
-    from stages.eval_seeds import check_seed_files, seed_split
-    from wsss.maps import SeedMaps, save_label_png, seed_labels
+    from wsss.maps import SeedMaps, check_seed_files, save_label_png, seed_labels, seed_split
     from wsss.models.bao import BAOModel, BAOStudent, SeedLabelImages, predict_maps
     from wsss.models.classifier import load_classifier
     from wsss.training import train
@@ -152,7 +151,7 @@ def run(ctx) -> dict[str, Any]:
 
 
 def progress(ctx) -> tuple[int, int]:
-    from stages.eval_seeds import seed_split
+    from wsss.maps import seed_split
 
     out = ctx.out_dir / "labels"
     ds = ctx.dataset(seed_split(ctx.cfg, NAME))

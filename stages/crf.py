@@ -17,7 +17,7 @@ import numpy as np
 NAME = "crf"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "crf", "seeds.split")
-CODE = ("wsss.crf", "wsss.maps", "stages.eval_seeds")
+CODE = ("wsss.crf", "wsss.maps")
 
 
 def crf_params(scfg: Any, default_bilateral: tuple) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def crf_params(scfg: Any, default_bilateral: tuple) -> dict[str, Any]:
 
 def seed_items(ctx, section: str) -> tuple[Any, list[str], Path]:
     """The dataset split the seeds were made for, its ids, and the seed folder; every seed file must exist."""
-    from stages.eval_seeds import check_seed_files, seed_split
+    from wsss.maps import check_seed_files, seed_split
 
     ds = ctx.dataset(seed_split(ctx.cfg, section))
     seed_dir = ctx.input_dir("seeds") / "maps"
@@ -38,8 +38,7 @@ def seed_items(ctx, section: str) -> tuple[Any, list[str], Path]:
 
 def load_checked(ds, id_: str, seed_dir: Path):
     """(image, seeds) of one image; clear errors for a foreign class list or a size mismatch."""
-    from stages.eval_seeds import check_seed_keys
-    from wsss.maps import load_seeds
+    from wsss.maps import check_seed_keys, load_seeds
 
     path = seed_dir / f"{id_}.npz"
     seeds = load_seeds(path)

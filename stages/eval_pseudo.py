@@ -11,7 +11,7 @@ from typing import Any
 NAME = "eval_pseudo"
 INPUTS = ("crf", "random_walk")
 CONFIG_KEYS = ("dataset", "eval_pseudo", "seeds.split")
-CODE = ("wsss.metrics", "stages.eval_seeds")
+CODE = ("wsss.metrics", "wsss.maps")
 PATHS = {"crf": "crf", "random_walk": "affinity + random walk"}
 
 
@@ -29,13 +29,9 @@ def seed_numbers(work_dir) -> dict[str, Any] | None:
 
 
 def run(ctx) -> dict:
-    import numpy as np
-
     from pipeline.cache import atomic_write_json
-    from pipeline.parallel import for_each_item
-    from stages.eval_seeds import _chunks, seed_split
-    from wsss.datasets import read_label_png
-    from wsss.metrics import ConfusionMatrix, format_table, summarize
+    from wsss.maps import seed_split
+    from wsss.metrics import confusion_of_folders, format_table, summarize
 
     ds = ctx.dataset(seed_split(ctx.cfg, NAME))
     seeds = seed_numbers(ctx.work_dir)
@@ -43,40 +39,12 @@ def run(ctx) -> dict:
         msg = f"dataset split '{ds.split}' has no ground-truth masks: pseudo-labels cannot be evaluated (skipped)"
         ctx.log.warning(msg)
         return {"skipped": True, "reason": msg, "split": ds.split, "seeds": seeds}
-    ids, n = list(ds.ids), ds.num_classes
-    dirs = {p: ctx.input_dir(p) / "labels" for p in PATHS}
-    for p, d in dirs.items():
-        missing = [i for i in ids if not (d / f"{i}.png").is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} of {len(ids)} pseudo-label PNGs missing in {d}: {missing[:20]} "
-                                    f"(run the {p} stage to completion)")
-    chunks = _chunks(ids, ctx.workers)
-
-    def work(chunk: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        cms = {p: ConfusionMatrix(n) for p in PATHS}
-        for id_ in chunks[chunk]:
-            gt = ds.mask(id_)
-            for p, cm in cms.items():
-                path = dirs[p] / f"{id_}.png"
-                pred = read_label_png(path)
-                if pred.shape != gt.shape:
-                    raise ValueError(f"{path}: size {pred.shape} differs from the mask {gt.shape} "
-                                     f"({ds.mask_path(id_)})")
-                try:
-                    cm.update(pred, gt)
-                except ValueError as e:
-                    raise ValueError(f"{path}: {e}") from None
-        return {p: (cm.matrix, cm.unpredicted) for p, cm in cms.items()}
-
-    parts = for_each_item(list(chunks), work, workers=min(ctx.workers, len(chunks)), desc="eval pseudo-labels",
-                          log=ctx.log, use_shards=False)
+    ids = list(ds.ids)
+    cms = confusion_of_folders({p: ctx.input_dir(p) / "labels" for p in PATHS}, ds.mask_path, ids, ds.num_classes,
+                               workers=ctx.workers, log=ctx.log)
     names = list(ds.classes)
     summaries: dict[str, dict] = {}
-    for p in PATHS:
-        cm = ConfusionMatrix(n)
-        for part in parts.values():
-            cm.matrix += part[p][0]
-            cm.unpredicted += part[p][1]
+    for p, cm in cms.items():
         summaries[p] = summarize(cm, names)
         ctx.log.info("pseudo-labels, %s (%s, %d images):\n%s", PATHS[p], ds.split, len(ids),
                      format_table(summaries[p], names))

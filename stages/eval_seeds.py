@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.stage import section_enabled
+from wsss.maps import check_seed_files, check_seed_keys, seed_split
+
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "eval_seeds", "bao.enabled", "seeds.split")
@@ -22,13 +25,7 @@ GT_NOTE = ("best threshold chosen WITH the ground truth (upper bound for a fixed
 
 def inputs(cfg: Any) -> tuple[str, ...]:
     """The seeds, plus the BAO labels when that stage is enabled."""
-    return ("seeds", "bao") if _bao_enabled(cfg) else ("seeds",)
-
-
-def _bao_enabled(cfg: Any) -> bool:
-    """As the runner decides it: a stage is enabled unless its section says ``enabled=False``."""
-    section = cfg.get("bao", None)
-    return bool(section.get("enabled", True)) if isinstance(section, dict) else True
+    return ("seeds", "bao") if section_enabled(cfg, "bao") else ("seeds",)
 
 
 def thresholds_from(scfg: Any) -> list[float]:
@@ -48,44 +45,11 @@ def thresholds_from(scfg: Any) -> list[float]:
     return sorted(set(ths))
 
 
-def seed_split(cfg: Any, section: str) -> str | None:
-    """The split to evaluate: the section's own ``split``, else the one the seeds were made for."""
-    return cfg.get(section, {}).get("split", None) or cfg.get("seeds", {}).get("split", None)
-
-
-def check_seed_files(seed_dir: Path, ids: list[str], what: str = "seed") -> None:
-    """Every id needs its seed file; list the missing ones (a partial folder must not give a number)."""
-    missing = [i for i in ids if not (seed_dir / f"{i}.npz").is_file()]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} of {len(ids)} {what} files missing in {seed_dir}: {missing[:20]}"
-                                + (" ..." if len(missing) > 20 else "") + " (run the seeds stage to completion)")
-
-
-def check_seed_keys(path: Path, keys: np.ndarray, label_set: list[int], classes: list[str]) -> None:
-    """Seed keys must be the image's foreground labels of this dataset's class list."""
-    num_fg = len(classes) - 1
-    bad = [int(k) for k in keys if not 0 <= int(k) < num_fg]
-    if bad:
-        raise ValueError(f"{path}: seed keys {bad} are outside the {num_fg} foreground classes of this dataset "
-                         f"({classes[1:6]}...): seeds from a different class list? Re-run the seeds stage.")
-    if sorted(int(k) for k in keys) != sorted(label_set):
-        raise ValueError(f"{path}: seed keys {sorted(int(k) for k in keys)} differ from the image's labels "
-                         f"{sorted(label_set)} in this dataset: seeds from a different class list or dataset? "
-                         "Re-run the seeds stage.")
-
-
-def _chunks(ids: list[str], workers: int) -> dict[str, list[str]]:
-    n = max(1, min(len(ids), workers * 8))
-    size = math.ceil(len(ids) / n)
-    return {f"chunk{k:05d}": ids[k * size:(k + 1) * size] for k in range(math.ceil(len(ids) / size))}
-
-
 def run(ctx) -> dict:
     from pipeline.cache import atomic_write_json
-    from pipeline.parallel import for_each_item
-    from wsss.datasets import read_label_png
+    from pipeline.parallel import map_chunks
     from wsss.maps import load_seeds, seed_labels
-    from wsss.metrics import ConfusionMatrix, format_table, summarize
+    from wsss.metrics import ConfusionMatrix, confusion_of_folders, format_table, missing_files, summarize
 
     scfg = ctx.stage_cfg
     ths = thresholds_from(scfg)
@@ -97,20 +61,11 @@ def run(ctx) -> dict:
     seed_dir = ctx.input_dir("seeds") / "maps"
     ids = list(ds.ids)
     check_seed_files(seed_dir, ids)
-    use_bao = _bao_enabled(ctx.cfg)
-    bao_dir = ctx.input_dir("bao") / "labels"
-    if use_bao:
-        missing = [i for i in ids if not (bao_dir / f"{i}.png").is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} of {len(ids)} BAO label maps missing in {bao_dir}: "
-                                    f"{missing[:20]} (run the bao stage to completion, or set bao.enabled=False)")
     n = ds.num_classes
-    chunks = _chunks(ids, ctx.workers)
 
-    def work(chunk: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def work(chunk: list[str]) -> list[ConfusionMatrix]:
         cms = [ConfusionMatrix(n) for _ in ths]
-        bao_cm = ConfusionMatrix(n) if use_bao else None
-        for id_ in chunks[chunk]:
+        for id_ in chunk:
             path = seed_dir / f"{id_}.npz"
             seeds = load_seeds(path)
             check_seed_keys(path, seeds.keys, ds.label_set(id_), ds.classes)
@@ -120,28 +75,22 @@ def run(ctx) -> dict:
                                  f"({ds.mask_path(id_)})")
             for cm, t in zip(cms, ths):
                 cm.update(seed_labels(seeds, t), gt)
-            if bao_cm is not None:
-                lab_path = bao_dir / f"{id_}.png"
-                lab = read_label_png(lab_path)
-                if lab.shape != gt.shape:
-                    raise ValueError(f"{lab_path}: size {lab.shape} differs from the mask size {gt.shape}")
-                bao_cm.update(lab, gt)
-        return (np.stack([c.matrix for c in cms]), np.stack([c.unpredicted for c in cms]),
-                None if bao_cm is None else bao_cm.matrix, None if bao_cm is None else bao_cm.unpredicted)
+        return cms
 
-    # Items are chunks of images: each worker returns summed matrices, which merge exactly. Every rank
-    # evaluates everything (cheap) so no cross-rank gather is needed; only the main rank writes.
-    parts = for_each_item(list(chunks), work, workers=min(ctx.workers, len(chunks)), desc="eval seeds",
-                          log=ctx.log, use_shards=False)
+    # One pass over the seeds: a confusion matrix per threshold per chunk of images, merged exactly.
     cms = [ConfusionMatrix(n) for _ in ths]
-    bao_cm = ConfusionMatrix(n) if use_bao else None
-    for mats, unpred, bmat, bunpred in parts.values():
-        for k, cm in enumerate(cms):
-            cm.matrix += mats[k]
-            cm.unpredicted += unpred[k]
-        if bao_cm is not None:
-            bao_cm.matrix += bmat
-            bao_cm.unpredicted += bunpred
+    for part in map_chunks(ids, work, workers=ctx.workers, desc="eval seeds", log=ctx.log):
+        for cm, other in zip(cms, part):
+            cm.merge(other)
+    bao_cm = None
+    if section_enabled(ctx.cfg, "bao"):
+        bao_dir = ctx.input_dir("bao") / "labels"
+        missing = missing_files(bao_dir, ids)
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} of {len(ids)} BAO label maps missing in {bao_dir}: "
+                                    f"{missing[:20]} (run the bao stage to completion, or set bao.enabled=False)")
+        bao_cm = confusion_of_folders({"bao": ctx.input_dir("bao") / "labels"}, ds.mask_path, ids, n,
+                                      workers=ctx.workers, log=ctx.log)["bao"]
 
     names = list(ds.classes)
     sums = [summarize(cm, names) for cm in cms]
@@ -174,7 +123,7 @@ def run(ctx) -> dict:
         "best_threshold_note": GT_NOTE,
         "best_at_sweep_edge": at_edge,
         "bao_miou": None if bao_sum is None else bao_sum["mIoU"],
-        "bao_note": "threshold-free: learned background channel, argmax, no threshold" if use_bao
+        "bao_note": "threshold-free: learned background channel, argmax, no threshold" if bao_cm is not None
         else "bao stage disabled",
     }
     if ctx.is_main:

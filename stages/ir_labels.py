@@ -14,7 +14,7 @@ import numpy as np
 NAME = "ir_labels"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split")
-CODE = ("wsss.crf", "wsss.maps", "stages.crf", "stages.eval_seeds")
+CODE = ("wsss.crf", "wsss.maps", "stages.crf")
 
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, fg_thres: float, bg_thres: float,

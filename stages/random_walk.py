@@ -13,7 +13,7 @@ from typing import Any
 NAME = "random_walk"
 INPUTS = ("seeds", "affinity")
 CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split")
-CODE = ("wsss.random_walk", "wsss.affinity", "wsss.transforms", "wsss.maps", "stages.crf", "stages.eval_seeds")
+CODE = ("wsss.random_walk", "wsss.affinity", "wsss.transforms", "wsss.maps", "stages.crf")
 
 _MODEL: dict[int, Any] = {}  # pid -> model: loaded lazily once per worker process (fork-safe)
 

@@ -282,16 +282,13 @@ def _curves(run: Run, out: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------------ examples
 def _chunked_scores(ctx: Any, ids: list[str], label_dir: Path, ds: Any) -> dict[str, float | None]:
     """Per-image mIoU of ``label_dir/<id>.png`` against the masks (ids without a readable file are left out)."""
-    from pipeline.parallel import for_each_item
-    from stages.eval_seeds import _chunks
+    from pipeline.parallel import map_chunks
     from wsss.datasets import DatasetError, read_label_png
     from wsss.report import image_miou
 
-    chunks = _chunks(ids, max(1, ctx.workers))
-
-    def work(chunk: str) -> dict[str, float | None]:
+    def work(chunk: list[str]) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
-        for id_ in chunks[chunk]:
+        for id_ in chunk:
             path = label_dir / f"{id_}.png"
             if not path.is_file():
                 continue
@@ -303,10 +300,8 @@ def _chunked_scores(ctx: Any, ids: list[str], label_dir: Path, ds: Any) -> dict[
                 continue
         return out
 
-    parts = for_each_item(list(chunks), work, workers=min(max(1, ctx.workers), len(chunks)),
-                          desc="report: per-image IoU", log=ctx.log, use_shards=False)
     scores: dict[str, float | None] = {}
-    for p in parts.values():
+    for p in map_chunks(ids, work, workers=ctx.workers, desc="report: per-image IoU", log=ctx.log):
         scores.update(p)  # type: ignore[arg-type]
     return scores
 
@@ -379,7 +374,7 @@ def _pseudo_source(run: Run) -> str | None:
 
 def _examples(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any]]:
     """Contact sheets (HTML parts) and what was sampled."""
-    from stages.eval_seeds import seed_split
+    from wsss.maps import seed_split
     from wsss.report import Cell, colour_legend, contact_sheet, esc, img
     from wsss.report import fmt as f
 

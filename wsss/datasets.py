@@ -210,7 +210,8 @@ def _labels_from_file(path: Path, ids: list[str], classes: list[str]) -> dict[st
             elif isinstance(c, int) and 0 <= c < len(classes) - 1:
                 fg.append(c)
             else:
-                raise DatasetError(f"{path}: image {id_} has label {c!r}; expected a class name or 0..{len(classes) - 2}")
+                raise DatasetError(f"{path}: image {id_} has label {c!r}; "
+                                   f"expected a class name or 0..{len(classes) - 2}")
         out[id_] = sorted(set(fg))
     return out
 

@@ -11,8 +11,10 @@ Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -92,3 +94,30 @@ def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | N
     scores = np.concatenate([bg, seeds.high], 0)
     keys = np.concatenate([[0], seeds.keys + 1])
     return keys[scores.argmax(0)].astype(np.uint8)
+
+
+# ---------------------------------------------------------------- seed folders: which split, complete, same classes
+def seed_split(cfg: Mapping[str, Any], section: str) -> str | None:
+    """The split to evaluate: the section's own ``split``, else the one the seeds were made for."""
+    return cfg.get(section, {}).get("split", None) or cfg.get("seeds", {}).get("split", None)
+
+
+def check_seed_files(seed_dir: Path, ids: list[str], what: str = "seed") -> None:
+    """Every id needs its seed file; list the missing ones (a partial folder must not give a number)."""
+    missing = [i for i in ids if not (seed_dir / f"{i}.npz").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(ids)} {what} files missing in {seed_dir}: {missing[:20]}"
+                                + (" ..." if len(missing) > 20 else "") + " (run the seeds stage to completion)")
+
+
+def check_seed_keys(path: Path, keys: np.ndarray, label_set: list[int], classes: list[str]) -> None:
+    """Seed keys must be the image's foreground labels of this dataset's class list."""
+    num_fg = len(classes) - 1
+    bad = [int(k) for k in keys if not 0 <= int(k) < num_fg]
+    if bad:
+        raise ValueError(f"{path}: seed keys {bad} are outside the {num_fg} foreground classes of this dataset "
+                         f"({classes[1:6]}...): seeds from a different class list? Re-run the seeds stage.")
+    if sorted(int(k) for k in keys) != sorted(label_set):
+        raise ValueError(f"{path}: seed keys {sorted(int(k) for k in keys)} differ from the image's labels "
+                         f"{sorted(label_set)} in this dataset: seeds from a different class list or dataset? "
+                         "Re-run the seeds stage.")

@@ -13,7 +13,7 @@ MMSegmentation's ``IoUMetric`` (same semantics, checked by ``tests/wsss/test_met
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,12 +222,58 @@ def read_split_ids(path: str | os.PathLike) -> list[str]:
     return ids
 
 
+def missing_files(folder: Path, ids: Sequence[str], suffix: str = ".png") -> list[str]:
+    return [i for i in ids if not (folder / f"{i}{suffix}").is_file()]
+
+
+def confusion_of_folders(pred_dirs: Mapping[str, str | os.PathLike], gt_path: Callable[[str], Path],
+                         ids: Sequence[str], num_classes: int, ignore_index: int = 255, workers: int = 1,
+                         log: Any = None) -> dict[str, ConfusionMatrix]:
+    """One pass over the images: a confusion matrix per folder of ``<id>.png`` label maps against the masks.
+
+    Every folder must hold every id (a partial folder must not give a flattering number): the error lists
+    the missing ones. Size mismatches and out-of-range values are errors naming both files.
+    """
+    from pipeline.parallel import map_chunks
+
+    dirs = {name: Path(d) for name, d in pred_dirs.items()}
+    for name, d in dirs.items():
+        missing = missing_files(d, ids)
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} of {len(ids)} label maps ({name}) missing in {d}, "
+                                    f"e.g. {missing[:20]}")
+
+    def work(chunk: list[str]) -> dict[str, ConfusionMatrix]:
+        cms = {name: ConfusionMatrix(num_classes, ignore_index) for name in dirs}
+        for i in chunk:
+            gt_file = gt_path(i)
+            gt = read_label_png(gt_file)
+            for name, d in dirs.items():
+                pred_file = d / f"{i}.png"
+                pred = read_label_png(pred_file)
+                if pred.shape != gt.shape:
+                    raise ValueError(f"{pred_file}: prediction size {pred.shape} != ground-truth size {gt.shape} "
+                                     f"({gt_file})")
+                try:
+                    cms[name].update(pred, gt)
+                except ValueError as e:
+                    raise ValueError(f"{pred_file} vs {gt_file}: {e}") from None
+        return cms
+
+    total = {name: ConfusionMatrix(num_classes, ignore_index) for name in dirs}
+    for part in map_chunks(list(ids), work, workers=workers, desc="evaluate", log=log):
+        for name, cm in part.items():  # type: ignore[union-attr]
+            total[name].merge(cm)
+    return total
+
+
 def evaluate_folder(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
     ids: Iterable[str] | None,
     class_names: Sequence[str],
     ignore_index: int = 255,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Compare ``pred_dir/<id>.png`` with ``gt_dir/<id>.png`` for each id (all gt PNGs when ``ids`` is None).
 
@@ -241,26 +287,18 @@ def evaluate_folder(
     ids = sorted(p.stem for p in gt_dir.glob("*.png")) if ids is None else list(ids)
     if not ids:
         raise ValueError(f"no images to evaluate (ground-truth folder {gt_dir} has no PNGs or the id list is empty)")
-    missing_gt = [i for i in ids if not (gt_dir / f"{i}.png").is_file()]
+    missing_gt = missing_files(gt_dir, ids)
     if missing_gt:
         raise FileNotFoundError(
             f"{len(missing_gt)} of {len(ids)} ground-truth PNGs missing in {gt_dir}, e.g. {missing_gt[:20]}"
         )
-    missing = [i for i in ids if not (pred_dir / f"{i}.png").is_file()]
+    missing = missing_files(pred_dir, ids)
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(ids)} predictions missing in {pred_dir}, e.g. {missing[:20]}"
         )
-    conf = ConfusionMatrix(len(class_names), ignore_index)
-    for i in ids:
-        pred_path, gt_path = pred_dir / f"{i}.png", gt_dir / f"{i}.png"
-        pred, gt = read_label_png(pred_path), read_label_png(gt_path)
-        if pred.shape != gt.shape:
-            raise ValueError(f"{pred_path}: prediction size {pred.shape} != ground-truth size {gt.shape} ({gt_path})")
-        try:
-            conf.update(pred, gt)
-        except ValueError as e:
-            raise ValueError(f"{pred_path} vs {gt_path}: {e}") from None
+    conf = confusion_of_folders({"pred": pred_dir}, lambda i: gt_dir / f"{i}.png", ids, len(class_names),
+                                ignore_index, workers)["pred"]
     out = summarize(conf, class_names)
     out.update(num_images=len(ids), pred_dir=str(pred_dir), gt_dir=str(gt_dir))
     return out

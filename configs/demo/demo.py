@@ -13,11 +13,23 @@ _base_ = [
 experiment = "demo"
 dataset = dict(root="data/demo", train_split="train", val_split="val")
 
-classify = dict(backbone="mobilenet_v2", pretrained=True, epochs=12, batch_size=16, lr=0.01, resize=144,
+# lr: 0.01 diverges with MobileNetV2 (its 1280-d features make the x10 head step large), 0.001 trains cleanly
+classify = dict(backbone="mobilenet_v2", pretrained=True, epochs=16, batch_size=16, lr=0.001, resize=144,
                 crop_size=128, num_workers=0)
-seeds = dict(scales=(1.0, 0.5, 1.5), flip=True)
+# 128 px images at output stride 16 give 8x8 maps: the up-scales (1.5, 2.0) sharpen them (64.4 vs 64.0 mIoU)
+seeds = dict(scales=(1.0, 1.5, 2.0), flip=True)
+eval_seeds = dict(threshold_range=(0.05, 0.95, 0.05))
+# Thresholds for THIS dataset's maps. They are broad (8x8 grids upsampled), so IRN's VOC values (0.25 / 0.30 / 0.05)
+# label most of each image foreground (CRF pseudo-labels: 27.2 mIoU). The seed sweep on the demo train split put the
+# best background threshold at 0.65 (chosen WITH the ground truth, like the VOC values of IRN and BAS); the values
+# below are set from it and are therefore tuned with ground truth. The threshold-free alternative is the bao stage.
+crf = dict(bg_threshold=0.65)
+ir_labels = dict(conf_fg_thres=0.80, conf_bg_thres=0.40)
+random_walk = dict(sem_seg_bg_thres=0.60)
 bao = dict(epochs=4, batch_size=16, crop_size=128, lr=0.01, ema_momentum=0.99)
-affinity = dict(epochs=4, batch_size=16, crop_size=128, resize_range=(112, 160), lr=0.05)
+# the demo's images are ~4x smaller than VOC's: a smaller training radius and a slimmer embedding head
+affinity = dict(epochs=4, batch_size=8, crop_size=128, resize_range=(112, 160), lr=0.05, train_radius=6,
+                dims=(32, 64, 64), embed_dim=64)
 segment = dict(model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", iters=300, batch_size=8, crop_size=128,
                img_scale=(160, 128), ratio_range=(0.75, 1.5), val_interval=0, checkpoint_interval=100,
                log_interval=20, num_workers=0)

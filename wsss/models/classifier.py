@@ -62,7 +62,7 @@ class Classifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, method: str = "bas",
                  loss_weights: Mapping[str, float] | None = None, cls_loss: str | None = None,
-                 detach_generator_input: bool = True, bg_branch: str = "functional"):
+                 detach_generator_input: bool = False, bg_branch: str = "functional"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"classify.method must be one of {METHODS}, got '{method}'")
@@ -172,7 +172,7 @@ def build_classifier(cfg: Mapping[str, Any], num_classes: int) -> Classifier:
     backbone = build_backbone(cfg.get("backbone", "resnet50"), cfg.get("pretrained", True))
     return Classifier(backbone, num_classes, method=cfg.get("method", "bas"),
                       loss_weights=cfg.get("loss_weights"), cls_loss=cfg.get("cls_loss"),
-                      detach_generator_input=cfg.get("detach_generator_input", True),
+                      detach_generator_input=cfg.get("detach_generator_input", False),
                       bg_branch=cfg.get("bg_branch", "functional"))
 
 
