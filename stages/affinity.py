@@ -4,7 +4,9 @@ The classifier's backbone is frozen (as IRN); a small multi-level head embeds it
 grid and pairs within ``train_radius`` get PSA's affinity ``exp(-mean|f_i - f_j|)`` (see wsss/affinity.py for
 why PSA's pairwise formulation rather than IRN's boundary map). Loss balanced over bg-bg, same-class fg-fg
 and different-label pairs. wsss.training gives SGD + poly, AMP, DDP under torchrun, checkpoints and resume.
-Writes ``model.pth``.
+Writes ``model.pth``. ``cache_features`` (demo): the frozen backbone's features are computed once at a fixed
+scale (+ mirror) and training runs the head only (wsss.affinity.FeatureCache); ``train_chunk``: offsets per
+checkpointed group of the pair loss (0 = none, fastest when memory allows).
 """
 from __future__ import annotations
 
@@ -18,7 +20,16 @@ TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_po
 
 
 def run(ctx) -> dict:
-    from wsss.affinity import AffinityDataset, affinity_step, build_affinity_net, pair_offsets, save_affinity_net
+    import time
+
+    from wsss.affinity import (
+        AffinityDataset,
+        FeatureCache,
+        affinity_step,
+        build_affinity_net,
+        pair_offsets,
+        save_affinity_net,
+    )
     from wsss.maps import seed_split
     from wsss.models import load_classifier
     from wsss.training import train
@@ -36,18 +47,24 @@ def run(ctx) -> dict:
     stride = model.grid_stride
     offsets = pair_offsets(int(scfg.get("train_radius", 10)))
     runtime = ctx.cfg.get("runtime", {})
-    data = AffinityDataset(ds, label_dir, resize_range=scfg.get("resize_range", (320, 640)),
-                           crop=int(scfg.get("crop_size", 512)), grid_stride=stride, flip=scfg.get("flip", True),
-                           seed=int(runtime.get("seed", 0)))
+    crop, seed, cache = int(scfg.get("crop_size", 512)), int(runtime.get("seed", 0)), bool(scfg.get("cache_features"))
+    data = AffinityDataset(ds, label_dir, resize_range=(crop, crop) if cache else scfg.get("resize_range", (320, 640)),
+                           crop=crop, grid_stride=stride, flip=False if cache else scfg.get("flip", True), seed=seed)
+    if cache:  # frozen backbone: its features at one fixed scale (+ mirror) are computed once, not every iteration
+        t0 = time.time()
+        data = FeatureCache(model, data, device, flip=scfg.get("flip", True), seed=seed)
+        ctx.log.info("cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data), time.time() - t0)
     tcfg = {k: scfg[k] for k in TRAIN_KEYS if k in scfg}
     tcfg.update(amp=runtime.get("amp", True), seed=runtime.get("seed", 0))
     ctx.log.info("affinity net: grid stride %d, %d training offsets (radius %s), %d images, levels %s",
                  stride, len(offsets), scfg.get("train_radius", 10), len(data), model.levels)
-    stats = train(model, [dict(params=model.trainable_parameters(), lr_mult=1.0)], data, affinity_step(offsets),
+    stats = train(model, [dict(params=model.trainable_parameters(), lr_mult=1.0)], data,
+                  affinity_step(offsets, int(scfg.get("train_chunk", 8))),
                   tcfg, ctx.out_dir, ctx.log)
     if ctx.is_main:
         save_affinity_net(ctx.out_dir / "model.pth", model, {**scfg, "grid_stride": stride})
     last = stats["history"][-1] if stats.get("history") else {}
-    return {"grid_stride": stride, "train_radius": int(scfg.get("train_radius", 10)), "num_offsets": len(offsets),
+    return {"grid_stride": stride, "cached_features": cache,
+            "train_radius": int(scfg.get("train_radius", 10)), "num_offsets": len(offsets),
             "num_images": len(data), "final": last, "iterations": stats.get("iterations"),
             "seconds": stats.get("seconds"), "images_per_s": stats.get("images_per_s")}

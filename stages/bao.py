@@ -25,7 +25,8 @@ import numpy as np
 
 NAME = "bao"
 INPUTS = ("classify", "seeds")
-CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales")
+CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "classify.resize", "classify.scale_range",
+               "classify.crop_size", "classify.lr")
 CODE = ("wsss.models.bao", "wsss.training", "wsss.transforms", "wsss.maps")
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
@@ -53,6 +54,16 @@ def inference_scales(cfg: Any) -> tuple[float, ...]:
     if not scales or any(s <= 0 for s in scales):
         raise ValueError(f"bao.scales must be positive numbers, got {scales}")
     return scales
+
+
+def classifier_scale(scfg: dict, ccfg: dict) -> tuple[int, tuple[float, float], int]:
+    """(resize, resize_range, crop) for training: bao's own values, else the classifier's (the scale at which
+    the backbone learned the classes and at which the seeds are computed). A BAO resize of 512 on the 128 px
+    demo images trained the head on 4x zoomed crops it never sees at inference."""
+    resize = int(scfg.get("resize") or ccfg.get("resize") or 512)
+    lo, hi = scfg.get("resize_range") or ccfg.get("scale_range") or (0.7, 1.3)
+    crop = int(scfg.get("crop_size") or ccfg.get("crop_size") or 448)
+    return resize, (float(lo), float(hi)), crop
 
 
 def run(ctx) -> dict[str, Any]:
@@ -90,10 +101,11 @@ def run(ctx) -> dict[str, Any]:
     model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                      smoothing=float(scfg.get("label_smoothing", 0.4)), cls_weight=float(scfg.get("cls_weight", 1.0)),
                      seg_weight=float(scfg.get("seg_weight", 1.0))).to(device)
-    data = SeedLabelImages(ds, seed_dir, resize=int(scfg.get("resize", 512)),
-                           scale_range=scfg.get("resize_range", (0.7, 1.3)), crop=int(scfg.get("crop_size", 448)),
-                           flip=True, seed=seed)
-    tcfg = {k: scfg[k] for k in _TRAIN_KEYS if k in scfg}
+    ccfg = dict(ctx.cfg.get("classify", {}))
+    resize, resize_range, crop = classifier_scale(scfg, ccfg)
+    data = SeedLabelImages(ds, seed_dir, resize=resize, scale_range=resize_range, crop=crop, flip=True, seed=seed)
+    tcfg = {k: scfg[k] for k in _TRAIN_KEYS if scfg.get(k) is not None}
+    tcfg["lr"] = float(scfg.get("lr") or ccfg.get("lr") or 0.01)
     tcfg.update(amp=bool(runtime.get("amp", True)), seed=seed)
     epochs = int(tcfg.get("epochs", 1))
     ctx.log.info("bao: %d images of %s, %d foreground classes; %d epochs, seed labels for epochs < %d then the "

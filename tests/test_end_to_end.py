@@ -110,7 +110,11 @@ def test_seeds_killed_for_real_resume_to_identical_outputs(run_dir):
     maps = work / "seeds/maps"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if (work / "seeds/manifest.json").is_file() and len(list(maps.glob("*.npz"))) >= 3:
+        try:  # the new run has started (the old outputs moved away) and written a few items
+            running = json.loads((work / "seeds/manifest.json").read_text())["state"] == "running"
+        except (OSError, ValueError, KeyError):
+            running = False
+        if running and len(list(maps.glob("*.npz"))) >= 3:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)

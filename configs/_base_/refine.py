@@ -32,7 +32,9 @@ affinity = dict(
     dims=(64, 128, 256),  # per-level 1x1 conv widths, for the last len(dims) feature levels
     levels=None,  # explicit feature-level indices (None = the last len(dims) levels: strides 8, 16, 16)
     embed_dim=256,  # width of the fused embedding the affinities are computed on
-    chunk=8,  # offsets per checkpointed chunk (training memory vs speed)
+    chunk=8,  # inference: offsets per chunk of pairwise_affinity
+    train_chunk=8,  # training: offsets per checkpointed group of the pair loss (0 = no checkpointing: fastest)
+    cache_features=False,  # True: frozen-backbone features computed once at one scale (+ mirror); no resize jitter
     train_radius=10,  # pairs within this radius on the grid (IRN: 10 at stride 4)
     epochs=3,  # IRN: 3 epochs, batch 32, lr 0.1, crop 512
     batch_size=32,
@@ -50,7 +52,7 @@ affinity = dict(
 random_walk = dict(
     radius=5,  # inference radius on the grid (IRN: 5)
     beta=10,  # affinity ** beta
-    exp_times=8,  # 2 ** exp_times walk steps
+    exp_times=8,  # 2 ** exp_times walk steps (scale with the grid: diffusion spreads ~radius * sqrt(steps) cells)
     bg_mode="threshold",  # 'threshold': IRN, constant sem_seg_bg_thres after the walk; 'power': PSA bg channel walked
     sem_seg_bg_thres=0.25,  # IRN 0.25 (BAS uses 0.22 with seed_power 1.5)
     bg_power=1.0,  # 'power' mode: bg = (1 - max_k s_k) ** bg_power

@@ -8,12 +8,14 @@ bao = dict(
     epochs=5,  # passes over the seed split
     batch_size=16,
     num_workers=4,  # DataLoader workers (image decoding + seed files)
-    lr=0.01,  # base lr (SGD + poly, wsss.training); backbone x1, head x10 (lr_mult)
+    # base lr (SGD + poly, wsss.training); backbone + trained classifier head x1, new head x10 (lr_mult).
+    # None = classify.lr, the lr this backbone is known to train at (demo: 0.01 made the first steps diverge)
+    lr=None,
     weight_decay=1e-4,
     momentum=0.9,
-    resize=512,  # long side before the random rescale (as the classifier's training)
-    resize_range=(0.7, 1.3),  # random rescale factor range of that long side
-    crop_size=448,  # random crop (padded with ignore) after random rescale + flip
+    resize=None,  # long side before the random rescale; None = classify.resize (train at the classifier's scale)
+    resize_range=None,  # random rescale factor range of that long side; None = classify.scale_range
+    crop_size=None,  # random crop (padded with ignore) after random rescale + flip; None = classify.crop_size
     hidden=256,  # channels of the label-conditioned head
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels
     cls_weight=1.0,  # multi-label classification loss weight

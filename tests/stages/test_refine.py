@@ -140,6 +140,17 @@ def test_affinity_random_walk_eval(base):
     assert res["final"]["n_neg"] > 0 and res["final"]["n_bg"] > 0 and np.isfinite(res["final"]["loss"])
     # training resumes from its checkpoint: a finished run does no more iterations
     assert affinity.run(ctx)["iterations"] == res["iterations"]
+    # cached frozen features (the demo's fast path): trains the head only, loss below a constant affinity's 0.69
+    cctx = make_ctx(base, "affinity", work="work_cache", affinity=dict(
+        grid_stride=4, dims=(8, 8, 8, 8), levels=(0, 1, 2, 3), embed_dim=16, train_radius=4, epochs=40, batch_size=3,
+        lr=0.5, crop_size=32, cache_features=True, train_chunk=0))
+    cctx.work_dir.mkdir(exist_ok=True)
+    for s in ("classify", "ir_labels"):
+        if not (cctx.work_dir / s).exists():
+            (cctx.work_dir / s).symlink_to(base / "work" / s)
+    cres = affinity.run(cctx)
+    assert cres["cached_features"] and (cctx.out_dir / "model.pth").is_file()
+    assert cres["final"]["loss"] < 0.6 and cres["final"]["n_neg"] > 0
 
     rctx = make_ctx(base, "random_walk")
     out = random_walk.run(rctx)

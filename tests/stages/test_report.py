@@ -22,6 +22,7 @@ from tests.helpers import blob_mask, make_voc_layout
 from wsss.maps import load_seeds, save_label_png, save_seeds, seed_labels
 from wsss.metrics import ConfusionMatrix, summarize
 from wsss.report import image_miou, referenced_images
+from wsss.report_content import pick_sample
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["background", "cat", "dog"]
@@ -173,8 +174,8 @@ def test_inputs_are_the_enabled_stages():
 def test_pick_sample_is_deterministic():
     ids = ["c", "a", "d", "b", "e"]
     scores = {"a": 10.0, "b": 90.0, "c": 5.0, "d": 5.0, "e": None}
-    assert report.pick_sample(ids, scores, 2, 2) == (["a", "b"], ["c", "d"])
-    assert report.pick_sample(ids, {}, 3, 2) == (["a", "b", "c"], [])
+    assert pick_sample(ids, scores, 2, 2) == (["a", "b"], ["c", "d"])
+    assert pick_sample(ids, {}, 3, 2) == (["a", "b", "c"], [])
     gt = np.array([[1, 1], [0, 255]], np.uint8)
     assert image_miou(gt.copy(), gt, 3) == pytest.approx(100.0)
     assert image_miou(np.zeros_like(gt), gt, 3) == pytest.approx(100 * (1 / 3 + 0) / 2)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsss.affinity import (AffinityNet, affinity_labels, affinity_loss, downsample_labels, grid_size, pair_indices,
-                           pair_offsets, pair_valid_mask, pairwise_affinity)
+from wsss.affinity import (AffinityNet, FeatureCache, affinity_labels, affinity_loss, affinity_step, downsample_labels,
+                           grid_size, pair_indices, pair_loss, pair_offsets, pair_valid_mask, pairwise_affinity)
 
 torch.set_num_threads(1)
 
@@ -96,6 +96,27 @@ def test_affinity_loss_balanced():
     assert out["n_bg"].item() == 2
 
 
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_pair_loss_equals_reference_loss_and_gradient(chunk):
+    torch.manual_seed(0)
+    emb = torch.randn(2, 6, 9, 11, requires_grad=True)
+    lab = torch.randint(0, 3, (2, 9, 11))
+    lab[lab == 2] = 255
+    lab[:, :3] = 2
+    offs = pair_offsets(4)
+    ref = affinity_loss(pairwise_affinity(emb, offs), *affinity_labels(lab, offs))
+    new = pair_loss(emb, lab, offs, chunk)
+    for k in ref:
+        assert new[k].item() == pytest.approx(ref[k].item(), rel=1e-5), k
+    assert ref["n_neg"].item() > 0 and ref["n_fg"].item() > 0 and ref["n_bg"].item() > 0
+    g_ref = torch.autograd.grad(ref["loss"], emb, retain_graph=True)[0]
+    g_new = torch.autograd.grad(new["loss"], emb)[0]
+    torch.testing.assert_close(g_new, g_ref, rtol=1e-4, atol=1e-7)
+    # no known pair at all: zero loss, zero counts
+    out = pair_loss(emb, torch.full((2, 9, 11), 255), offs)
+    assert out["loss"].item() == 0 and out["n_bg"].item() == 0
+
+
 class TinyBackbone(torch.nn.Module):
     """A real (small) conv net with the classifier's feature API: levels at strides 4, 8, 16."""
 
@@ -148,3 +169,46 @@ def test_downsample_labels_centres():
     g = downsample_labels(lab, 4)
     assert g.shape == (3, 3)
     assert g[0, 0] == lab[2, 2] and g[2, 2] == lab[9, 8]  # last cell clamps to the border
+
+
+class _Crops(torch.utils.data.Dataset):
+    """The minimal AffinityDataset interface FeatureCache reads: fixed-size image crops and grid labels."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "labels": self.labels[i]}
+
+
+def test_feature_cache_matches_backbone_and_trains():
+    torch.manual_seed(0)
+    net = AffinityNet(TinyBackbone(), grid_stride=4, dims=(8, 8, 8), embed_dim=16, levels=[0, 1, 2])
+    images = torch.randn(5, 3, 32, 48)
+    labels = torch.randint(0, 2, (5, 8, 12))
+    cache = FeatureCache(net, _Crops(images, labels), batch_size=2, flip=True, seed=0)
+    assert len(cache) == 5
+    plain, mirror = cache.items[3]
+    for f, g in zip(plain[0], net.frozen_features(images[3:4])):
+        torch.testing.assert_close(f, g[0])
+    for f, g in zip(mirror[0], net.frozen_features(images[3:4].flip(-1))):
+        torch.testing.assert_close(f, g[0])
+    assert torch.equal(mirror[1], labels[3].flip(-1)) and torch.equal(plain[1], labels[3])
+    picks = set()
+    for epoch in range(6):  # the mirrored copy is picked per (seed, epoch, index), deterministically
+        cache.set_epoch(epoch)
+        picks |= {torch.equal(cache[i]["labels"], labels[i]) for i in range(5)}
+        assert torch.equal(cache[0]["labels"], cache[0]["labels"])
+    assert picks == {True, False}
+    # the step on cached features equals the step on the images (same embedding, same loss)
+    batch = torch.utils.data.default_collate([cache.items[i][0] for i in range(2)])
+    step = affinity_step(pair_offsets(3))
+    on_feats = step(net, {"feats": batch[0], "labels": batch[1]})
+    on_images = step(net, {"image": images[:2], "labels": labels[:2]})
+    assert on_feats["loss"].item() == pytest.approx(on_images["loss"].item(), rel=1e-5)

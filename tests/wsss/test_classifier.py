@@ -85,9 +85,12 @@ def _terms(model, x, y, seed=0):
 
 
 @pytest.mark.parametrize("term", ["bas", "area", "fg"])
-def test_generator_terms_train_only_the_generator(term):
+@pytest.mark.parametrize("detach", [True, False])
+def test_generator_terms_never_train_the_high_layers_or_head(term, detach):
+    """bas/area/fg reach the generator; the mid layers only through the generator's input (detach=False, the
+    public code); the high layers and the head never (the background branch uses detached weights)."""
     x, y = _batch(8)
-    model = _model()
+    model = _model(detach_generator_input=detach)
     terms = _terms(model, x, y)
     if term == "bas":
         assert terms["bg_wins"].item() < 1.0  # some images on the ratio branch, else no gradient at all
@@ -95,7 +98,12 @@ def test_generator_terms_train_only_the_generator(term):
     terms[term].backward()
     assert model.generator.weight.grad is not None and model.generator.weight.grad.abs().sum() > 0
     assert model.head.weight.grad is None
-    assert all(p.grad is None for p in model.backbone.parameters())  # neither layer4/high nor the mid layers
+    assert all(p.grad is None for p in model.backbone.high.parameters())
+    mid_grads = [p.grad for n, p in model.backbone.named_parameters() if not n.startswith("high.")]
+    if detach:
+        assert all(g is None for g in mid_grads)
+    else:
+        assert any(g is not None and g.abs().sum() > 0 for g in mid_grads)
 
 
 def test_functional_background_branch_equals_deepcopy_and_keeps_bn_stats():
