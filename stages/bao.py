@@ -16,6 +16,9 @@ once after training, so a resumed run gives the same teacher as an uninterrupted
 Inference with the EMA teacher (``bao.infer_with``): multi-scale + flip (``bao.scales``, default the seeds'
 scales), the learned background channel and the present classes' maps, each normalised per channel, argmax.
 Writes ``labels/<id>.png`` (label PNG) and ``bg/<id>.npz`` (``bg``: float16 HxW background map), resumable.
+
+Training scale and lr default to the classifier's (``bao.resize/resize_range/crop_size/lr`` = None): the
+backbone learned the classes, and the seeds were made, at that scale (see wsss.models.bao for the numbers).
 """
 from __future__ import annotations
 

@@ -163,13 +163,12 @@ def test_bad_inputs_fail_before_training(tmp_path, trained):
     assert not (wd / "segment" / "mmseg").exists()  # nothing was trained
 
 
-@pytest.mark.skipif(os.environ.get("WSSS_SLOW") != "1", reason="slow (DDP, 2 processes): set WSSS_SLOW=1")
 def test_ddp_two_processes_gloo(tmp_path):
     root = make_data(tmp_path)
     wd = tmp_path / "wd"
     fake_pseudo_labels(root, wd)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(Path(__file__).resolve()), str(root), str(tmp_path), str(wd)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -233,3 +233,59 @@ def test_bao_stage_bad_seeds(tmp_path):
         save_seeds(maps / f"{i}.npz", [7], np.zeros((1, 2, 2)), np.zeros((1, 32, 32)))
     with pytest.raises(ValueError, match=r"c.npz: seed keys \[7\].*different class list"):
         bao.run(ctx("bao"))
+
+
+class _LoudBackbone(nn.Module):
+    """Fixed, wide, large-magnitude features (like MobileNetV2's 1280-d ReLU6 output): the case that diverged."""
+    high_channels = 256
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 256, 3, stride=4, padding=1)
+        nn.init.normal_(self.conv.weight, std=1.0)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)).clamp(max=6.0)
+
+
+def test_head_is_stable_at_a_large_learning_rate():
+    # Regression: without normalisation in the head, the first SGD steps of the 3x3 output conv (fan-in 9 x hidden)
+    # on large features blew the logits up (demo: seg loss 1.0 -> 42 after two steps) and wrecked the backbone.
+    torch.manual_seed(0)
+    student = BAOStudent(_LoudBackbone(), nn.Conv2d(256, 2, 1, bias=False), num_classes=2, hidden=64)
+    model = BAOModel(student, smoothing=0.0)
+    images = torch.randn(4, 3, 32, 32)
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    target = torch.zeros(4, 32, 32, dtype=torch.long)
+    target[:, 8:24, 8:24] = 1
+    target[1, 8:24, 8:24] = 2
+    target[2, 8:24, 8:16] = 2
+    groups = [dict(g, lr=0.1 * g["lr_mult"] / 10) for g in model.param_groups()]  # new head at 0.1
+    opt = torch.optim.SGD([g for g in groups if g["params"]], lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(6):
+        out = model(images, labels, target)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["seg"].item())
+    assert max(losses) < 2.0 * losses[0], losses  # the unnormalised head reached > 10x its first loss here
+    assert losses[-1] < losses[0], losses
+
+
+def test_param_groups_new_head_only_at_10x():
+    student = BAOStudent(_TinyBackbone(), nn.Conv2d(4, 2, 1, bias=False), num_classes=2, hidden=8)
+    slow, fast = student.param_groups()
+    assert slow["lr_mult"] == 1.0 and fast["lr_mult"] == 10.0
+    assert {id(p) for p in fast["params"]} == {id(p) for p in student.head.parameters()}
+    assert {id(p) for p in student.cls_head.parameters()} <= {id(p) for p in slow["params"]}  # trained: not new
+
+
+def test_training_scale_follows_the_classifier():
+    from stages.bao import classifier_scale
+
+    ccfg = dict(resize=144, scale_range=(0.8, 1.2), crop_size=128)
+    assert classifier_scale(dict(resize=None, resize_range=None, crop_size=None), ccfg) == (144, (0.8, 1.2), 128)
+    assert classifier_scale(dict(resize=300, resize_range=(0.5, 1.5), crop_size=96), ccfg) == (300, (0.5, 1.5), 96)
