@@ -45,11 +45,11 @@ def main() -> int:
     run(args.config, root / "cam", "eval_seeds",
         base + ["classify.method=cam", "seeds.source=cam", "bao.enabled=False"])
     run(args.config, root / "bas", "eval_seeds", base + ["classify.method=bas", "seeds.source=bas"])
-    bc = root / "bas+cam"
+    bc = root / "bas_cam"
     if not (bc / "classify/manifest.json").is_file():  # same classifier: reuse it (its fingerprint matches)
         shutil.copytree(root / "bas/classify", bc / "classify", dirs_exist_ok=True)
     run(args.config, bc, "eval_seeds", base + ["classify.method=bas", "seeds.source=bas+cam", "bao.enabled=False"])
-    table = {"cam": numbers(root / "cam"), "bas": numbers(root / "bas"), "bas+cam": numbers(root / "bas+cam")}
+    table = {"cam": numbers(root / "cam"), "bas": numbers(root / "bas"), "bas+cam": numbers(root / "bas_cam")}
     print(f"{'seeds':<10} {'best mIoU*':>10} {'at t':>6} {'BAO (no threshold)':>19} {'map area':>9}")
     for name, r in table.items():
         bao = f"{r['bao_miou']:.2f}" if r.get("bao_miou") is not None else "-"

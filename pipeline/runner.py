@@ -158,7 +158,11 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path) -> list[S
 
 # ----------------------------------------------------------------------------------------------- memory/time
 class PeakMemory:
-    """Samples the resident memory of this process and its children (worker pools) every 0.2 s."""
+    """Samples the memory of this process and its children (worker pools) every 0.2 s.
+
+    Uses the proportional set size (PSS: shared pages split between the processes sharing them, so forked
+    workers are not counted several times) where the kernel provides it, else the resident set size.
+    """
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
@@ -166,6 +170,13 @@ class PeakMemory:
 
     @staticmethod
     def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
         try:
             with open(f"/proc/{pid}/statm") as f:
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
