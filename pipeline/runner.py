@@ -123,6 +123,21 @@ def _diff_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(reasons) or "fingerprint changed"
 
 
+# Config keys that change where or how fast things are computed, never the results: not part of any fingerprint.
+NOT_RESULTS = ("dataset.cache_dir", "dataset.workers")
+
+
+def _without(config_part: dict[str, Any], dotted: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for key, value in config_part.items():
+        drop = [d[len(key) + 1:] for d in dotted if d.startswith(key + ".")]
+        if drop and isinstance(value, dict):
+            value = _without(value, tuple(drop))
+        if key not in dotted:
+            out[key] = value
+    return out
+
+
 def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path) -> list[StagePlan]:
     """Decide, for every stage in order, what running the pipeline would do and why."""
     fps: dict[str, str] = {}
@@ -136,7 +151,7 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path) -> list[S
         missing = [i for i in inputs if i not in fps]
         if missing:
             raise PipelineError(f"stage '{name}' reads {missing}, which is not an enabled stage before it")
-        fp = {"config": select(cfg, getattr(module, "CONFIG_KEYS", ())),
+        fp = {"config": _without(select(cfg, getattr(module, "CONFIG_KEYS", ())), NOT_RESULTS),
               "inputs": {i: fps[i] for i in inputs}, "code": code_version(module)}
         fp_hash = digest(fp)
         fps[name] = fp_hash

@@ -27,7 +27,7 @@ TINY = [
     "seeds.scales=[1.0,0.5]",
     "bao.epochs=1", "bao.batch_size=8", "bao.crop_size=64",
     "affinity.epochs=1", "affinity.batch_size=8", "affinity.crop_size=64", "affinity.resize_range=[56,80]",
-    "affinity.dims=[16,32,32]", "affinity.embed_dim=32",
+    "affinity.dims=[8,16,32,32]", "affinity.embed_dim=32",
     "segment.iters=4", "segment.batch_size=2", "segment.crop_size=64", "segment.img_scale=[80,64]",
     "segment.checkpoint_interval=2", "segment.log_interval=1",
     "eval_segment.scales=[1.0]",
@@ -102,10 +102,14 @@ def _seed_arrays(folder: Path) -> dict[str, tuple]:
     return out
 
 
-def test_seeds_killed_for_real_resume_to_identical_outputs(run_dir):
-    work, data = run_dir
+def test_seeds_killed_for_real_resume_to_identical_outputs(run_dir, tmp_path):
+    shared, data = run_dir
+    work = tmp_path / "work"  # a copy: the other tests keep the original outputs
+    shutil.copytree(shared, work, ignore=shutil.ignore_patterns(".lock"))
     reference = _seed_arrays(work / "seeds/maps")
-    change = ["seeds.flip=False"]  # a new fingerprint: the stage reruns from scratch
+    # a new fingerprint (the stage reruns from scratch), and large scales so that an image takes long enough to
+    # kill the stage in the middle
+    change = ["seeds.flip=False", "seeds.scales=[3.0,3.5,4.0,4.5]"]
     proc = cli(work, data, "stage", "seeds", extra=change, popen=True)
     maps = work / "seeds/maps"
     deadline = time.time() + 300
@@ -116,7 +120,7 @@ def test_seeds_killed_for_real_resume_to_identical_outputs(run_dir):
             running = False
         if running and len(list(maps.glob("*.npz"))) >= 3:
             break
-        time.sleep(0.02)
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(list(maps.glob("*.npz")))

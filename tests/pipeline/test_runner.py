@@ -145,3 +145,17 @@ def test_parallel_workers_match_serial(tmp_path):
     run_stages(b, STAGES)
     va, vb = _values(tmp_path / "a"), _values(tmp_path / "b")
     assert va.keys() == vb.keys() and all(np.array_equal(va[k], vb[k]) for k in va)
+
+
+def test_keys_that_do_not_change_results_do_not_invalidate(tmp_path):
+    cfg = make_cfg(tmp_path / "w")
+    cfg.dataset = dict(root="x", cache_dir=str(tmp_path / "c1"))
+    STAGES[0].CONFIG_KEYS = ("numbers", "dataset")
+    try:
+        run_stages(cfg, STAGES)
+        cfg.dataset.cache_dir = str(tmp_path / "c2")
+        assert actions(cfg) == {"numbers": "skip", "total": "skip"}
+        cfg.dataset.root = "y"
+        assert actions(cfg)["numbers"] == "rerun"
+    finally:
+        STAGES[0].CONFIG_KEYS = ("numbers",)
