@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash tools/install.sh
 .venv/bin/python -m pip install -q --disable-pip-version-check pytest ruff
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest "$@"

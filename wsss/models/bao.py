@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wsss.transforms import LabeledImages
+
 IGNORE = 255
 
 
@@ -288,7 +290,7 @@ def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.G
     return out, lab
 
 
-class SeedLabelImages(torch.utils.data.Dataset):
+class SeedLabelImages(LabeledImages):
     """(image, multi-hot labels, first teacher labels, epoch) samples: the teacher labels come from each image's seed
     file (:func:`teacher_labels`), augmented with the image. Seeded per (seed, epoch, index) like
     ``wsss.transforms.LabeledImages``, so a resumed run sees the same data."""
@@ -297,15 +299,8 @@ class SeedLabelImages(torch.utils.data.Dataset):
                  crop: int = 448, flip: bool = True, seed: int = 0):
         from pathlib import Path
 
-        self.ds, self.ids, self.seed_dir = ds, list(ds.ids), Path(seed_dir)
-        self.resize, self.scale_range, self.crop, self.flip = resize, tuple(scale_range), crop, flip
-        self.seed, self.epoch = int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.ids)
+        super().__init__(ds, resize, scale_range, crop, flip, seed)
+        self.seed_dir = Path(seed_dir)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         from wsss.maps import load_seeds
