@@ -9,7 +9,10 @@ normal GPU install (CUDA torchvision, full mmcv) none applies. See README "Insta
 2. ``mmcv-lite`` has no ``mmcv._ext``; mmseg imports ``mmcv.ops`` unconditionally. A stand-in module whose
    attributes raise a clear error when *called* lets mmseg import; DeepLabV3/V3+ use no compiled op.
 3. torch >= 2.6 loads checkpoints with ``weights_only=True``, which rejects mmengine's own checkpoints.
-   We allow-list exactly the mmengine/numpy globals those checkpoints hold (not a global opt-out).
+   We allow-list the mmengine/numpy classes those checkpoints hold (not a global opt-out). mmengine's training
+   checkpoints also pickle ``builtins.getattr`` (HistoryBuffer's statistics methods in the message hub); allowing
+   ``getattr`` would re-open arbitrary code execution for every checkpoint, so it is only allowed inside
+   :func:`trusted_checkpoints`, around code that loads checkpoints this pipeline wrote itself (mmengine resume).
 """
 from __future__ import annotations
 
@@ -107,20 +110,28 @@ def _fix_weights_only_load() -> None:
         safe.append(HistoryBuffer)
     except ImportError:
         pass
-    try:
+    try:  # numpy arrays and dtypes inside mmengine's checkpoint metadata (numpy 2 module layout)
         import numpy as np
+        import numpy._core.multiarray as multiarray
 
-        safe += [np.dtype, np.ndarray, np.core.multiarray._reconstruct] if hasattr(np, "core") else []
-        safe += [type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
-        safe.append(np.dtypes.Float64DType) if hasattr(np, "dtypes") else None
-        import numpy._core.multiarray as ma  # numpy 2
-
-        safe += [ma._reconstruct, ma.scalar]
+        safe += [np.dtype, np.ndarray, multiarray._reconstruct, multiarray.scalar]
+        safe += [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_)]
     except (ImportError, AttributeError):
         pass
     if safe:
         torch.serialization.add_safe_globals(safe)
         _note("allow-listed mmengine/numpy globals for torch's weights_only checkpoint loading")
+
+
+def trusted_checkpoints():
+    """Context manager: also allow ``builtins.getattr`` while loading checkpoints we wrote (mmengine resume)."""
+    import contextlib
+
+    import torch
+
+    if hasattr(torch.serialization, "safe_globals"):
+        return torch.serialization.safe_globals([getattr])
+    return contextlib.nullcontext()
 
 
 def apply() -> list[str]:

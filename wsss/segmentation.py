@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.cache import atomic_path, atomic_write_text
+from pipeline.compat import trusted_checkpoints
 from wsss.datasets import DatasetError, SegDataset, image_size, read_label_png
 
 log = logging.getLogger("wsss.segmentation")
@@ -288,22 +289,6 @@ def _init_cpu_distributed(backend: str) -> None:
         dist.init_process_group(backend=backend)
 
 
-def _resume_globals() -> Any:
-    """Allow ``builtins.getattr`` while mmengine resumes from *its own* checkpoint in our work dir.
-
-    mmengine 0.10.7 pickles ``HistoryBuffer._statistics_methods`` (``getattr(HistoryBuffer, 'min')`` ...) in the
-    message-hub state, which torch's ``weights_only`` loader rejects ('Unsupported global: builtins.getattr')
-    even after pipeline.compat's allow-list; scoped here to the training run, not process-wide.
-    """
-    import contextlib
-
-    import torch
-
-    if hasattr(torch.serialization, "safe_globals"):
-        return torch.serialization.safe_globals([getattr])
-    return contextlib.nullcontext()
-
-
 def _loss_history(runner: Any) -> list[float]:
     try:
         values, _ = runner.message_hub.get_scalar("train/loss").data
@@ -341,7 +326,7 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     mm.visualizer.name = f"wsss_segment_{os.getpid()}_{time.time_ns()}"
     runner = Runner.from_cfg(mm)
     t0 = time.perf_counter()
-    with _resume_globals():
+    with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
         runner.train()
     elapsed = time.perf_counter() - t0
     losses = _loss_history(runner)
