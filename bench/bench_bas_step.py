@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 import wsss  # noqa: F401  (compat before torchvision)
 from wsss.models import build_classifier
 
