@@ -123,3 +123,8 @@ def map_chunks(items: Sequence[str], work: Callable[[list[str]], object], worker
     results = for_each_item(keys, lambda key: work(by_key[key]), workers=min(max(1, workers), len(keys)),
                             desc=desc, log=log, use_shards=False)
     return [results[k] for k in keys]
+
+
+def count_done(items: Sequence[str], path_for: Callable[[str], Path]) -> tuple[int, int]:
+    """(items whose output file exists, all items): a per-item stage's ``progress`` for ``status``."""
+    return sum(path_for(i).is_file() for i in items), len(items)

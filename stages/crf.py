@@ -111,6 +111,8 @@ def run(ctx) -> dict:
 
 
 def progress(ctx) -> tuple[int, int]:
+    from pipeline.parallel import count_done
+    from wsss.maps import seed_split
+
     out = ctx.out_dir / "labels"
-    ds = ctx.dataset(ctx.cfg.get("crf", {}).get("split") or ctx.cfg.get("seeds", {}).get("split"))
-    return sum((out / f"{i}.png").is_file() for i in ds.ids), len(ds.ids)
+    return count_done(ctx.dataset(seed_split(ctx.cfg, NAME)).ids, lambda i: out / f"{i}.png")

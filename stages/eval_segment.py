@@ -43,10 +43,12 @@ def _split(ctx) -> str:
 
 
 def progress(ctx) -> tuple[int, int]:
+    from pipeline.parallel import count_done
+
     ds = ctx.dataset(_split(ctx), require_foreground=False)
     final = pred_dirs(ctx.out_dir, variants(ctx.stage_cfg))
     last = final[list(final)[-1]]
-    return sum((last / f"{i}.png").exists() for i in ds.ids), len(ds.ids)
+    return count_done(ds.ids, lambda i: last / f"{i}.png")
 
 
 def run(ctx) -> dict[str, Any]:

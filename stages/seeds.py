@@ -28,9 +28,10 @@ def maps_dir(ctx) -> Path:
 
 
 def progress(ctx) -> tuple[int, int]:
-    ds = ctx.dataset(_split(ctx))
+    from pipeline.parallel import count_done
+
     d = maps_dir(ctx)
-    return sum((d / f"{i}.npz").is_file() for i in ds.ids), len(ds.ids)
+    return count_done(ctx.dataset(_split(ctx)).ids, lambda i: d / f"{i}.npz")
 
 
 def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "bas", flip: bool = True,

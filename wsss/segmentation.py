@@ -92,9 +92,10 @@ def check_label_folder(ds: SegDataset, label_dir: Path, suffix: str = ".png", ch
         out = vals[(vals >= ds.num_classes) & (vals != 255)]
         if out.size:
             bad.append(f"{path.name}: {out.tolist()[:5]}")
-        if check_sizes and tuple(lab.shape) != image_size(ds.image_path(i)):
-            wrong_size.append(f"{path.name}: {lab.shape[1]}x{lab.shape[0]} vs image "
-                              f"{image_size(ds.image_path(i))[1]}x{image_size(ds.image_path(i))[0]}")
+        if check_sizes:
+            h, w = image_size(ds.image_path(i))
+            if tuple(lab.shape) != (h, w):
+                wrong_size.append(f"{path.name}: {lab.shape[1]}x{lab.shape[0]} vs image {w}x{h}")
     if bad:
         raise DatasetError(f"{label_dir}: {len(bad)} label file(s) have values outside the class range "
                            f"0..{ds.num_classes - 1} (255 = ignore): {bad[:10]}")
