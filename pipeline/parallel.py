@@ -15,11 +15,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .distributed import barrier, world
+
 
 def shard(items: Sequence[str], rank: int | None = None, world_size: int | None = None) -> list[str]:
     """The items of this rank: every ``world_size``-th item starting at ``rank`` (env RANK/WORLD_SIZE)."""
-    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
-    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    env_rank, env_size = world()
+    rank = env_rank if rank is None else rank
+    world_size = env_size if world_size is None else world_size
     return list(items[rank::world_size])
 
 
@@ -69,16 +72,8 @@ def for_each_item(
     if todo:
         _run_items(todo, work, workers, desc, results)
     if use_shards:
-        _barrier()  # every rank's share is written before anyone reads the whole folder
+        barrier()  # every rank's share is written before anyone reads the whole folder
     return results
-
-
-def _barrier() -> None:
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
 
 
 def _run_items(todo: list[str], work: Callable[[str], object], workers: int, desc: str,

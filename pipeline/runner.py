@@ -32,6 +32,7 @@ from mmengine.config import Config
 from . import __version__
 from .cache import WorkdirLock, atomic_write_json, read_json
 from .config import changed_keys, digest, select
+from .distributed import barrier, init_distributed, shutdown_distributed, world
 from .stage import StageContext, section_enabled
 
 log = logging.getLogger("wsss")
@@ -267,34 +268,6 @@ class _StageLogFile:
 
 
 # ------------------------------------------------------------------------------------------------ distributed
-def world() -> tuple[int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def init_distributed() -> None:
-    """Under ``torchrun``: one process group for the whole run (NCCL on GPU, gloo on CPU)."""
-    rank, size = world()
-    if size <= 1:
-        return
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
-        log.info("distributed: rank %d of %d (%s)", rank, size, backend)
-
-
-def barrier() -> None:
-    if world()[1] > 1:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.barrier()
-
-
 # ----------------------------------------------------------------------------------------------------- runner
 def _headline(results: dict[str, Any]) -> str:
     parts = [f"{k}={v:.2f}" for k, v in results.items()
@@ -336,17 +309,21 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
         return [{"stage": p.name, "action": p.action, "reason": p.reason} for p in selected]
 
     rank, _ = world()
-    init_distributed()
+    owns_group = init_distributed()
     summary: list[dict[str, Any]] = []
     lock = WorkdirLock(work_dir) if rank == 0 else None
     if lock:
         lock.__enter__()
+    finished = False
     try:
         for p in selected:
             summary.append(_run_one(cfg, p, work_dir, rank))
+        finished = True
     finally:
         if lock:
             lock.__exit__(None, None, None)
+        if owns_group:  # after a failure the other ranks may never reach a barrier: do not wait for them
+            shutdown_distributed(synchronize=finished)
     if rank == 0:
         _write_summary(work_dir, summary)
     return summary

@@ -8,7 +8,6 @@ same number.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -88,14 +87,8 @@ def run(ctx) -> dict[str, Any]:
     # one process: the model runs batched on the device (CPU threads or GPU); ranks take disjoint shards
     for_each_item(ds.ids, work, done, workers=1, desc="eval_segment", log=ctx.log)
     seconds = time.perf_counter() - t0
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.barrier()
-        if not ctx.is_main:
-            return {}
+    if not ctx.is_main:  # for_each_item waited for every rank's shard; rank 0 scores them all
+        return {}
 
     from wsss.datasets import read_label_png
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.cache import atomic_path, atomic_write_text
 from pipeline.compat import trusted_checkpoints
+from pipeline.distributed import shutdown_distributed
 from wsss.datasets import DatasetError, SegDataset, image_size, read_label_png
 
 log = logging.getLogger("wsss.segmentation")
@@ -282,12 +283,16 @@ def dump_config(mm: Any, path: str | os.PathLike) -> None:
 
 
 # ------------------------------------------------------------------------------------------- training
-def _init_cpu_distributed(backend: str) -> None:
-    """mmengine's pytorch launcher calls ``torch.cuda.set_device`` (fails on CPU torch): start gloo ourselves."""
+def _init_cpu_distributed(backend: str) -> bool:
+    """mmengine's pytorch launcher calls ``torch.cuda.set_device`` (fails on CPU torch): start gloo ourselves.
+
+    Returns True when this call created the group (then ``train`` ends it when done)."""
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
         dist.init_process_group(backend=backend)
+        return True
+    return False
 
 
 def _loss_history(runner: Any) -> list[float]:
@@ -321,20 +326,26 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     lg.info("segment: %s on %d images of '%s' with labels from %s; %d iterations, batch %d, crop %s",
             Path(mm.wsss.model_config).name, len(train_ds), train_ds.split, mm.wsss.labels,
             mm.train_cfg.max_iters, mm.train_dataloader.batch_size, mm.crop_size)
-    if mm.launcher == "pytorch" and mm.env_cfg.dist_cfg.backend == "gloo":
-        _init_cpu_distributed("gloo")
+    owns_group = mm.launcher == "pytorch" and mm.env_cfg.dist_cfg.backend == "gloo" and _init_cpu_distributed("gloo")
     # mmengine's visualizer is a per-name singleton: a second run in this process must not write into the first's dir
     mm.visualizer.name = f"wsss_segment_{os.getpid()}_{time.time_ns()}"
     runner = Runner.from_cfg(mm)
     t0 = time.perf_counter()
-    with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
-        runner.train()
+    world_size = int(os.environ.get("WORLD_SIZE", 1)) if mm.launcher == "pytorch" else 1
+    try:
+        with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
+            runner.train()
+    except BaseException:
+        if owns_group:
+            shutdown_distributed(synchronize=False)
+        raise
     elapsed = time.perf_counter() - t0
     losses = _loss_history(runner)
     done_iters = int(runner.iter)
     metrics: dict[str, Any] = dict(iters=done_iters, labels_from=str(seg.get("labels_from", "random_walk")),
                                    label_dir=mm.wsss.labels, train_images=len(train_ds),
-                                   model_config=mm.wsss.model_config, train_seconds=round(elapsed, 1))
+                                   model_config=mm.wsss.model_config, train_seconds=round(elapsed, 1),
+                                   world_size=world_size)
     if losses:
         k = max(1, min(10, len(losses) // 4))
         metrics.update(loss_first=float(np.mean(losses[:k])), loss_last=float(np.mean(losses[-k:])),
@@ -355,6 +366,8 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
                     num_classes=train_ds.num_classes)
         with atomic_path(out_dir / "model.pth", suffix=".pth") as tmp:
             torch.save(dict(state_dict=state, meta=meta), tmp)
+    if owns_group:
+        shutdown_distributed()
     return metrics
 
 
