@@ -1,4 +1,5 @@
-"""Command line: ``python -m pipeline.cli {run,stage,status} <config> [--cfg-options k=v ...] [--dry-run]``.
+"""Command line: ``python -m pipeline.cli {run,stage,status} <config> [--cfg-options k=v ...] [--dry-run]
+[--launcher pytorch|slurm]``.
 
 ``tools/run_pipeline.sh``, ``tools/run_stage.sh`` and ``tools/status.sh`` call this.
 """
@@ -11,6 +12,7 @@ import sys
 
 from .cache import WorkdirLocked
 from .config import DictAction, load_config
+from .distributed import LauncherError, use_slurm_environment
 from .runner import PipelineError, run_stages, setup_console_logging, stage_status
 
 
@@ -21,6 +23,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work-dir", help="override the work directory (default workdirs/<experiment>)")
 
 
+def _launcher(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", choices=("pytorch", "slurm"), default="pytorch",
+                   help="pytorch: one process, or torchrun's processes; slurm: processes started by srun")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="wsss", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -28,10 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     _common(p_run)
     p_run.add_argument("--until", help="stop after this stage")
     p_run.add_argument("--dry-run", action="store_true", help="print what would run and why")
+    _launcher(p_run)
     p_stage = sub.add_parser("stage", help="run one stage, or several: a,b (their other inputs must be up to date)")
     p_stage.add_argument("stage")
     _common(p_stage)
     p_stage.add_argument("--dry-run", action="store_true")
+    _launcher(p_stage)
     p_status = sub.add_parser("status", help="done / stale / partial / missing per stage")
     _common(p_status)
     p_status.add_argument("--json", action="store_true")
@@ -39,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_console_logging()
     try:
+        if getattr(args, "launcher", None) == "slurm":
+            use_slurm_environment()
         from stages import load_stages
 
         cfg = load_config(args.config, args.cfg_options)
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_stages(cfg, stages, dry_run=args.dry_run, until=args.until)
         return 0
-    except (PipelineError, WorkdirLocked, FileNotFoundError) as e:
+    except (PipelineError, WorkdirLocked, FileNotFoundError, LauncherError) as e:
         logging.getLogger("wsss").error("%s", e)
         return 2
     except Exception as e:

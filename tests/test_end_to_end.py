@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,22 +137,33 @@ def test_seeds_killed_for_real_resume_to_identical_outputs(run_dir, tmp_path):
     assert resumed != reference  # flip off really changed the maps
 
 
-def test_two_processes_with_torchrun_give_the_same_outputs(run_dir, tmp_path):
-    """Per-image stages shard their images across ranks (gloo on CPU) and write the same files as one process."""
+def test_two_processes_with_torchrun_or_slurm_give_the_same_outputs(run_dir, tmp_path):
+    """Per-image stages shard their images across ranks (gloo on CPU) and write the same files as one process:
+    seeds under torchrun, crf under the slurm launcher (two processes carrying the variables srun sets)."""
     work, data = run_dir
     copy = tmp_path / "work"
     shutil.copytree(work, copy, ignore=shutil.ignore_patterns(".lock"))
     for stage in ("seeds", "crf"):
         shutil.rmtree(copy / stage)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pipeline.cli",
-           "stage", "seeds", str(ROOT / "configs/demo/demo.py"), "--work-dir", str(copy), "--cfg-options",
-           f"dataset.root={data}", f"dataset.cache_dir={work.parent / 'cache'}", *TINY]
+    args = [str(ROOT / "configs/demo/demo.py"), "--work-dir", str(copy), "--cfg-options",
+            f"dataset.root={data}", f"dataset.cache_dir={work.parent / 'cache'}", *TINY]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for stage in ("seeds", "crf"):
-        cmd[cmd.index("stage") + 1] = stage
-        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-        assert "rank 1 of 2" in out.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                "pipeline.cli", "stage", "seeds", *args]
+    out = subprocess.run(torchrun, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    assert "rank 1 of 2" in out.stderr
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    slurm = [subprocess.Popen([sys.executable, "-m", "pipeline.cli", "stage", "crf", *args, "--launcher", "slurm"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**env, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "SLURM_NTASKS": "2",
+                                   "SLURM_NODELIST": "localhost", "MASTER_PORT": port})
+             for r in range(2)]
+    logs = [p.communicate(timeout=600)[0] for p in slurm]
+    assert [p.returncode for p in slurm] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    assert "rank 1 of 2" in logs[1]
     assert _seed_arrays(copy / "seeds/maps") == _seed_arrays(work / "seeds/maps")
     ref = {f.name: f.read_bytes() for f in sorted((work / "crf/labels").glob("*.png"))}
     got = {f.name: f.read_bytes() for f in sorted((copy / "crf/labels").glob("*.png"))}
