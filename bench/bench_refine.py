@@ -2,7 +2,7 @@
 
     python bench/bench_refine.py [--images 8] [--workers N] [--classes 3] [--dense-stride 8] [--full-dense]
 
-- CRF: IRN's label CRF (stages.crf.label_crf, 10 iterations) on synthetic 500x375 images with smooth seed maps,
+- CRF: IRN's label CRF (wsss.crf.seed_label_crf, 10 iterations) on synthetic 500x375 images with smooth seed maps,
   through pipeline.parallel.for_each_item with 1 worker and with N workers (writes label PNGs to a temp dir).
 - Random walk on a 500x375 image at stride 4 (125x94 grid), radius 5, beta 10, 2^8 steps, K seed channels,
   structured affinities (high inside regions, low across their borders, plus noise): time and peak memory
@@ -123,7 +123,7 @@ def bench_crf(args, tmp: Path) -> dict:
     import torch
 
     from pipeline.parallel import for_each_item
-    from stages.crf import label_crf
+    from wsss.crf import seed_label_crf
     from wsss.maps import save_label_png
 
     rng = np.random.default_rng(0)
@@ -143,7 +143,7 @@ def bench_crf(args, tmp: Path) -> dict:
 
         def work(i: str, d: Path = d) -> None:
             img, maps, keys = data[i]
-            save_label_png(d / f"{i}.png", label_crf(img, maps, keys, 0.25, params))
+            save_label_png(d / f"{i}.png", seed_label_crf(img, maps, keys, 0.25, params))
 
         t = time.perf_counter()
         for_each_item(list(data), work, workers=workers, desc=f"crf x{workers}", use_shards=False)

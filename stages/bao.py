@@ -74,7 +74,7 @@ def run(ctx) -> dict[str, Any]:
 
     from pipeline.cache import atomic_save_npz
     from pipeline.parallel import for_each_item
-    from wsss.maps import SeedMaps, check_seed_files, save_label_png, seed_labels, seed_split
+    from wsss.maps import SeedMaps, open_seed_folder, save_label_png, seed_labels
     from wsss.models.bao import BAOModel, BAOStudent, SeedLabelImages, predict_maps
     from wsss.models.classifier import load_classifier
     from wsss.training import train
@@ -82,10 +82,7 @@ def run(ctx) -> dict[str, Any]:
 
     scfg = dict(ctx.stage_cfg)
     runtime = dict(ctx.cfg.get("runtime", {}))
-    ds = ctx.dataset(seed_split(ctx.cfg, NAME))
-    ids = list(ds.ids)
-    seed_dir = ctx.input_dir("seeds") / "maps"
-    check_seed_files(seed_dir, ids)
+    ds, ids, seed_dir = open_seed_folder(ctx, NAME)
     check_seed_classes(ds, seed_dir, ids)
     scales = inference_scales(ctx.cfg)
     flip = bool(scfg.get("flip", True))

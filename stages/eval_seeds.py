@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.stage import section_enabled
-from wsss.maps import check_seed_files, check_seed_keys, seed_split
+from wsss.maps import check_seed_keys, open_seed_folder
 
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
@@ -53,14 +53,11 @@ def run(ctx) -> dict:
 
     scfg = ctx.stage_cfg
     ths = thresholds_from(scfg)
-    ds = ctx.dataset(seed_split(ctx.cfg, "eval_seeds"))
+    ds, ids, seed_dir = open_seed_folder(ctx, "eval_seeds")
     if not ds.has_masks:
         msg = f"dataset split '{ds.split}' has no ground-truth masks: seeds cannot be evaluated (skipped)"
         ctx.log.warning(msg)
         return {"skipped": True, "reason": msg, "split": ds.split}
-    seed_dir = ctx.input_dir("seeds") / "maps"
-    ids = list(ds.ids)
-    check_seed_files(seed_dir, ids)
     n = ds.num_classes
 
     def work(chunk: list[str]) -> list[ConfusionMatrix]:

@@ -14,16 +14,16 @@ import numpy as np
 NAME = "ir_labels"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split")
-CODE = ("wsss.crf", "wsss.maps", "stages.crf")
+CODE = ("wsss.crf", "wsss.maps")
 
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, fg_thres: float, bg_thres: float,
                      params: dict[str, Any]) -> np.ndarray:
     """IRN's two label-CRF passes combined: class where confident fg, 0 where confident bg, 255 elsewhere."""
-    from stages.crf import label_crf
+    from wsss.crf import seed_label_crf
 
-    fg = label_crf(image, maps, keys, fg_thres, params)
-    bg = label_crf(image, maps, keys, bg_thres, params)
+    fg = seed_label_crf(image, maps, keys, fg_thres, params)
+    bg = seed_label_crf(image, maps, keys, bg_thres, params)
     out = fg.copy()
     out[fg == 0] = 255
     out[(fg == 0) & (bg == 0)] = 0
@@ -32,20 +32,20 @@ def confident_labels(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, fg_t
 
 def run(ctx) -> dict:
     from pipeline.parallel import exists, for_each_item
-    from stages.crf import crf_params, load_checked, seed_items
-    from wsss.maps import save_label_png
+    from wsss.crf import crf_params
+    from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
 
     scfg = ctx.stage_cfg
     fg_thres, bg_thres = float(scfg.get("conf_fg_thres", 0.30)), float(scfg.get("conf_bg_thres", 0.05))
     if not 0 <= bg_thres < fg_thres <= 1:
         raise ValueError(f"ir_labels: need 0 <= conf_bg_thres < conf_fg_thres <= 1, got {bg_thres}, {fg_thres}")
     params = {**crf_params(scfg, (50, 5, 10)), "gt_prob": float(scfg.get("gt_prob", 0.7))}
-    ds, ids, seed_dir = seed_items(ctx, NAME)
+    ds, ids, seed_dir = open_seed_folder(ctx, NAME)
     out = ctx.out_dir / "labels"
     path_for = lambda i: out / f"{i}.png"  # noqa: E731
 
     def work(id_: str) -> tuple[int, int, int]:
-        image, seeds = load_checked(ds, id_, seed_dir)
+        image, seeds = load_image_seeds(ds, id_, seed_dir)
         lab = confident_labels(image, seeds.high, seeds.keys, fg_thres, bg_thres, params)
         save_label_png(path_for(id_), lab)
         return int((lab == 0).sum()), int(((lab > 0) & (lab < 255)).sum()), int(lab.size)

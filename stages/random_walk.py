@@ -13,7 +13,7 @@ from typing import Any
 NAME = "random_walk"
 INPUTS = ("seeds", "affinity")
 CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split")
-CODE = ("wsss.random_walk", "wsss.affinity", "wsss.transforms", "wsss.maps", "stages.crf")
+CODE = ("wsss.random_walk", "wsss.affinity", "wsss.transforms", "wsss.maps")
 
 _MODEL: dict[int, Any] = {}  # pid -> model: loaded lazily once per worker process (fork-safe)
 
@@ -49,14 +49,13 @@ def run(ctx) -> dict:
     import torch
 
     from pipeline.parallel import exists, for_each_item
-    from stages.crf import load_checked, seed_items
     from wsss.affinity import load_affinity_net
-    from wsss.maps import save_label_png
+    from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
 
     scfg = dict(ctx.stage_cfg)
     if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
         raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")
-    ds, ids, seed_dir = seed_items(ctx, NAME)
+    ds, ids, seed_dir = open_seed_folder(ctx, NAME)
     model_path = ctx.input_dir("affinity") / "model.pth"
     device = ctx.device
     workers = 1 if device.type == "cuda" else ctx.workers  # one process drives the GPU
@@ -69,7 +68,7 @@ def run(ctx) -> dict:
         model = _MODEL.get(os.getpid())
         if model is None:
             model = _MODEL[os.getpid()] = load_affinity_net(model_path, classify_cfg, num_fg, device)
-        image, seeds = load_checked(ds, id_, seed_dir)
+        image, seeds = load_image_seeds(ds, id_, seed_dir)
         with torch.no_grad():
             save_label_png(path_for(id_), walk_image(model, image, seeds, scfg, device))
 

@@ -127,3 +127,36 @@ def crf_refine(image: np.ndarray, x: np.ndarray, preset: str, **overrides: Any) 
             raise TypeError(f"preset {preset!r} refines a label map: pass n_labels=")
         return crf_labels(image, x, **kw)
     return crf_probs(image, x, **kw)
+
+
+# ------------------------------------------------------------ seed maps -> pseudo-labels (crf / ir_labels stages)
+def crf_params(scfg: Any, default_bilateral: tuple) -> dict[str, Any]:
+    """The CRF kernel settings of a config section (``gaussian``, ``bilateral``, ``iters``)."""
+    return dict(gaussian=tuple(scfg.get("gaussian", (3, 3))), bilateral=tuple(scfg.get("bilateral", default_bilateral)),
+                iters=int(scfg.get("iters", 10)))
+
+
+def seed_label_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, threshold: float, params: dict) -> np.ndarray:
+    """IRN's label CRF: argmax over [threshold, maps] indexes [bg] + keys, CRF'd, mapped to labels key + 1."""
+    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    if len(keys) == 0:
+        return np.zeros(image.shape[:2], np.uint8)
+    idx = np.concatenate([np.full((1, *maps.shape[1:]), threshold, np.float32), maps]).argmax(0)
+    return lut[crf_labels(image, idx, n_labels=len(lut), **params)]
+
+
+def seed_prob_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, bg: str, threshold: float,
+                  bg_power: float, params: dict) -> np.ndarray:
+    """Softmax-unary CRF on [background, maps] normalised per pixel; argmax mapped to labels."""
+    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    if len(keys) == 0:
+        return np.zeros(image.shape[:2], np.uint8)
+    if bg == "threshold":
+        bgs = np.full((1, *maps.shape[1:]), threshold, np.float32)
+    elif bg == "power":
+        bgs = (1.0 - maps.max(0, keepdims=True)) ** bg_power
+    else:
+        raise ValueError(f"crf.bg must be 'threshold' or 'power', got {bg!r}")
+    scores = np.concatenate([bgs, maps]).astype(np.float32)
+    probs = scores / np.maximum(scores.sum(0, keepdims=True), 1e-5)
+    return lut[crf_probs(image, probs, **params).argmax(0)]

@@ -88,15 +88,33 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise DatasetError(f"{path}: cannot read ({e})") from None
 
 
-def read_classes(path: str | os.PathLike) -> list[str]:
+BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")
+
+
+def read_classes(path: str | os.PathLike, require_background: bool = True) -> list[str]:
+    """The class list of a ``classes.txt``: one name per line, label i = line i.
+
+    Blank lines, ``#`` comments and labelme's ``__ignore__`` line are skipped. The first name must be a
+    background name (label 0 is background in every mask); with ``require_background=False`` (the evaluation
+    tool) a foreground-only list gets ``background`` prepended instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: class list file is missing (one class per line, first line 'background')")
-    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if not names or names[0] != "background":
-        raise DatasetError(f"{path}: first line must be 'background' (got {names[:1]})")
-    if len(set(names)) != len(names):
-        raise DatasetError(f"{path}: duplicate class names")
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name and name != "__ignore__":
+            names.append(name)
+    if not names:
+        raise DatasetError(f"{path}: no class names found")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DatasetError(f"{path}: duplicate class names {dup}")
+    if names[0].lower() not in BACKGROUND_NAMES:
+        if require_background:
+            raise DatasetError(f"{path}: first line must be 'background' (got {names[:1]})")
+        names.insert(0, "background")
     return names
 
 

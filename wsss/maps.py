@@ -121,3 +121,25 @@ def check_seed_keys(path: Path, keys: np.ndarray, label_set: list[int], classes:
         raise ValueError(f"{path}: seed keys {sorted(int(k) for k in keys)} differ from the image's labels "
                          f"{sorted(label_set)} in this dataset: seeds from a different class list or dataset? "
                          "Re-run the seeds stage.")
+
+
+def open_seed_folder(ctx: Any, section: str) -> tuple[Any, list[str], Path]:
+    """For a stage reading the seeds: the dataset split (``section.split``, else the seeds'), its ids, and the
+    seed folder, in which every seed file must exist."""
+    ds = ctx.dataset(seed_split(ctx.cfg, section))
+    seed_dir = ctx.input_dir("seeds") / "maps"
+    check_seed_files(seed_dir, list(ds.ids))
+    return ds, list(ds.ids), seed_dir
+
+
+def load_image_seeds(ds: Any, id_: str, seed_dir: Path) -> tuple[np.ndarray, SeedMaps]:
+    """(image, seeds) of one image; clear errors for a foreign class list or a size mismatch."""
+    path = seed_dir / f"{id_}.npz"
+    seeds = load_seeds(path)
+    check_seed_keys(path, seeds.keys, ds.label_set(id_), ds.classes)
+    image = ds.image(id_)
+    if tuple(seeds.size) != image.shape[:2]:
+        raise ValueError(f"{path}: seed maps are {seeds.size[1]}x{seeds.size[0]} but the image {ds.image_path(id_)} "
+                         f"is {image.shape[1]}x{image.shape[0]}: seeds from another dataset or resized images? "
+                         "Re-run the seeds stage.")
+    return image, seeds

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from wsss.datasets import VOC_CLASSES, read_label_png  # noqa: E402,F401  (one reader, one class list)
+from wsss.datasets import VOC_CLASSES, read_classes, read_label_png  # noqa: E402,F401  (one reader, one class list)
 
 # COCO 2014 "things" in category-id order (label k + 1 = k-th category by id), background first.
 COCO_CLASSES: tuple[str, ...] = (
@@ -33,9 +33,6 @@ COCO_CLASSES: tuple[str, ...] = (
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
     "hair drier", "toothbrush",
 )
-
-_BACKGROUND_NAMES = {"background", "_background_", "__background__", "bg"}
-
 
 class ConfusionMatrix:
     """Pixel counts ``matrix[gt, pred]`` accumulated over images, plus misses predicted as ``ignore_index``.
@@ -178,33 +175,16 @@ def format_table(summary: dict[str, Any], class_names: Sequence[str] | None = No
 
 
 def read_class_names(spec: str | os.PathLike) -> tuple[str, ...]:
-    """Class names from ``'voc'``, ``'coco'`` or a classes.txt (one name per line).
-
-    In a file, blank lines and ``#`` comments are skipped, as is labelme's ``__ignore__`` line; if the first
-    name is not a background name (background / _background_ / __background__ / bg), ``background`` is
-    prepended, because label 0 is background in every mask of this project.
-    """
+    """Class names from ``'voc'``, ``'coco'`` or a classes.txt (``wsss.datasets.read_classes``; a list without
+    a background line gets ``background`` prepended, because label 0 is background in every mask)."""
     key = str(spec)
     if key.lower() == "voc":
         return VOC_CLASSES
     if key.lower() == "coco":
         return COCO_CLASSES
-    path = Path(key)
-    if not path.is_file():
+    if not Path(key).is_file():
         raise FileNotFoundError(f"classes: {key!r} is neither 'voc', 'coco' nor an existing classes file")
-    names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        name = line.split("#", 1)[0].strip()
-        if name and name != "__ignore__":
-            names.append(name)
-    if not names:
-        raise ValueError(f"{path}: no class names found")
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{path}: duplicate class names {dup}")
-    if names[0].lower() not in _BACKGROUND_NAMES:
-        names.insert(0, "background")
-    return tuple(names)
+    return tuple(read_classes(key, require_background=False))
 
 
 def read_split_ids(path: str | os.PathLike) -> list[str]:

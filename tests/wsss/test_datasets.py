@@ -97,6 +97,12 @@ def test_bad_inputs_name_the_file(custom, tmp_path):
     (custom / "classes.txt").write_text("cat\ndog\n")
     with pytest.raises(DatasetError, match=r"classes.txt: first line must be 'background'"):
         build_dataset(cfg(custom, tmp_path))
+    (custom / "classes.txt").write_text("background\ncat\ncat\n")
+    with pytest.raises(DatasetError, match=r"classes.txt: duplicate class names \['cat'\]"):
+        build_dataset(cfg(custom, tmp_path))
+    # labelme's layout and comments read the same as the plain list (one parser for pipeline and eval tool)
+    (custom / "classes.txt").write_text("__ignore__\n" + "\n".join(f"{c}  # {i}" for i, c in enumerate(CLASSES)))
+    assert list(build_dataset(cfg(custom, tmp_path / "other")).classes) == list(CLASSES)
     (custom / "classes.txt").write_text("\n".join(CLASSES))
 
     # image listed but missing
