@@ -12,6 +12,7 @@ input stages, and its code version (the source of its module and of the library 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import importlib.util
@@ -311,17 +312,13 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
     rank, _ = world()
     owns_group = init_distributed()
     summary: list[dict[str, Any]] = []
-    lock = WorkdirLock(work_dir) if rank == 0 else None
-    if lock:
-        lock.__enter__()
     finished = False
     try:
-        for p in selected:
-            summary.append(_run_one(cfg, p, work_dir, rank))
+        with WorkdirLock(work_dir) if rank == 0 else contextlib.nullcontext():
+            for p in selected:
+                summary.append(_run_one(cfg, p, work_dir, rank))
         finished = True
     finally:
-        if lock:
-            lock.__exit__(None, None, None)
         if owns_group:  # after a failure the other ranks may never reach a barrier: do not wait for them
             shutdown_distributed(synchronize=finished)
     if rank == 0:
