@@ -124,11 +124,16 @@ def check_mask(mask: np.ndarray, num_classes: int, path: str | os.PathLike,
     if shape is not None and tuple(mask.shape[:2]) != tuple(shape):
         raise DatasetError(f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
                            f"size {shape[1]}x{shape[0]}")
-    vals = np.unique(mask)
-    bad = vals[(vals >= num_classes) & (vals != IGNORE)]
-    if bad.size:
-        raise DatasetError(f"{path}: mask values {bad.tolist()} are outside the class range 0..{num_classes - 1} "
+    bad = out_of_range_values(mask, num_classes)
+    if bad:
+        raise DatasetError(f"{path}: mask values {bad} are outside the class range 0..{num_classes - 1} "
                            f"(and {IGNORE} = ignore)")
+
+
+def out_of_range_values(labels: np.ndarray, num_classes: int) -> list[int]:
+    """The values of a label map that are neither a class id in [0, num_classes) nor ignore (255)."""
+    vals = np.unique(labels)
+    return vals[(vals >= num_classes) & (vals != IGNORE)].tolist()
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 from pipeline.cache import atomic_path, atomic_write_text
 from pipeline.compat import trusted_checkpoints
 from pipeline.distributed import shutdown_distributed
-from wsss.datasets import DatasetError, SegDataset, image_size, read_label_png
+from wsss.datasets import DatasetError, SegDataset, image_size, out_of_range_values, read_label_png
 
 log = logging.getLogger("wsss.segmentation")
 
@@ -89,10 +89,9 @@ def check_label_folder(ds: SegDataset, label_dir: Path, suffix: str = ".png", ch
     for i in ds.ids:
         path = label_dir / f"{i}{suffix}"
         lab = read_label_png(path)
-        vals = np.unique(lab)
-        out = vals[(vals >= ds.num_classes) & (vals != 255)]
-        if out.size:
-            bad.append(f"{path.name}: {out.tolist()[:5]}")
+        out = out_of_range_values(lab, ds.num_classes)
+        if out:
+            bad.append(f"{path.name}: {out[:5]}")
         if check_sizes:
             h, w = image_size(ds.image_path(i))
             if tuple(lab.shape) != (h, w):
