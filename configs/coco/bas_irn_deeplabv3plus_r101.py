@@ -5,6 +5,7 @@ _base_ = [
     "../_base_/seeds_eval.py",
     "../_base_/refine.py",
     "../_base_/segment.py",
+    "../_base_/report.py",
     "../_base_/runtime.py",
 ]
 experiment = "coco_bas_irn_r101"
