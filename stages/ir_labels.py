@@ -59,8 +59,6 @@ def run(ctx) -> dict:
 
 
 def progress(ctx) -> tuple[int, int]:
-    from pipeline.parallel import count_done
-    from wsss.maps import seed_split
+    from wsss.maps import label_progress
 
-    out = ctx.out_dir / "labels"
-    return count_done(ctx.dataset(seed_split(ctx.cfg, NAME)).ids, lambda i: out / f"{i}.png")
+    return label_progress(ctx, NAME)

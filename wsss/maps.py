@@ -123,6 +123,14 @@ def check_seed_keys(path: Path, keys: np.ndarray, label_set: list[int], classes:
                          "Re-run the seeds stage.")
 
 
+def label_progress(ctx: Any, section: str) -> tuple[int, int]:
+    """(done, total) of a stage that writes ``labels/<id>.png`` for every image of the seed split."""
+    from pipeline.parallel import count_done
+
+    out = ctx.out_dir / "labels"
+    return count_done(ctx.dataset(seed_split(ctx.cfg, section)).ids, lambda i: out / f"{i}.png")
+
+
 def open_seed_folder(ctx: Any, section: str) -> tuple[Any, list[str], Path]:
     """For a stage reading the seeds: the dataset split (``section.split``, else the seeds'), its ids, and the
     seed folder, in which every seed file must exist."""
