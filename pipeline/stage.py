@@ -23,6 +23,8 @@ from typing import Any
 
 from mmengine.config import Config, ConfigDict
 
+from .distributed import world
+
 
 @dataclass
 class StageContext:
@@ -73,7 +75,7 @@ class StageContext:
 
     @property
     def is_main(self) -> bool:
-        return int(os.environ.get("RANK", 0)) == 0
+        return world()[0] == 0
 
 
 def stage_attr(module: ModuleType, attr: str, default: Any = None) -> Any:

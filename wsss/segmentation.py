@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.cache import atomic_path, atomic_write_text
 from pipeline.compat import trusted_checkpoints
-from pipeline.distributed import shutdown_distributed
+from pipeline.distributed import shutdown_distributed, world
 from wsss.datasets import DatasetError, SegDataset, image_size, out_of_range_values, read_label_png
 
 log = logging.getLogger("wsss.segmentation")
@@ -158,7 +158,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     batch = int(opt("batch_size", 4))
     workers = int(opt("num_workers", 2))
     cuda = torch.cuda.is_available() and str(runtime.get("device", "auto")) != "cpu"
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world_size = world()[1]
 
     # ---- model: heads sized from our dataset, no download, BN instead of SyncBN where it cannot run
     mm.model.decode_head.num_classes = num_classes
@@ -250,10 +250,10 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     mm.work_dir = str(Path(out_dir) / "mmseg")
     mm.resume = True
     mm.load_from = None
-    mm.launcher = "pytorch" if world > 1 else "none"
+    mm.launcher = "pytorch" if world_size > 1 else "none"
     mm.env_cfg = dict(cudnn_benchmark=cuda, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                       dist_cfg=dict(backend="nccl" if cuda else "gloo"))
-    if world > 1 and not cuda:
+    if world_size > 1 and not cuda:
         mm.model_wrapper_cfg = dict(type="CPUFriendlyDDP")
     mm.randomness = dict(seed=int(runtime.get("seed", 0)))
     mm.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=ckpt_interval,
@@ -288,7 +288,7 @@ def _init_cpu_distributed(backend: str) -> bool:
     Returns True when this call created the group (then ``train`` ends it when done)."""
     import torch.distributed as dist
 
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+    if world()[1] > 1 and not dist.is_initialized():
         dist.init_process_group(backend=backend)
         return True
     return False
@@ -320,7 +320,8 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if label_dir is not None and seg.get("check_labels", True):
         check_label_folder(train_ds, label_dir)
     mm = build_mmseg_config(cfg, work_dir, out_dir, train_ds, val_ds, label_dir)
-    if int(os.environ.get("RANK", 0)) == 0:
+    rank, world_size = world()
+    if rank == 0:
         dump_config(mm, out_dir / "mmseg_config.py")
     lg.info("segment: %s on %d images of '%s' with labels from %s; %d iterations, batch %d, crop %s",
             Path(mm.wsss.model_config).name, len(train_ds), train_ds.split, mm.wsss.labels,
@@ -330,7 +331,6 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     mm.visualizer.name = f"wsss_segment_{os.getpid()}_{time.time_ns()}"
     runner = Runner.from_cfg(mm)
     t0 = time.perf_counter()
-    world_size = int(os.environ.get("WORLD_SIZE", 1)) if mm.launcher == "pytorch" else 1
     try:
         with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
             runner.train()
@@ -358,7 +358,7 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
         metrics["val_mIoU"] = float(runner.message_hub.get_scalar("val/mIoU").current())
     except KeyError:
         pass
-    if int(os.environ.get("RANK", 0)) == 0:
+    if rank == 0:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         meta = dict(dataset_meta=dict(classes=list(train_ds.classes)), iter=done_iters,
