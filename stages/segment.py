@@ -24,6 +24,14 @@ def inputs(cfg: Any) -> tuple[str, ...]:
     return segment_inputs(cfg.get("segment", {}))
 
 
+def preflight(cfg) -> None:
+    """Before any stage runs: the DeepLab backbone's pretrained weights are there (or downloadable)."""
+    from wsss.segmentation import apply_backbone_weights, model_config
+
+    mm, path = model_config(cfg)
+    apply_backbone_weights(mm, cfg.get("segment", {}).get("pretrained", True), str(path))
+
+
 def run(ctx) -> dict[str, Any]:
     from wsss.segmentation import train, val_split_name
 

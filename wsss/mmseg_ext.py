@@ -138,16 +138,13 @@ def default_mobilenet_v2_checkpoint() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / TV_MOBILENET_V2_FILE
 
 
-_WARNED_NO_WEIGHTS = False
-
-
 @MODELS.register_module()
 class TVMobileNetV2(MobileNetV2):
     """mmseg's MobileNetV2 initialised from a torchvision ``mobilenet_v2`` checkpoint.
 
     ``tv_checkpoint``: path to the torchvision state dict; ``'imagenet'`` = the offline file in torch's hub
-    cache; None = random init. A missing ImageNet file falls back to random init with one warning; an
-    explicit path that is missing, or a checkpoint that does not cover every backbone weight, is an error.
+    cache (downloaded there when missing; unavailable: wsss.weights.PretrainedWeightsError); None = random
+    init. A missing path, or a checkpoint that does not cover every backbone weight, is an error.
     """
 
     def __init__(self, tv_checkpoint: str | None = "imagenet", **kwargs: Any) -> None:
@@ -173,19 +170,17 @@ class TVMobileNetV2(MobileNetV2):
         return unused
 
     def init_weights(self) -> None:
-        global _WARNED_NO_WEIGHTS
         super().init_weights()
         if not self.tv_checkpoint:
             return
-        path = default_mobilenet_v2_checkpoint() if self.tv_checkpoint == "imagenet" else Path(self.tv_checkpoint)
-        if not path.is_file():
-            if self.tv_checkpoint != "imagenet":
+        if self.tv_checkpoint == "imagenet":
+            from wsss.weights import cached_checkpoint, torchvision_url
+
+            path = cached_checkpoint(torchvision_url("mobilenet_v2"), "segment.pretrained")
+        else:
+            path = Path(self.tv_checkpoint)
+            if not path.is_file():
                 raise FileNotFoundError(f"{path}: torchvision MobileNetV2 checkpoint not found")
-            if not _WARNED_NO_WEIGHTS:
-                log.warning("%s: ImageNet MobileNetV2 weights not found; the backbone starts from random init "
-                            "(run tools/get_pretrained.py to install them)", path)
-                _WARNED_NO_WEIGHTS = True
-            return
         unused = self.load_torchvision(path)
         log.info("MobileNetV2 backbone: loaded %d tensors from %s (unused: %d, e.g. %s)",
                  len(self.state_dict()), path, len(unused), unused[:2])

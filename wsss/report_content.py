@@ -511,6 +511,12 @@ def build_report(ctx: Any) -> dict[str, Any]:
              f"{esc(ds_cfg.get('root', '?'))} &middot; generated "
              f"{esc(_dt.datetime.now().isoformat(timespec='seconds'))}</p>")
 
+    inits = [(n, str(res["backbone_init"])) for n, res in r.results.items()
+             if isinstance(res, dict) and res.get("backbone_init")]
+    if inits:
+        items = "".join(f"<li><b>{esc(n)}</b>: {'<b>RANDOM INIT</b> ' if i.startswith('random') else ''}{esc(i)}</li>"
+                        for n, i in inits)
+        page.add("<h2>Backbone initialisation</h2>", f"<ul>{items}</ul>")
     page.add("<h2>mIoU</h2>",
              table(["result", "mIoU (%)", "split", "note"], _metric_rows(r), numeric=(1,)),
              "<p class=\"note\">All numbers from the stages' results.json (wsss.metrics / mmseg IoUMetric).</p>")

@@ -124,8 +124,51 @@ def _replace_type(obj: Any, old: str, new: str) -> Any:
     return obj
 
 
-def _is_remote(ckpt: Any) -> bool:
-    return isinstance(ckpt, str) and ("://" in ckpt) and not Path(ckpt).is_file()
+def apply_backbone_weights(mm: Any, pretrained: Any, where: str) -> str:
+    """Point the mmseg model config ``mm`` at local backbone weights; returns how the backbone starts.
+
+    ``pretrained`` (``segment.pretrained``): True = the weights the model config names (mmseg's own recipe:
+    ``open-mmlab://resnet101_v1c`` and the like through mmengine's table; torchvision's ImageNet MobileNetV2 for
+    ``TVMobileNetV2``), found in or downloaded to torch.hub's cache, else a PretrainedWeightsError naming the
+    file; a path or checkpoint name = that checkpoint; False = random init (said in the result)."""
+    from wsss.weights import PretrainedWeightsError, cached_checkpoint, resolve_checkpoint, torchvision_url
+
+    backbone = mm.model.backbone
+    tv = backbone.get("type") == "TVMobileNetV2"
+    if pretrained in (False, None, ""):
+        mm.model.pretrained = None
+        backbone.init_cfg = None
+        if tv:
+            backbone.tv_checkpoint = None
+        return "random init (segment.pretrained=False)"
+    if pretrained is True:
+        if tv:
+            file = cached_checkpoint(torchvision_url("mobilenet_v2"), "segment.pretrained")
+        else:
+            spec = mm.model.get("pretrained") or (backbone.get("init_cfg") or {}).get("checkpoint")
+            if not spec:
+                raise PretrainedWeightsError(
+                    f"segment.pretrained=True but the model config {where} names no backbone weights "
+                    "(model.pretrained or model.backbone.init_cfg.checkpoint): set segment.pretrained to a "
+                    "checkpoint path, or to False for random init")
+            file = resolve_checkpoint(spec, "segment.pretrained")
+    else:
+        file = resolve_checkpoint(pretrained, "segment.pretrained")
+    mm.model.pretrained = None
+    if tv:
+        backbone.tv_checkpoint = str(file)
+        backbone.init_cfg = None
+    else:
+        backbone.init_cfg = dict(type="Pretrained", checkpoint=str(file))
+    return f"checkpoint {file}"
+
+
+def model_config(cfg: Any) -> tuple[Any, Path]:
+    """The mmseg model config named by ``segment.model`` (loaded) and its path."""
+    from mmengine.config import Config
+
+    path = resolve_model_config(cfg.get("segment", {}).get("model"))
+    return Config.fromfile(str(path)), path
 
 
 def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -166,17 +209,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
         mm.model.auxiliary_head.num_classes = num_classes
     mm.model.data_preprocessor.size = crop
     mm.data_preprocessor = mm.model.data_preprocessor
-    if _is_remote(mm.model.get("pretrained")):
-        log.warning("segment: model config asks for pretrained weights %s (a download); not fetched: set "
-                    "segment.backbone_checkpoint to a local file. Backbone starts from random init.",
-                    mm.model.pretrained)
-        mm.model.pretrained = None
-    if seg.get("backbone_checkpoint"):
-        ck = Path(seg["backbone_checkpoint"]).expanduser()
-        if not ck.is_file():
-            raise FileNotFoundError(f"segment.backbone_checkpoint: {ck} not found")
-        mm.model.pretrained = None
-        mm.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(ck))
+    backbone_init = apply_backbone_weights(mm, seg.get("pretrained", True), str(model_path))
     if not cuda:
         mm.model = _replace_type(mm.model.to_dict(), "SyncBN", "BN")
     check_num_classes(mm, num_classes, str(model_path))
@@ -271,7 +304,8 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     mm.visualizer = dict(type="SegLocalVisualizer", vis_backends=vis, name="visualizer")
     mm.custom_imports = dict(imports=["wsss.mmseg_ext"], allow_failed_imports=False)
     mm.wsss = dict(model_config=str(model_path), labels=str(lab_dir), train_split=train_ds.split,
-                   val_split=val_ds.split if val_ds is not None else None, num_classes=num_classes)
+                   val_split=val_ds.split if val_ds is not None else None, num_classes=num_classes,
+                   backbone_init=backbone_init)
     return mm
 
 
@@ -323,6 +357,8 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     rank, world_size = world()
     if rank == 0:
         dump_config(mm, out_dir / "mmseg_config.py")
+    if mm.wsss.backbone_init.startswith("random"):
+        lg.warning("segment: backbone from RANDOM init (segment.pretrained=False)")
     lg.info("segment: %s on %d images of '%s' with labels from %s; %d iterations, batch %d, crop %s",
             Path(mm.wsss.model_config).name, len(train_ds), train_ds.split, mm.wsss.labels,
             mm.train_cfg.max_iters, mm.train_dataloader.batch_size, mm.crop_size)
@@ -343,7 +379,8 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     done_iters = int(runner.iter)
     metrics: dict[str, Any] = dict(iters=done_iters, labels_from=str(seg.get("labels_from", "random_walk")),
                                    label_dir=mm.wsss.labels, train_images=len(train_ds),
-                                   model_config=mm.wsss.model_config, train_seconds=round(elapsed, 1),
+                                   model_config=mm.wsss.model_config, backbone_init=mm.wsss.backbone_init,
+                                   train_seconds=round(elapsed, 1),
                                    world_size=world_size)
     if losses:
         k = max(1, min(10, len(losses) // 4))

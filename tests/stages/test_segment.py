@@ -27,7 +27,7 @@ from wsss.maps import save_label_png  # noqa: E402
 def make_cfg(root: Path, tmp: Path, **seg) -> Config:
     segment = dict(model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", labels_from="random_walk", iters=12,
                    batch_size=2, crop_size=64, img_scale=(128, 64), val_interval=12, checkpoint_interval=8,
-                   log_interval=4, num_workers=0, lr=0.02, tensorboard=True)
+                   log_interval=4, num_workers=0, lr=0.02, tensorboard=True, pretrained=False)
     segment.update(seg)
     return Config(dict(dataset=dict(type="custom", root=str(root), cache_dir=str(tmp / "cache")),
                        runtime=dict(device="cpu", seed=0, amp=False), segment=segment,
