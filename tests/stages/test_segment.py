@@ -163,6 +163,27 @@ def test_bad_inputs_fail_before_training(tmp_path, trained):
     assert not (wd / "segment" / "mmseg").exists()  # nothing was trained
 
 
+def test_damaged_val_masks_fail_before_training_and_a_missing_val_split_is_said(tmp_path, trained, caplog):
+    """A corrupt val mask used to become a warning ('no validation'); it is an error naming the file now."""
+    import shutil
+
+    from wsss.datasets import DatasetError
+
+    _, root, _, _, _ = trained
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    wd = tmp_path / "wd"
+    fake_pseudo_labels(data, wd)
+    val_id = (data / "ImageSets/Segmentation/val.txt").read_text().split()[0]
+    (data / "SegmentationClass" / f"{val_id}.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=rf"{val_id}.png: cannot read label PNG"):
+        run_stage("segment", make_cfg(data, tmp_path, iters=2), wd)
+    assert not (wd / "segment" / "mmseg").exists()
+    (data / "ImageSets/Segmentation/val.txt").unlink()  # no val split at all: trains, without validation
+    res = run_stage("segment", make_cfg(data, tmp_path, iters=2, val_interval=2, checkpoint_interval=2), wd)
+    assert res["iters"] == 2 and "no validation during training" in caplog.text and "val_mIoU" not in res
+
+
 def test_ddp_two_processes_gloo(tmp_path):
     root = make_data(tmp_path)
     wd = tmp_path / "wd"
