@@ -3,7 +3,7 @@ suppression) or the plain CAM baseline (``classify.method``). Writes ``model.pth
 
 Resumes from ``checkpoints/latest.pth`` (wsss.training). The log holds per-step losses; the metrics hold the
 per-epoch means, including BAS's mean foreground-map area and the share of steps where the background score
-beat the class score, the two numbers METHOD.md asks a user to watch.
+beat the class score, the two numbers docs/METHOD.md (section 1) asks a user to watch.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def run(ctx) -> dict[str, Any]:
         area = history[-1].get("area", 0.5)
         if area < 0.02:
             ctx.log.warning("mean foreground-map area ended at %.3f: the maps have collapsed; lower "
-                            "classify.loss_weights.area or train longer (METHOD.md 'BAS')", area)
+                            "classify.loss_weights.area or train longer (docs/METHOD.md, section 1)", area)
         elif area > 0.9:
             ctx.log.warning("mean foreground-map area ended at %.3f: the maps cover nearly everything; the area "
                             "constraint is too weak or training too short", area)
