@@ -242,11 +242,22 @@ class PeakMemory:
 _FMT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
 
 
+class ConsoleFilter(logging.Filter):
+    """What the console shows: the runner's own lines (each stage's start, and its end with time, memory and
+    key metrics), warnings and errors, and records a stage marks ``extra={"console": True}``. A stage's detail
+    (tables, per-epoch lines, mmengine's log) goes to its ``stage.log`` only. ``WSSS_VERBOSE=1``: everything."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno >= logging.WARNING or record.name == "wsss" or getattr(record, "console", False)
+                or os.environ.get("WSSS_VERBOSE") == "1")
+
+
 def setup_console_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger("wsss")
     if not any(getattr(h, "_wsss_console", False) for h in root.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(_FMT)
+        h.addFilter(ConsoleFilter())
         h._wsss_console = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(level)

@@ -61,8 +61,23 @@ def run_dir(tmp_path_factory):
     data = base / "demo"
     make_demo_dataset(data, seed=0, n_train=16, n_val=6, size=64)
     work = base / "work"
-    cli(work, data, "run")
+    out = cli(work, data, "run")
+    (base / "console.txt").write_text(out.stdout + out.stderr)
     return work, data
+
+
+def test_console_shows_stages_warnings_and_summary_only(run_dir):
+    """mmengine's environment dump, config and hook table and each stage's tables go to log files, not the
+    console (they made ~940 console lines on the demo)."""
+    work, _ = run_dir
+    text = (work.parent / "console.txt").read_text()
+    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip() and "%|" not in ln]
+    assert len(lines) < 80, "\n".join(lines)
+    for noise in ("Environment", "Config:", "Hooks will be executed", "pkg_resources is deprecated", "t=0.05"):
+        assert noise not in text, noise
+    assert text.count("stage classify") == 2 and "mIoU_ms_flip=" in text  # start, end with the key metric
+    assert "mIoU" in (work / "eval_seeds/stage.log").read_text()  # the detail is in the stage's log
+    assert list((work / "segment/mmseg").glob("*/*.log"))  # and mmengine's own log keeps its output
 
 
 def test_every_stage_runs_and_reports(run_dir):

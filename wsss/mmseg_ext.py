@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from mmengine.hooks import Hook
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS as ENGINE_MODEL_WRAPPERS
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.models.backbones import MobileNetV2
-from mmseg.registry import DATASETS, MODELS, TRANSFORMS
+from mmseg.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
 
 from wsss.datasets import read_image, read_label_png
 from wsss.maps import voc_palette
@@ -184,6 +185,30 @@ class TVMobileNetV2(MobileNetV2):
         unused = self.load_torchvision(path)
         log.info("MobileNetV2 backbone: loaded %d tensors from %s (unused: %d, e.g. %s)",
                  len(self.state_dict()), path, len(unused), unused[:2])
+
+
+# ----------------------------------------------------------------------------------------------- progress
+@HOOKS.register_module()
+class ConsoleProgressHook(Hook):
+    """A progress bar over the training iterations on the console (rank 0); mmengine's own per-iteration log
+    goes to its log file (wsss.segmentation keeps mmengine's console output off the console)."""
+
+    priority = "VERY_LOW"
+
+    def before_train(self, runner: Any) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc="segment", unit="it", dynamic_ncols=True,
+                        mininterval=1.0, disable=runner.rank != 0)
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self.bar.update(1)
+        loss = (outputs or {}).get("loss") if isinstance(outputs, Mapping) else None
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss.item() if hasattr(loss, 'item') else float(loss):.4f}", refresh=False)
+
+    def after_train(self, runner: Any) -> None:
+        self.bar.close()
 
 
 # ----------------------------------------------------------------------------------------------- DDP on CPU

@@ -12,17 +12,19 @@ under torchrun). Evaluation fuses softmax over scales and flips itself (the same
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.cache import atomic_path, atomic_write_text
-from pipeline.compat import trusted_checkpoints
+from pipeline.compat import QuietStackMessages, trusted_checkpoints
 from pipeline.distributed import shutdown_distributed, world
 from wsss.datasets import DatasetError, SegDataset, image_size, out_of_range_values, read_label_png
 
@@ -303,6 +305,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
             log.warning("segment.tensorboard: tensorboard is not installed; scalars go to vis_data/scalars.json only")
     mm.visualizer = dict(type="SegLocalVisualizer", vis_backends=vis, name="visualizer")
     mm.custom_imports = dict(imports=["wsss.mmseg_ext"], allow_failed_imports=False)
+    mm.custom_hooks = [*(mm.get("custom_hooks") or []), dict(type="ConsoleProgressHook")]
     mm.wsss = dict(model_config=str(model_path), labels=str(lab_dir), train_split=train_ds.split,
                    val_split=val_ds.split if val_ds is not None else None, num_classes=num_classes,
                    backbone_init=backbone_init)
@@ -336,6 +339,30 @@ def _loss_history(runner: Any) -> list[float]:
         return []
 
 
+_DEVNULL: Any = None
+
+
+@contextlib.contextmanager
+def mmengine_console_quiet(enabled: bool = True) -> Iterator[None]:
+    """Keep mmengine's console output off the console while its Runner is built and trains.
+
+    mmengine's logger binds its console handler to ``sys.stdout`` when the Runner builds it, then logs the
+    environment, the whole config and the hook table there (~550 lines on the demo): ``sys.stdout`` points to
+    os.devnull meanwhile. mmengine's own file log (``mmseg/<timestamp>/<timestamp>.log``) keeps everything; the
+    caller adds a WARNING handler on stderr so that mmengine's warnings still show."""
+    if not enabled:
+        yield
+        return
+    global _DEVNULL
+    if _DEVNULL is None:  # stays open: mmengine's logger outlives the Runner and keeps writing to its stream
+        _DEVNULL = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    real, sys.stdout = sys.stdout, _DEVNULL
+    try:
+        yield
+    finally:
+        sys.stdout = real
+
+
 def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
           train_ds: SegDataset, val_ds: SegDataset | None,
           logger: logging.Logger | None = None) -> dict[str, Any]:
@@ -365,15 +392,23 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     owns_group = mm.launcher == "pytorch" and mm.env_cfg.dist_cfg.backend == "gloo" and _init_cpu_distributed("gloo")
     # mmengine's visualizer is a per-name singleton: a second run in this process must not write into the first's dir
     mm.visualizer.name = f"wsss_segment_{os.getpid()}_{time.time_ns()}"
-    runner = Runner.from_cfg(mm)
-    t0 = time.perf_counter()
-    try:
-        with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
-            runner.train()
-    except BaseException:
-        if owns_group:
-            shutdown_distributed(synchronize=False)
-        raise
+    with mmengine_console_quiet(os.environ.get("WSSS_VERBOSE") != "1"):
+        runner = Runner.from_cfg(mm)
+        warnings_to_console = logging.StreamHandler(sys.stderr)
+        warnings_to_console.setLevel(logging.WARNING)
+        warnings_to_console.addFilter(QuietStackMessages())
+        runner.logger.addHandler(warnings_to_console)
+        t0 = time.perf_counter()
+        try:
+            with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
+                runner.train()
+        except BaseException:
+            if owns_group:
+                shutdown_distributed(synchronize=False)
+            raise
+        finally:
+            runner.logger.removeHandler(warnings_to_console)
+    lg.info("segment: mmengine's full log is in %s", Path(runner.log_dir))
     elapsed = time.perf_counter() - t0
     losses = _loss_history(runner)
     done_iters = int(runner.iter)

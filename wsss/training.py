@@ -70,6 +70,12 @@ def _scalars(out: Mapping[str, Tensor]) -> dict[str, float]:
     return {k: float(v.detach().float().mean()) for k, v in out.items() if isinstance(v, Tensor) and v.numel() >= 1}
 
 
+def usable_workers(wanted: Any) -> int:
+    """DataLoader workers: the configured number, at most the cores this process may use (more only thrash;
+    the augmentation of a sample does not depend on the worker that loads it)."""
+    return max(0, min(int(wanted or 0), len(os.sched_getaffinity(0))))
+
+
 def read_train_log(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(line, record) of each step in ``train_log.jsonl``. A cut last line (the process was killed while
     writing it) is dropped with a warning; an unreadable line before it is an error naming file and line."""
@@ -191,7 +197,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                 dataset.set_epoch(epoch)
             indices = epoch_indices(n, epoch, seed, rank, world)[skip * bs:]
             loader = torch.utils.data.DataLoader(
-                dataset, batch_size=bs, sampler=indices, num_workers=int(cfg.get("num_workers", 0)),
+                dataset, batch_size=bs, sampler=indices, num_workers=usable_workers(cfg.get("num_workers", 0)),
                 collate_fn=collate, drop_last=drop_last, pin_memory=device.type == "cuda")
             t_epoch = time.time()
             for batch in loader:
