@@ -29,8 +29,7 @@ import numpy as np
 NAME = "bao"
 INPUTS = ("classify", "seeds")
 CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "classify.resize", "classify.scale_range",
-               "classify.crop_size", "classify.lr")
-CODE = ("wsss.models.bao", "wsss.training", "wsss.transforms", "wsss.maps")
+               "classify.crop_size", "classify.lr", "runtime.seed", "runtime.amp")
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
@@ -160,6 +159,12 @@ def run(ctx) -> dict[str, Any]:
             "fg_fraction_of_computed": fg_frac, "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,
             "history": history}
+
+
+def outputs(ctx) -> dict:
+    from wsss.maps import label_outputs
+
+    return label_outputs(ctx, NAME, bg="npz:bg")
 
 
 def progress(ctx) -> tuple[int, int]:

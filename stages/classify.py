@@ -11,12 +11,16 @@ from typing import Any
 
 NAME = "classify"
 INPUTS = ()
-CONFIG_KEYS = ("dataset", "classify")
-CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.training")
+CONFIG_KEYS = ("dataset", "classify", "runtime.seed", "runtime.amp")
 
 # Keys of the `classify` section that are not training/model options
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
+
+
+def outputs(ctx) -> dict:
+    """What verifies before it is reused (pipeline.verify)."""
+    return {ctx.out_dir / "model.pth": "torch"}
 
 
 def check_classes(ds: Any, wanted: Any) -> None:

@@ -13,8 +13,29 @@ from typing import Any
 
 NAME = "segment"
 INPUTS = ("random_walk",)  # the default; the real inputs depend on segment.labels_from, see inputs()
-CONFIG_KEYS = ("dataset", "segment")
-CODE = ("wsss.segmentation", "wsss.mmseg_ext")
+CONFIG_KEYS = ("dataset", "segment", "runtime.seed", "runtime.amp")
+
+
+def data_splits(cfg: Any) -> tuple[str, ...]:
+    """The training split, and the val split when it validates during training."""
+    return ("train", "val") if cfg.get("segment", {}).get("val_interval", None) != 0 else ("train",)
+
+
+def check(ctx) -> None:
+    """Before any stage runs: the val split's masks are in range (when it validates on them)."""
+    if ctx.stage_cfg.get("val_interval", None) != 0:
+        from wsss.datasets import DatasetError
+        from wsss.segmentation import val_split_name
+
+        try:
+            ctx.dataset(val_split_name(ctx.cfg.dataset), require_foreground=False)
+        except DatasetError as e:
+            if "missing" not in str(e):  # no val split / masks: run() trains without validation and says so
+                raise
+
+
+def outputs(ctx) -> dict:
+    return {ctx.out_dir / "model.pth": "torch"}
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +80,13 @@ def load_seeds(path: str | os.PathLike) -> SeedMaps:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: seed file is missing")
-    with np.load(path) as z:
-        return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),
-                        high=z["high"].astype(np.float32) / 255.0)
+    try:
+        with np.load(path) as z:
+            return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),
+                            high=z["high"].astype(np.float32) / 255.0)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: damaged seed file ({type(e).__name__}: {e}); rerun the seeds stage, which "
+                         "recomputes damaged files: python -m pipeline.cli run <config>") from None
 
 
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:
@@ -129,6 +134,16 @@ def label_progress(ctx: Any, section: str) -> tuple[int, int]:
 
     out = ctx.out_dir / "labels"
     return count_done(ctx.dataset(seed_split(ctx.cfg, section)).ids, lambda i: out / f"{i}.png")
+
+
+def label_outputs(ctx: Any, section: str, **extra: str) -> dict[Path, str]:
+    """The outputs of a stage writing ``labels/<id>.png`` (and ``<name>/<id>.npz`` for each ``name=kind`` in
+    ``extra``) over the seed split, for ``pipeline.verify``."""
+    out: dict[Path, str] = {}
+    for i in ctx.dataset(seed_split(ctx.cfg, section)).ids:
+        out.update({ctx.out_dir / name / f"{i}.npz": kind for name, kind in extra.items()})
+        out[ctx.out_dir / "labels" / f"{i}.png"] = "png"
+    return out
 
 
 def open_seed_folder(ctx: Any, section: str) -> tuple[Any, list[str], Path]:
