@@ -66,7 +66,8 @@ def _imports_of(path: Path, name: str, root: Path, packages: tuple[str, ...]) ->
 def project_imports(name: str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict[str, Path]:
     """``{module: source file}`` of ``name`` and every project module it imports, transitively."""
     out: dict[str, Path] = {}
-    todo = [name]
+    parts = name.split(".")
+    todo = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]  # importing a.b runs a/__init__.py first
     while todo:
         mod = todo.pop()
         if mod in out:
@@ -79,13 +80,20 @@ def project_imports(name: str, root: Path = ROOT, packages: tuple[str, ...] = PR
     return dict(sorted(out.items()))
 
 
-def code_version(module: ModuleType | str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES) -> str:
-    """Hash of the sources of a stage module and of the project modules it imports (transitively).
+# Every stage runs with the context the runner hands it (``pipeline.stage``: its dataset reader, its device).
+CONTEXT_MODULES = ("pipeline.stage",)
 
-    A module that is not a project file (the toy stages of the tests) is hashed by its own file, if any.
-    """
+
+def code_version(module: ModuleType | str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES,
+                 context: tuple[str, ...] = CONTEXT_MODULES) -> str:
+    """Hash of the sources of a stage module and of the project modules it and the stage context import
+    (transitively). A module that is not a project file (the tests' toy stages) counts by its own file."""
     name = module if isinstance(module, str) else module.__name__
     files = project_imports(name, root, packages)
+    if files:
+        for extra in context:
+            files.update(project_imports(extra, root, packages))
+        files = dict(sorted(files.items()))
     if not files and not isinstance(module, str):
         origin = getattr(module, "__file__", None)
         files = {name: Path(origin)} if origin and Path(origin).is_file() else {}
