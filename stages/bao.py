@@ -22,6 +22,7 @@ backbone learned the classes, and the seeds were made, at that scale (see wsss.m
 """
 from __future__ import annotations
 
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ def check_seed_classes(ds: Any, seed_dir, ids: list[str]) -> None:
         try:
             with np.load(path) as z:
                 keys = z["keys"]
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path}: not a seed file of this pipeline ({e}); re-run the seeds stage") from None
         check_seed_keys(path, keys, ds.label_set(id_), ds.classes)
 
