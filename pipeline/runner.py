@@ -160,6 +160,15 @@ def stage_data_splits(module: ModuleType, cfg: Config) -> tuple[str, ...]:
     return tuple(sorted({split_name(ds, n) for n in names if n}))
 
 
+def _hash_cache(cfg: Config, work_dir: Path) -> Path | None:
+    """Where the data files' content hashes are cached: ``dataset.cache_dir`` (shared by the runs on one machine),
+    else ``<work_dir>/.cache`` (not created by a plan alone)."""
+    cache_dir = cfg.get("dataset", {}).get("cache_dir") if hasattr(cfg.get("dataset", {}), "get") else None
+    if cache_dir:
+        return Path(cache_dir).expanduser() / "file_hashes.json"
+    return work_dir / ".cache" / "file_hashes.json" if work_dir.is_dir() else None
+
+
 def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tuple[str, ...] = (),
                 verify: str | None = "quick") -> list[StagePlan]:
     """Decide, for every stage in order, what running the pipeline would do and why.
@@ -170,7 +179,7 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tu
     fps: dict[str, str] = {}
     forced: set[str] = set()
     plans: list[StagePlan] = []
-    hashes = FileHashes(work_dir / ".cache" / "file_hashes.json" if work_dir.is_dir() else None)
+    hashes = FileHashes(_hash_cache(cfg, work_dir))
     data_fps: dict[str, str] = {}
     for module in stages:
         name = stage_name(module)
