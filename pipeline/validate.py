@@ -145,6 +145,8 @@ def _type_error(key: str, value: Any, default: Any) -> str | None:
 
 
 def _range_error(key: str, value: Any) -> str | None:
+    if key == "runtime.workers" and isinstance(value, str) and value != "auto":
+        return "must be a number of processes, 'auto' or None"
     if key in CHOICES and value not in CHOICES[key]:
         return f"must be one of {', '.join(map(repr, CHOICES[key]))}"
     if key in RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -35,6 +35,7 @@ def test_shipped_configs_validate(config):
     ({"seeds.source": "bass"}, "config key 'seeds.source' = 'bass': must be one of 'bas', 'cam', 'bas+cam'"),
     ({"classify.loss_weights.bass": 1.0}, "did you mean 'classify.loss_weights.bas'"),
     ({"runtime.seed": -1}, "config key 'runtime.seed' = -1"),
+    ({"runtime.workers": "many"}, "config key 'runtime.workers' = 'many': must be a number of processes"),
 ])
 def test_bad_overrides_name_the_key(option, message):
     with pytest.raises(ConfigError) as err:
@@ -44,7 +45,8 @@ def test_bad_overrides_name_the_key(option, message):
 
 @pytest.mark.parametrize("option", [
     {"classify.pretrained": "/weights/resnet50.pth"}, {"classify.pretrained": False}, {"bao.lr": 0.01},
-    {"segment.iters": 10}, {"segment.crop_size": [64, 64]}, {"runtime.workers": 2}, {"dataset.img_suffix": ".png"},
+    {"segment.iters": 10}, {"segment.crop_size": [64, 64]}, {"runtime.workers": 2}, {"runtime.workers": "auto"},
+    {"dataset.img_suffix": ".png"},
     {"crf.enabled": False}, {"affinity.levels": [0, 1]}, {"classify.lr": 1}, {"random_walk.beta": 7.5},
 ])
 def test_good_overrides_pass(option):
