@@ -114,3 +114,24 @@ class WorkdirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def load_checkpoint(path: str | os.PathLike, stage: str, what: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)`` of a checkpoint a stage wrote; an error naming the file and the stage to
+    rerun when it is damaged (not torch's advice to load untrusted pickles with ``weights_only=False``)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} is missing (run the '{stage}' stage first)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if first.startswith("Weights only load failed"):
+            first = "not a checkpoint written by this pipeline"
+        raise ValueError(f"{path}: damaged or foreign {what} ({first}); rerun the '{stage}' stage: "
+                         f"python -m pipeline.cli run <config> --force {stage}") from None

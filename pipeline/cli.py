@@ -1,5 +1,8 @@
-"""Command line: ``python -m pipeline.cli {run,stage,status} <config> [--cfg-options k=v ...] [--dry-run]
-[--launcher pytorch|slurm]``.
+"""Command line: ``python -m pipeline.cli {run,stage,status,restore} <config> [--cfg-options k=v ...] [--dry-run]
+[--force STAGE[,STAGE]] [--verify] [--launcher pytorch|slurm]``.
+
+The config is validated when it is loaded (unknown keys, types, ranges: ``pipeline.validate``); a bad config,
+bad input data or a failed stage exits with code 2, after naming the key / file / stage and error.
 
 ``tools/run_pipeline.sh``, ``tools/run_stage.sh`` and ``tools/status.sh`` call this.
 """
@@ -9,12 +12,14 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .cache import WorkdirLocked
 from .config import DictAction, load_config
 from .distributed import LauncherError, use_slurm_environment
 from .errors import UserError
-from .runner import PipelineError, run_stages, setup_console_logging, stage_status
+from .runner import PipelineError, restore_previous, run_stages, setup_console_logging, stage_status
+from .validate import ConfigError, validate_config
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,6 +34,13 @@ def _launcher(p: argparse.ArgumentParser) -> None:
                    help="pytorch: one process, or torchrun's processes; slurm: processes started by srun")
 
 
+def _force_verify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", default="", metavar="STAGE[,STAGE]",
+                   help="rerun these stages even if up to date (a pipeline run also reruns what depends on them)")
+    p.add_argument("--verify", action="store_true",
+                   help="read every output of the up-to-date stages in full before reusing it (default: quick check)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="wsss", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -36,15 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     _common(p_run)
     p_run.add_argument("--until", help="stop after this stage")
     p_run.add_argument("--dry-run", action="store_true", help="print what would run and why")
+    _force_verify(p_run)
     _launcher(p_run)
     p_stage = sub.add_parser("stage", help="run one stage, or several: a,b (their other inputs must be up to date)")
     p_stage.add_argument("stage")
     _common(p_stage)
     p_stage.add_argument("--dry-run", action="store_true")
+    _force_verify(p_stage)
     _launcher(p_stage)
-    p_status = sub.add_parser("status", help="done / stale / partial / missing per stage")
+    p_status = sub.add_parser("status", help="done / stale / partial / failed / damaged / missing per stage")
     _common(p_status)
     p_status.add_argument("--json", action="store_true")
+    p_status.add_argument("--verify", action="store_true",
+                          help="read every declared output in full (default: a quick check of each file)")
+    p_restore = sub.add_parser("restore", help="put a stage's last finished outputs (.previous/<stage>) back")
+    p_restore.add_argument("stage")
+    _common(p_restore)
     args = ap.parse_args(argv)
 
     setup_console_logging()
@@ -56,9 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.cfg_options)
         if args.work_dir:
             cfg.work_dir = args.work_dir
+        validate_config(cfg)
         stages = load_stages()
+        verify = "deep" if getattr(args, "verify", False) else "quick"
+        force = tuple(s for s in getattr(args, "force", "").split(",") if s)
+        if args.cmd == "restore":
+            restore_previous(Path(cfg.work_dir), args.stage)
+            return 0
         if args.cmd == "status":
-            rows = stage_status(cfg, stages)
+            rows = stage_status(cfg, stages, verify=verify)
             if args.json:
                 print(json.dumps(rows, indent=2))
             else:
@@ -67,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{r['stage']:<14} {r['status']:<9} {r['detail']}")
             return 0
         if args.cmd == "stage":
-            run_stages(cfg, stages, only=[s for s in args.stage.split(",") if s], dry_run=args.dry_run)
+            run_stages(cfg, stages, only=[s for s in args.stage.split(",") if s], dry_run=args.dry_run,
+                       force=force, verify=verify)
             return 0
-        run_stages(cfg, stages, dry_run=args.dry_run, until=args.until)
+        run_stages(cfg, stages, dry_run=args.dry_run, until=args.until, force=force, verify=verify)
         return 0
+    except ConfigError as e:
+        logging.getLogger("wsss").error("config error: %s", e)
+        return 2
     except (PipelineError, WorkdirLocked, FileNotFoundError, LauncherError, UserError) as e:
         logging.getLogger("wsss").error("%s", e)
         return 2
@@ -80,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, DatasetError):
             logging.getLogger("wsss").error("dataset error: %s", e)
             return 2
+        if getattr(e, "wsss_stage", None):  # a stage failed: its manifest and stage.log have the error
+            logging.getLogger("wsss").error("stage %s failed: %s (traceback in %s)", e.wsss_stage, e, e.wsss_log)
+            return 1
         raise
 
 

@@ -1,21 +1,23 @@
 """The runner: plans which stages run (fingerprints vs manifests), runs them under a lock, records results.
 
-A stage's fingerprint is the part of the config it depends on (``CONFIG_KEYS``), the fingerprints of its
-input stages, and its code version (the source of its module and of the library modules it names in
-``CODE``). The manifest ``<work_dir>/<stage>/manifest.json`` stores the fingerprint and the state:
+A stage's fingerprint is the part of the config it depends on (``CONFIG_KEYS``, with ``dataset.root`` resolved),
+the content digest of the dataset splits it reads (``pipeline.fingerprint``), the fingerprints of its input
+stages, and its code version (the sources of its module and of every project module it imports). The manifest
+``<work_dir>/<stage>/manifest.json`` stores the fingerprint and the state (running, done, failed):
 
-- no manifest                    -> run
-- same fingerprint, state done   -> skip (up to date)
-- same fingerprint, state running-> resume (per-item outputs and checkpoints are kept)
-- different fingerprint          -> rerun from scratch, naming the config keys / inputs / code that changed;
-                                    the old outputs are moved to ``.previous/`` until the new run completes.
+- no manifest                     -> run
+- same fingerprint, state done    -> skip (up to date), unless outputs it declares (``outputs(ctx)``) do not
+                                     verify (``pipeline.verify``): then resume, recomputing the damaged ones
+- same fingerprint, running/failed-> resume (per-item outputs and checkpoints are kept)
+- different fingerprint, --force  -> rerun from scratch, naming the config keys / data / inputs / code that
+                                     changed; finished (``done``) outputs are moved to ``.previous/<stage>`` until
+                                     the new run completes (``restore`` puts them back); an unfinished attempt
+                                     never replaces them there.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +37,9 @@ from . import __version__
 from .cache import WorkdirLock, atomic_write_json, read_json
 from .config import changed_keys, digest, select
 from .distributed import barrier, init_distributed, shutdown_distributed, world
+from .fingerprint import FileHashes, code_version, data_fingerprint, split_name
 from .stage import StageContext, section_enabled
+from .verify import damaged_outputs, describe
 
 log = logging.getLogger("wsss")
 
@@ -60,23 +65,6 @@ def stage_enabled(module: ModuleType, cfg: Config) -> bool:
     return section_enabled(cfg, module.NAME)
 
 
-def _module_source(name_or_module: str | ModuleType) -> bytes:
-    if isinstance(name_or_module, ModuleType):
-        origin = getattr(name_or_module, "__file__", None)
-    else:
-        spec = importlib.util.find_spec(name_or_module)
-        origin = spec.origin if spec else None
-    return Path(origin).read_bytes() if origin and Path(origin).is_file() else str(name_or_module).encode()
-
-
-def code_version(module: ModuleType) -> str:
-    """Hash of the stage module's source and of the library modules it lists in ``CODE``."""
-    h = hashlib.sha1(_module_source(module))
-    for dep in getattr(module, "CODE", ()):
-        h.update(_module_source(dep))
-    return h.hexdigest()[:16]
-
-
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parent.parent
@@ -96,6 +84,9 @@ class StagePlan:
     reason: str
     fingerprint: dict[str, Any] = field(default_factory=dict)
     fp_hash: str = ""
+    damaged: dict[Path, str] = field(default_factory=dict)  # outputs to recompute (resume of a done stage)
+    state: str | None = None  # the manifest's state before this run
+    error: str | None = None  # the manifest's error (state failed)
 
     def line(self) -> str:
         return f"{self.name:<14} {self.action:<8} {self.reason}"
@@ -116,6 +107,10 @@ def _diff_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
     keys = changed_keys(old.get("config", {}), new.get("config", {}))
     if keys:
         reasons.append("config changed: " + ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else ""))
+    data = sorted(k for k in set(old.get("data", {})) | set(new.get("data", {}))
+                  if old.get("data", {}).get(k) != new.get("data", {}).get(k))
+    if data:
+        reasons.append("data changed: " + ", ".join(f"split {k}" for k in data))
     ins = sorted(k for k in set(old.get("inputs", {})) | set(new.get("inputs", {}))
                  if old.get("inputs", {}).get(k) != new.get("inputs", {}).get(k))
     if ins:
@@ -126,6 +121,7 @@ def _diff_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 # Config keys that change where or how fast things are computed, never the results: not part of any fingerprint.
+# (runtime.device and runtime.workers are never in a stage's CONFIG_KEYS; see README "How caching works".)
 NOT_RESULTS = ("dataset.cache_dir", "dataset.workers")
 
 
@@ -140,10 +136,51 @@ def _without(config_part: dict[str, Any], dotted: tuple[str, ...]) -> dict[str, 
     return out
 
 
-def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path) -> list[StagePlan]:
-    """Decide, for every stage in order, what running the pipeline would do and why."""
+def _normalise_root(config_part: dict[str, Any]) -> dict[str, Any]:
+    """``dataset.root`` as its resolved path: a trailing slash or a symlink is the same dataset."""
+    ds = config_part.get("dataset")
+    if isinstance(ds, dict) and isinstance(ds.get("root"), str):
+        config_part = {**config_part, "dataset": {**ds, "root": os.path.realpath(os.path.expanduser(ds["root"]))}}
+    if isinstance(config_part.get("dataset.root"), str):
+        config_part = {**config_part, "dataset.root": os.path.realpath(os.path.expanduser(config_part["dataset.root"]))}
+    return config_part
+
+
+def stage_data_splits(module: ModuleType, cfg: Config) -> tuple[str, ...]:
+    """The dataset splits a stage reads: ``data_splits(cfg)`` if the stage defines it; else, for a stage whose
+    CONFIG_KEYS include ``dataset``, the train split plus its own / the seeds' ``split`` override."""
+    if hasattr(module, "data_splits"):
+        names = module.data_splits(cfg)
+    elif "dataset" in getattr(module, "CONFIG_KEYS", ()):
+        names = ["train"] + [cfg.get(sec, {}).get("split") for sec in (module.NAME, "seeds")
+                             if hasattr(cfg.get(sec, {}), "get")]
+    else:
+        return ()
+    ds = cfg.get("dataset", {})
+    return tuple(sorted({split_name(ds, n) for n in names if n}))
+
+
+def _hash_cache(cfg: Config, work_dir: Path) -> Path | None:
+    """Where the data files' content hashes are cached: ``dataset.cache_dir`` (shared by the runs on one machine),
+    else ``<work_dir>/.cache`` (not created by a plan alone)."""
+    cache_dir = cfg.get("dataset", {}).get("cache_dir") if hasattr(cfg.get("dataset", {}), "get") else None
+    if cache_dir:
+        return Path(cache_dir).expanduser() / "file_hashes.json"
+    return work_dir / ".cache" / "file_hashes.json" if work_dir.is_dir() else None
+
+
+def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tuple[str, ...] = (),
+                verify: str | None = "quick") -> list[StagePlan]:
+    """Decide, for every stage in order, what running the pipeline would do and why.
+
+    ``force``: stages to rerun whatever their state (and so everything downstream of them). ``verify``: check
+    the declared outputs of up-to-date stages (``quick``, ``deep`` or None); damaged ones make the stage resume.
+    """
     fps: dict[str, str] = {}
+    forced: set[str] = set()
     plans: list[StagePlan] = []
+    hashes = FileHashes(_hash_cache(cfg, work_dir))
+    data_fps: dict[str, str] = {}
     for module in stages:
         name = stage_name(module)
         if not stage_enabled(module, cfg):
@@ -153,23 +190,45 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path) -> list[S
         missing = [i for i in inputs if i not in fps]
         if missing:
             raise PipelineError(f"stage '{name}' reads {missing}, which is not an enabled stage before it")
-        fp = {"config": _without(select(cfg, getattr(module, "CONFIG_KEYS", ())), NOT_RESULTS),
-              "inputs": {i: fps[i] for i in inputs}, "code": code_version(module)}
+        data = {}
+        for split in stage_data_splits(module, cfg):
+            if split not in data_fps:
+                data_fps[split] = data_fingerprint(cfg.get("dataset", {}), split, hashes)
+            data[split] = data_fps[split]
+        config_part = _normalise_root(_without(select(cfg, getattr(module, "CONFIG_KEYS", ())), NOT_RESULTS))
+        fp = {"config": config_part, "data": data, "inputs": {i: fps[i] for i in inputs}, "code": code_version(module)}
         fp_hash = digest(fp)
         fps[name] = fp_hash
         manifest = read_manifest(work_dir / name)
-        if manifest is None:
-            has_files = (work_dir / name).is_dir() and any((work_dir / name).iterdir())
-            plans.append(StagePlan(name, module, "rerun" if has_files else "run",
-                                   "outputs without a manifest" if has_files else "not run yet", fp, fp_hash))
-        elif manifest.get("fp_hash") == fp_hash:
-            if manifest.get("state") == "done":
-                plans.append(StagePlan(name, module, "skip", "up to date", fp, fp_hash))
-            else:
-                plans.append(StagePlan(name, module, "resume", "interrupted earlier; resuming", fp, fp_hash))
+        state = manifest.get("state") if manifest else None
+        plan = StagePlan(name, module, "run", "not run yet", fp, fp_hash, state=state,
+                         error=manifest.get("error") if manifest else None)
+        upstream_forced = [i for i in inputs if i in forced]
+        if name in force or upstream_forced:
+            forced.add(name)
+            plan.action, plan.reason = "rerun", ("forced (--force)" if name in force
+                                                 else f"input forced: {', '.join(upstream_forced)}")
+        elif manifest is None:
+            if (work_dir / name).is_dir() and any((work_dir / name).iterdir()):
+                plan.action, plan.reason = "rerun", "outputs without a manifest"
+        elif manifest.get("fp_hash") != fp_hash:
+            plan.action, plan.reason = "rerun", _diff_reason(manifest.get("fingerprint", {}), fp)
+        elif state == "done":
+            plan.action, plan.reason = "skip", "up to date"
+            if verify and hasattr(module, "outputs"):
+                ctx = StageContext(name=name, cfg=cfg, work_dir=work_dir)
+                try:
+                    plan.damaged = damaged_outputs(module.outputs(ctx), deep=verify == "deep")
+                except Exception as e:  # noqa: BLE001  (cannot list the outputs: the stage itself will say why)
+                    plan.damaged = {work_dir / name: f"outputs cannot be listed: {e}"}
+                if plan.damaged:
+                    plan.action, plan.reason = "resume", describe(plan.damaged) + "; recomputing them"
+        elif state == "failed":
+            plan.action, plan.reason = "resume", f"failed earlier ({plan.error}); retrying, keeping finished items"
         else:
-            plans.append(StagePlan(name, module, "rerun", _diff_reason(manifest.get("fingerprint", {}), fp),
-                                   fp, fp_hash))
+            plan.action, plan.reason = "resume", "interrupted earlier; resuming"
+        plans.append(plan)
+    hashes.save()
     return plans
 
 
@@ -288,20 +347,22 @@ def _headline(results: dict[str, Any]) -> str:
 
 
 def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = None,
-               dry_run: bool = False, until: str | None = None) -> list[dict[str, Any]]:
+               dry_run: bool = False, until: str | None = None, force: tuple[str, ...] = (),
+               verify: str | None = "quick") -> list[dict[str, Any]]:
     """Run the pipeline (``only=None``), the stages up to ``until``, or just the named stages (``only``),
-    skipping what is up to date. Naming a disabled stage in ``only`` is an error; ``until`` passes them."""
+    skipping what is up to date. Naming a disabled stage in ``only`` is an error; ``until`` passes them.
+    ``force``: rerun these stages (and, in a pipeline run, everything downstream of them)."""
     names = [stage_name(m) for m in stages]
     if until is not None:
         if until not in names:
             raise PipelineError(f"unknown stage '{until}'; stages are: {', '.join(names)}")
         stages = stages[: names.index(until) + 1]
     work_dir = Path(cfg.work_dir)
-    names = [stage_name(m) for m in stages]
-    for n in only or []:
+    for n in list(only or []) + list(force):
         if n not in names:
             raise PipelineError(f"unknown stage '{n}'; stages are: {', '.join(names)}")
-    plans = plan_stages(cfg, stages, work_dir)
+    names = [stage_name(m) for m in stages]
+    plans = plan_stages(cfg, stages, work_dir, force=tuple(force), verify=verify)
     by_name = {p.name: p for p in plans}
     selected = [p for p in plans if (only is None or p.name in only)]
     for p in selected:
@@ -319,10 +380,7 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
         for p in selected:
             print(p.line())
         return [{"stage": p.name, "action": p.action, "reason": p.reason} for p in selected]
-
-    for p in selected:  # checks that need no work (e.g. pretrained weights present) fail before any stage runs
-        if p.action not in ("skip", "disabled") and hasattr(p.module, "preflight"):
-            p.module.preflight(cfg)
+    preflight(cfg, [p for p in selected if p.action not in ("skip", "disabled")], work_dir)
     rank, _ = world()
     owns_group = init_distributed()
     summary: list[dict[str, Any]] = []
@@ -340,6 +398,34 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
     return summary
 
 
+def preflight(cfg: Config, plans: list[StagePlan], work_dir: Path) -> None:
+    """Before any stage runs: each stage that will run checks what it can check up front (``check(ctx)``,
+    e.g. the val split's masks for the stages that evaluate on it), so bad input fails in seconds."""
+    for p in plans:
+        if hasattr(p.module, "check"):
+            p.module.check(StageContext(name=p.name, cfg=cfg, work_dir=work_dir,
+                                        log=logging.getLogger(f"wsss.{p.name}")))
+
+
+def _prepare_out_dir(p: StagePlan, out_dir: Path, previous: Path) -> None:
+    """Make room for a (re)run. Finished outputs are kept in ``.previous/<stage>``; an unfinished or failed
+    attempt is discarded (on a rerun) and never replaces them there."""
+    for path in p.damaged:  # outputs that did not verify: recompute them
+        if path.is_file():
+            path.unlink()
+    if p.action != "rerun" or not out_dir.exists():
+        return
+    if p.state == "done":
+        shutil.rmtree(previous, ignore_errors=True)
+        previous.parent.mkdir(parents=True, exist_ok=True)
+        out_dir.rename(previous)
+    else:
+        if previous.exists():
+            log.info("stage %s: discarding an unfinished attempt (state %s); the last finished outputs stay in %s",
+                     p.name, p.state, previous)
+        shutil.rmtree(out_dir)
+
+
 def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, Any]:
     out_dir = work_dir / p.name
     if p.action in ("skip", "disabled"):
@@ -347,12 +433,9 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
         prev = read_json(out_dir / "results.json") if (out_dir / "results.json").is_file() else {}
         return {"stage": p.name, "ran": False, "action": p.action, "reason": p.reason, **_brief(prev)}
     barrier()
+    previous = work_dir / ".previous" / p.name
     if rank == 0:
-        previous = work_dir / ".previous" / p.name
-        if p.action == "rerun" and out_dir.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            previous.parent.mkdir(parents=True, exist_ok=True)
-            out_dir.rename(previous)
+        _prepare_out_dir(p, out_dir, previous)
         out_dir.mkdir(parents=True, exist_ok=True)
         started = _dt.datetime.now().isoformat(timespec="seconds")
         atomic_write_json(out_dir / "manifest.json", {
@@ -362,8 +445,13 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
     ctx = StageContext(name=p.name, cfg=cfg, work_dir=work_dir, log=logging.getLogger(f"wsss.{p.name}"))
     log.info("stage %-12s %s (%s)", p.name, p.action, p.reason)
     t0 = time.time()
-    with _StageLogFile(out_dir / ("stage.log" if rank == 0 else f"stage.rank{rank}.log")), PeakMemory() as mem:
-        results = p.module.run(ctx) or {}
+    log_path = out_dir / ("stage.log" if rank == 0 else f"stage.rank{rank}.log")
+    with _StageLogFile(log_path), PeakMemory() as mem:
+        try:
+            results = p.module.run(ctx) or {}
+        except BaseException as e:
+            _record_failure(p, out_dir, previous, log_path, e, rank)
+            raise
     wall = time.time() - t0
     barrier()
     results = {**results, "wall_s": round(wall, 2), "peak_rss_mb": round(mem.peak / 2**20, 1)}
@@ -372,11 +460,52 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
         manifest = read_manifest(out_dir) or {}
         manifest.update(state="done", finished=_dt.datetime.now().isoformat(timespec="seconds"),
                         wall_s=round(wall, 2), peak_rss_mb=results["peak_rss_mb"])
+        manifest.pop("error", None)
         atomic_write_json(out_dir / "manifest.json", manifest)
-        shutil.rmtree(work_dir / ".previous" / p.name, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %-12s done in %.1f s, peak memory %.0f MB %s", p.name, wall, results["peak_rss_mb"],
              _headline(results))
     return {"stage": p.name, "ran": True, "action": p.action, "reason": p.reason, **_brief(results)}
+
+
+def error_text(e: BaseException) -> str:
+    """One line for a manifest / status: the exception's first line (type name when it has no message)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _record_failure(p: StagePlan, out_dir: Path, previous: Path, log_path: Path, e: BaseException,
+                    rank: int) -> None:
+    """The error and its traceback in ``stage.log``, ``state: failed`` + ``error`` in the manifest."""
+    interrupted = isinstance(e, KeyboardInterrupt)
+    message = "interrupted (KeyboardInterrupt)" if interrupted else error_text(e)
+    log.error("stage %s failed: %s\n%s", p.name, message, "".join(traceback.format_exception(e)).rstrip())
+    with contextlib.suppress(AttributeError, TypeError):  # for the CLI's one-line message
+        e.wsss_stage, e.wsss_log = p.name, str(log_path)  # type: ignore[attr-defined]
+    if rank != 0:
+        return
+    manifest = read_manifest(out_dir) or {"stage": p.name, "fp_hash": p.fp_hash, "fingerprint": p.fingerprint}
+    manifest.update(state="interrupted" if interrupted else "failed", error=message, log=str(log_path),
+                    failed=_dt.datetime.now().isoformat(timespec="seconds"))
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    if previous.is_dir():
+        log.error("stage %s: the last finished outputs are kept in %s; to put them back: "
+                  "python -m pipeline.cli restore %s <config> --work-dir %s", p.name, previous, p.name,
+                  out_dir.parent)
+
+
+def restore_previous(work_dir: Path, name: str) -> Path:
+    """Put ``.previous/<name>`` (the last finished outputs) back in place of ``<name>/``; returns its path."""
+    previous, out_dir = work_dir / ".previous" / name, work_dir / name
+    manifest = read_manifest(previous)
+    if manifest is None or manifest.get("state") != "done":
+        raise PipelineError(f"{previous}: no finished outputs of stage '{name}' to restore")
+    with WorkdirLock(work_dir):
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        previous.rename(out_dir)
+    log.info("restored %s from %s", out_dir, previous)
+    return out_dir
 
 
 def _brief(results: dict[str, Any]) -> dict[str, Any]:
@@ -404,11 +533,11 @@ def _write_summary(work_dir: Path, summary: list[dict[str, Any]]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------- status
-def stage_status(cfg: Config, stages: list[ModuleType]) -> list[dict[str, Any]]:
-    """For each stage: done, stale (why), partial (n of N), missing, or disabled."""
+def stage_status(cfg: Config, stages: list[ModuleType], verify: str | None = "quick") -> list[dict[str, Any]]:
+    """For each stage: done, stale (why), partial (n of N), failed (error), damaged, missing, or disabled."""
     work_dir = Path(cfg.work_dir)
     rows = []
-    for p in plan_stages(cfg, stages, work_dir):
+    for p in plan_stages(cfg, stages, work_dir, verify=verify):
         row: dict[str, Any] = {"stage": p.name}
         if p.action == "disabled":
             row.update(status="disabled", detail=p.reason)
@@ -416,6 +545,10 @@ def stage_status(cfg: Config, stages: list[ModuleType]) -> list[dict[str, Any]]:
             row.update(status="done", detail="")
         elif p.action == "run" and not (work_dir / p.name).exists():
             row.update(status="missing", detail="")
+        elif p.action == "resume" and p.damaged:
+            row.update(status="damaged", detail=p.reason)
+        elif p.action == "resume" and p.state == "failed":
+            row.update(status="failed", detail=f"failed: {p.error}")
         elif p.action == "resume":
             detail = "interrupted"
             if hasattr(p.module, "progress"):
@@ -426,7 +559,11 @@ def stage_status(cfg: Config, stages: list[ModuleType]) -> list[dict[str, Any]]:
                 except Exception as e:  # noqa: BLE001  (status must not crash on a half-written stage)
                     detail = f"interrupted (progress unknown: {e})"
             row.update(status="partial", detail=detail)
+        elif p.state == "failed":
+            row.update(status="failed", detail=f"failed: {p.error} (and stale: {p.reason})")
         else:
             row.update(status="stale", detail=p.reason)
+        if (work_dir / ".previous" / p.name).is_dir() and p.action != "skip":
+            row["detail"] += f"; last finished outputs in {work_dir / '.previous' / p.name} (restore {p.name})"
         rows.append(row)
     return rows

@@ -5,9 +5,13 @@ A stage is a module in ``stages/`` with:
 - ``NAME``: its name (also its output folder: ``<work_dir>/<NAME>/``);
 - ``INPUTS``: the names of the stages whose outputs it reads;
 - ``CONFIG_KEYS``: the config keys (top-level sections or dotted keys) its outputs depend on; a change in any
-  of them, in an input stage, or in its code makes it stale;
+  of them, in the data it reads, in an input stage, or in its code (its module and the project modules it
+  imports, found by ``pipeline.fingerprint``) makes it stale;
 - ``run(ctx) -> dict | None``: does the work, returns metrics for ``results.json``;
-- optionally ``CODE``: extra library modules (dotted names) whose source is part of its code version;
+- optionally ``data_splits(cfg)``: the dataset splits it reads ('train' / 'val' or split names; default: the
+  train split, plus the ``split`` of its section or of ``seeds``, for a stage with ``dataset`` in CONFIG_KEYS);
+- optionally ``outputs(ctx) -> {path: kind}``: the files it promises, checked before reuse (``pipeline.verify``);
+- optionally ``check(ctx)``: a fast check of its input run before any stage runs (e.g. the val masks);
 - optionally ``progress(ctx) -> (done, total)``: per-item progress, for ``status`` ("partial n of N").
 
 Stages write every file atomically and skip per-item outputs that exist, so a killed stage resumes.

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 NAME = "affinity"
 INPUTS = ("classify", "ir_labels")
-CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split", "runtime.seed")
-CODE = ("wsss.affinity", "wsss.training", "wsss.transforms", "wsss.models.classifier", "wsss.models.backbones")
+CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split", "runtime.seed",
+               "runtime.amp")
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
               "num_workers", "log_interval")
+
+
+def outputs(ctx) -> dict:
+    return {ctx.out_dir / "model.pth": "torch"}
 
 
 def run(ctx) -> dict:

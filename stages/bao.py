@@ -22,6 +22,7 @@ backbone learned the classes, and the seeds were made, at that scale (see wsss.m
 """
 from __future__ import annotations
 
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,7 @@ import numpy as np
 NAME = "bao"
 INPUTS = ("classify", "seeds")
 CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "classify.resize", "classify.scale_range",
-               "classify.crop_size", "classify.lr")
-CODE = ("wsss.models.bao", "wsss.training", "wsss.transforms", "wsss.maps")
+               "classify.crop_size", "classify.lr", "runtime.seed", "runtime.amp")
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
@@ -46,7 +46,7 @@ def check_seed_classes(ds: Any, seed_dir, ids: list[str]) -> None:
         try:
             with np.load(path) as z:
                 keys = z["keys"]
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path}: not a seed file of this pipeline ({e}); re-run the seeds stage") from None
         check_seed_keys(path, keys, ds.label_set(id_), ds.classes)
 
@@ -160,6 +160,12 @@ def run(ctx) -> dict[str, Any]:
             "fg_fraction_of_computed": fg_frac, "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,
             "history": history}
+
+
+def outputs(ctx) -> dict:
+    from wsss.maps import label_outputs
+
+    return label_outputs(ctx, NAME, bg="npz:bg")
 
 
 def progress(ctx) -> tuple[int, int]:

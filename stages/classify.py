@@ -11,12 +11,16 @@ from typing import Any
 
 NAME = "classify"
 INPUTS = ()
-CONFIG_KEYS = ("dataset", "classify")
-CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.training")
+CONFIG_KEYS = ("dataset", "classify", "runtime.seed", "runtime.amp")
 
 # Keys of the `classify` section that are not training/model options
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
+
+
+def outputs(ctx) -> dict:
+    """What verifies before it is reused (pipeline.verify)."""
+    return {ctx.out_dir / "model.pth": "torch"}
 
 
 def check_classes(ds: Any, wanted: Any) -> None:
@@ -33,11 +37,11 @@ def check_classes(ds: Any, wanted: Any) -> None:
                          "remove classify.classes or make it match the dataset's classes.txt")
 
 
-def preflight(cfg) -> None:
+def check(ctx) -> None:
     """Before any stage runs: the backbone's pretrained weights are there (or downloadable)."""
     from wsss.models.backbones import check_pretrained
 
-    section = cfg.get("classify", {})
+    section = ctx.stage_cfg
     check_pretrained(section.get("backbone", "resnet50"), section.get("pretrained", True))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 NAME = "crf"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "crf", "seeds.split")
-CODE = ("wsss.crf", "wsss.maps")
 
 
 def run(ctx) -> dict:
@@ -43,6 +42,12 @@ def run(ctx) -> dict:
 
     ran = for_each_item(ids, work, exists(path_for), ctx.workers, desc="crf", log=ctx.log)
     return {"split": ds.split, "mode": mode, "num_images": len(ids), "computed": len(ran), "labels": str(out)}
+
+
+def outputs(ctx) -> dict:
+    from wsss.maps import label_outputs
+
+    return label_outputs(ctx, NAME)
 
 
 def progress(ctx) -> tuple[int, int]:

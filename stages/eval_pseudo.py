@@ -11,7 +11,6 @@ from typing import Any
 NAME = "eval_pseudo"
 INPUTS = ("crf", "random_walk")
 CONFIG_KEYS = ("dataset", "eval_pseudo", "seeds.split")
-CODE = ("wsss.metrics", "wsss.maps")
 PATHS = {"crf": "crf", "random_walk": "affinity + random walk"}
 
 

@@ -18,7 +18,6 @@ from wsss.maps import check_seed_keys, open_seed_folder
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "eval_seeds", "bao.enabled", "seeds.split")
-CODE = ("wsss.maps", "wsss.metrics")
 GT_NOTE = ("best threshold chosen WITH the ground truth (upper bound for a fixed threshold; "
            "not available to a weakly supervised method)")
 

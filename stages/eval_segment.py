@@ -17,7 +17,23 @@ import numpy as np
 NAME = "eval_segment"
 INPUTS = ("segment",)
 CONFIG_KEYS = ("dataset", "eval_segment", "segment.img_scale")
-CODE = ("wsss.segmentation", "wsss.mmseg_ext", "wsss.crf", "wsss.maps")
+
+
+def data_splits(cfg: Any) -> tuple[str, ...]:
+    return (cfg.get("eval_segment", {}).get("split", None) or "val",)
+
+
+def check(ctx) -> None:
+    """Before any stage runs: the evaluated split exists and its masks are in range (a DatasetError if not)."""
+    ds = ctx.dataset(_split(ctx), require_foreground=False)
+    if not ds.has_masks:
+        raise ValueError(f"{ds.root}: split '{ds.split}' has no ground-truth masks to evaluate against")
+
+
+def outputs(ctx) -> dict:
+    final = pred_dirs(ctx.out_dir, variants(ctx.stage_cfg))
+    return {d / f"{i}.png": "png" for i in ctx.dataset(_split(ctx), require_foreground=False).ids
+            for d in final.values()} | {ctx.out_dir / "miou.json": "json"}
 
 
 def variants(ecfg: Any) -> list[str]:

@@ -14,7 +14,6 @@ import numpy as np
 NAME = "ir_labels"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split")
-CODE = ("wsss.crf", "wsss.maps")
 
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, fg_thres: float, bg_thres: float,
@@ -56,6 +55,12 @@ def run(ctx) -> dict:
                                      "ignore_fraction": 1 - (counts[0] + counts[1]) / counts[2]}
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(out),
             "confident_fractions_of_computed": frac}
+
+
+def outputs(ctx) -> dict:
+    from wsss.maps import label_outputs
+
+    return label_outputs(ctx, NAME)
 
 
 def progress(ctx) -> tuple[int, int]:

@@ -13,7 +13,6 @@ from typing import Any
 NAME = "random_walk"
 INPUTS = ("seeds", "affinity")
 CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split")
-CODE = ("wsss.random_walk", "wsss.affinity", "wsss.transforms", "wsss.maps")
 
 _MODEL: dict[int, Any] = {}  # pid -> model: loaded lazily once per worker process (fork-safe)
 
@@ -76,6 +75,12 @@ def run(ctx) -> dict:
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(out),
             "radius": int(scfg.get("radius", 5)), "beta": float(scfg.get("beta", 10)),
             "steps": 2 ** int(scfg.get("exp_times", 8)), "bg_mode": scfg.get("bg_mode", "threshold")}
+
+
+def outputs(ctx) -> dict:
+    from wsss.maps import label_outputs
+
+    return label_outputs(ctx, NAME)
 
 
 def progress(ctx) -> tuple[int, int]:

@@ -17,7 +17,6 @@ from typing import Any
 NAME = "report"
 INPUTS = ("eval_seeds", "eval_pseudo", "eval_segment")  # the usual set; the real one is inputs(cfg)
 CONFIG_KEYS = ("report",)
-CODE = ("wsss.report", "wsss.report_content", "wsss.maps", "wsss.metrics", "stages.eval_seeds")
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ from typing import Any
 NAME = "seeds"
 INPUTS = ("classify",)
 CONFIG_KEYS = ("dataset", "seeds")
-CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.maps")
 SOURCES = ("bas", "cam", "bas+cam")
 
 
@@ -33,6 +32,11 @@ def progress(ctx) -> tuple[int, int]:
 
     d = maps_dir(ctx)
     return count_done(ctx.dataset(_split(ctx)).ids, lambda i: d / f"{i}.npz")
+
+
+def outputs(ctx) -> dict:
+    d = maps_dir(ctx)
+    return {d / f"{i}.npz": "npz:keys,stride4,high,size" for i in ctx.dataset(_split(ctx)).ids}
 
 
 def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "bas", flip: bool = True,

@@ -13,8 +13,31 @@ from typing import Any
 
 NAME = "segment"
 INPUTS = ("random_walk",)  # the default; the real inputs depend on segment.labels_from, see inputs()
-CONFIG_KEYS = ("dataset", "segment")
-CODE = ("wsss.segmentation", "wsss.mmseg_ext")
+CONFIG_KEYS = ("dataset", "segment", "runtime.seed", "runtime.amp")
+
+
+def data_splits(cfg: Any) -> tuple[str, ...]:
+    """The training split, and the val split when it validates during training."""
+    return ("train", "val") if cfg.get("segment", {}).get("val_interval", None) != 0 else ("train",)
+
+
+def check(ctx) -> None:
+    """Before any stage runs: the DeepLab backbone's pretrained weights are there (or downloadable), and the
+    val split's masks are in range (when it validates on them)."""
+    from wsss.datasets import MissingSplit
+    from wsss.segmentation import apply_backbone_weights, model_config, val_split_name
+
+    mm, path = model_config(ctx.cfg)
+    apply_backbone_weights(mm, ctx.stage_cfg.get("pretrained", True), str(path))
+    if ctx.stage_cfg.get("val_interval", None) != 0:
+        try:
+            ctx.dataset(val_split_name(ctx.cfg.dataset), require_foreground=False)
+        except MissingSplit:  # no val split: run() trains without validation and says so
+            pass
+
+
+def outputs(ctx) -> dict:
+    return {ctx.out_dir / "model.pth": "torch"}
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:
@@ -22,14 +45,6 @@ def inputs(cfg: Any) -> tuple[str, ...]:
     from wsss.segmentation import segment_inputs
 
     return segment_inputs(cfg.get("segment", {}))
-
-
-def preflight(cfg) -> None:
-    """Before any stage runs: the DeepLab backbone's pretrained weights are there (or downloadable)."""
-    from wsss.segmentation import apply_backbone_weights, model_config
-
-    mm, path = model_config(cfg)
-    apply_backbone_weights(mm, cfg.get("segment", {}).get("pretrained", True), str(path))
 
 
 def run(ctx) -> dict[str, Any]:

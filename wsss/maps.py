@@ -93,14 +93,15 @@ def load_seeds(path: str | os.PathLike) -> SeedMaps:
         raise FileNotFoundError(f"{path}: seed file is missing")
     try:
         with np.load(path) as z:
-            if "stride4" not in z.files:
-                raise ValueError(f"{path}: seed file without 'stride4' maps (written by an older version, keys "
-                                 f"{sorted(z.files)}); re-run the seeds stage")
-            return SeedMaps(keys=z["keys"].astype(np.int64), stride4=z["stride4"].astype(np.float32) / 255.0,
-                            high=z["high"].astype(np.float32) / 255.0)
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: unreadable seed file ({type(e).__name__}: {e}); delete it and re-run the "
-                         "seeds stage") from None
+            if "stride4" in z.files:
+                return SeedMaps(keys=z["keys"].astype(np.int64), stride4=z["stride4"].astype(np.float32) / 255.0,
+                                high=z["high"].astype(np.float32) / 255.0)
+            found = sorted(z.files)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: damaged seed file ({type(e).__name__}: {e}); rerun the seeds stage, which "
+                         "recomputes damaged files: python -m pipeline.cli run <config>") from None
+    raise ValueError(f"{path}: seed file without 'stride4' maps (written by an older version, keys {found}); "
+                     "re-run the seeds stage")
 
 
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:
@@ -148,6 +149,16 @@ def label_progress(ctx: Any, section: str) -> tuple[int, int]:
 
     out = ctx.out_dir / "labels"
     return count_done(ctx.dataset(seed_split(ctx.cfg, section)).ids, lambda i: out / f"{i}.png")
+
+
+def label_outputs(ctx: Any, section: str, **extra: str) -> dict[Path, str]:
+    """The outputs of a stage writing ``labels/<id>.png`` (and ``<name>/<id>.npz`` for each ``name=kind`` in
+    ``extra``) over the seed split, for ``pipeline.verify``."""
+    out: dict[Path, str] = {}
+    for i in ctx.dataset(seed_split(ctx.cfg, section)).ids:
+        out.update({ctx.out_dir / name / f"{i}.npz": kind for name, kind in extra.items()})
+        out[ctx.out_dir / "labels" / f"{i}.png"] = "png"
+    return out
 
 
 def open_seed_folder(ctx: Any, section: str) -> tuple[Any, list[str], Path]:

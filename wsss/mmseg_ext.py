@@ -8,6 +8,7 @@
   (the offline weights in torch's hub cache), with every key mapped explicitly.
 - ``CPUFriendlyDDP``: mmengine's DDP wrapper that drops ``device_ids`` for CPU modules, so multi-process
   training with gloo works on CPU (mmengine always passes ``device_ids=[LOCAL_RANK]``).
+- ``ResumeRNGHook``: torch's RNG state in every checkpoint, restored on resume (exact resume of segment).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model.wrappers import MMDistributedDataParallel
+from mmengine.registry import HOOKS
 from mmengine.registry import MODEL_WRAPPERS as ENGINE_MODEL_WRAPPERS
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
@@ -227,3 +229,36 @@ class CPUFriendlyDDP(MMDistributedDataParallel):
 def label_values(path: str | os.PathLike) -> np.ndarray:
     """Distinct values of a label PNG (for input checks)."""
     return np.unique(read_label_png(path))
+
+
+@HOOKS.register_module()
+class ResumeRNGHook(Hook):
+    """Makes a resumed segment training continue exactly as the uninterrupted one would.
+
+    mmengine's resume restores weights, optimizer, schedulers and the iteration, re-seeds, and advances the data
+    loader over the iterations already trained (so the sampler order and the numpy draws of the augmentations
+    repeat), but not torch's global RNG, which the model consumes (dropout) and the skipped iterations did not.
+    This hook stores torch's CPU and CUDA RNG states in every checkpoint and puts them back right before the
+    first iteration after a resume (after the data loader's advance, which draws no torch random numbers).
+    """
+
+    priority = "VERY_LOW"
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["wsss_rng_state"] = state
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        self._pending = checkpoint.get("wsss_rng_state")
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        if self._pending is not None:
+            torch.set_rng_state(self._pending["torch"])
+            if "cuda" in self._pending and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(self._pending["cuda"])
+            self._pending = None

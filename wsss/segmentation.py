@@ -291,6 +291,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     if world_size > 1 and not cuda:
         mm.model_wrapper_cfg = dict(type="CPUFriendlyDDP")
     mm.randomness = dict(seed=int(runtime.get("seed", 0)))
+    mm.custom_hooks = [*mm.get("custom_hooks", []), dict(type="ResumeRNGHook")]  # exact resume (wsss.mmseg_ext)
     mm.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=ckpt_interval,
                                        max_keep_ckpts=int(opt("max_keep_ckpts", 2)), save_last=True)
     mm.default_hooks.logger = dict(type="LoggerHook", interval=int(opt("log_interval", 50)),

@@ -32,7 +32,10 @@ def _make_numbers():
     def progress(ctx):
         return len(list((ctx.out_dir / "items").glob("*.npz"))), ctx.stage_cfg.n
 
-    m.run, m.progress = run, progress
+    def outputs(ctx):
+        return {ctx.out_dir / "items" / f"{i}.npz": "npz:value" for i in range(ctx.stage_cfg.n)}
+
+    m.run, m.progress, m.outputs = run, progress, outputs
     return m
 
 
@@ -41,6 +44,8 @@ def _make_total():
     m.NAME, m.INPUTS, m.CONFIG_KEYS = "total", ("numbers",), ("total",)
 
     def run(ctx):
+        if (ctx.work_dir / "FAIL").exists():  # a failure the tests switch on and off without a config change
+            raise ValueError("FAIL marker present")
         files = sorted(ctx.input_dir("numbers").glob("items/*.npz"))
         total = float(sum(np.load(f)["value"].sum() for f in files)) * ctx.stage_cfg.factor
         return {"total": total, "fake_miou": 50.0}

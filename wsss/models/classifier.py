@@ -202,13 +202,10 @@ def load_classifier(path: str | os.PathLike, cfg: Mapping[str, Any], num_classes
                     device: str | torch.device = "cpu") -> Classifier:
     """Load a classifier saved by :func:`save_classifier`; a clear error naming the file when its backbone,
     method or class count differs from the config / dataset."""
+    from pipeline.cache import load_checkpoint
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: classifier checkpoint is missing (run the 'classify' stage first)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{path}: cannot read classifier checkpoint ({e})") from None
+    ckpt = load_checkpoint(path, "classify", "classifier checkpoint")  # errors name the file and say to rerun classify
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "meta" not in ckpt:
         raise ValueError(f"{path}: not a classifier checkpoint of this pipeline (no 'state_dict'/'meta')")
     meta = ckpt["meta"]

@@ -1,0 +1,219 @@
+"""Fingerprints of what a stage's outputs depend on besides the config: its code and its input data.
+
+- Code: the source of the stage module and of every project module it imports, transitively (import
+  statements found with ``ast``, function-local imports included), within the project packages
+  (``pipeline``, ``wsss``, ``stages``). Third-party packages are not hashed (their versions are pinned).
+- Data: every file of a dataset split (split file, class list, label file, each listed image and mask) by
+  content. Content hashes are cached per file under its size, mtime and inode, so a file is read only when
+  it changed; a ``touch`` or a different spelling of the dataset root (trailing slash, symlink) changes
+  nothing, an edited mask or a replaced image does.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .cache import atomic_write_json
+
+PROJECT_PACKAGES = ("pipeline", "wsss", "stages")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------------------------------- code
+def _module_file(name: str, root: Path) -> Path | None:
+    """The source file of a project module ``a.b.c`` (``a/b/c.py`` or ``a/b/c/__init__.py``) under ``root``."""
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports_of(path: Path, name: str, root: Path, packages: tuple[str, ...]) -> set[str]:
+    """Project modules named by the import statements of one source file (anywhere in it)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    is_pkg = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this module's package
+                parts = name.split(".") if is_pkg else name.split(".")[:-1]
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import submodule`
+        for t in targets:
+            if t.split(".")[0] not in packages:
+                continue
+            parts = t.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                if _module_file(".".join(parts[:i]), root) is not None:
+                    found.add(".".join(parts[:i]))
+    return found
+
+
+def project_imports(name: str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict[str, Path]:
+    """``{module: source file}`` of ``name`` and every project module it imports, transitively."""
+    out: dict[str, Path] = {}
+    parts = name.split(".")
+    todo = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]  # importing a.b runs a/__init__.py first
+    while todo:
+        mod = todo.pop()
+        if mod in out:
+            continue
+        path = _module_file(mod, root)
+        if path is None:
+            continue
+        out[mod] = path
+        todo.extend(_imports_of(path, mod, root, packages) - set(out))
+    return dict(sorted(out.items()))
+
+
+# Every stage runs with the context the runner hands it (``pipeline.stage``: its dataset reader, its device).
+CONTEXT_MODULES = ("pipeline.stage",)
+
+
+def code_version(module: ModuleType | str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES,
+                 context: tuple[str, ...] = CONTEXT_MODULES) -> str:
+    """Hash of the sources of a stage module and of the project modules it and the stage context import
+    (transitively). A module that is not a project file (the tests' toy stages) counts by its own file."""
+    name = module if isinstance(module, str) else module.__name__
+    files = project_imports(name, root, packages)
+    if files:
+        for extra in context:
+            files.update(project_imports(extra, root, packages))
+        files = dict(sorted(files.items()))
+    if not files and not isinstance(module, str):
+        origin = getattr(module, "__file__", None)
+        files = {name: Path(origin)} if origin and Path(origin).is_file() else {}
+    h = hashlib.sha1()
+    for mod, path in files.items():
+        h.update(mod.encode() + b"\0" + path.read_bytes() + b"\0")
+    if not files:
+        h.update(name.encode())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------------- data
+class FileHashes:
+    """Content hashes of files, cached in a JSON file under (size, mtime_ns, inode) of each file."""
+
+    def __init__(self, cache_file: Path | None):
+        self.cache_file = cache_file
+        self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
+        if cache_file is not None and cache_file.is_file():
+            try:
+                self.entries = json.loads(cache_file.read_text())
+            except ValueError:
+                self.entries = {}
+
+    def hash(self, path: Path) -> str:
+        """sha1 of the file's content (``missing`` if it does not exist)."""
+        real = os.path.realpath(path)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            return "missing"
+        key = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = self.entries.get(real)
+        if hit is not None and hit[:3] == key:
+            return hit[3]
+        h = hashlib.sha1()
+        with open(real, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        self.entries[real] = [*key, h.hexdigest()]
+        self.dirty = True
+        return h.hexdigest()
+
+    def save(self) -> None:
+        if self.cache_file is not None and self.dirty:
+            try:
+                atomic_write_json(self.cache_file, self.entries)
+            except OSError:  # a read-only work dir: the hashes are recomputed next time
+                pass
+            self.dirty = False
+
+
+def files_digest(files: Iterable[tuple[str, Path]], hashes: FileHashes) -> str:
+    """One digest of ``(name, file)`` pairs by content; names are relative, so the root's spelling does not count."""
+    h = hashlib.sha1()
+    for name, path in sorted(files):
+        h.update(f"{name}\0{hashes.hash(path)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _dataset_module() -> Any:
+    import importlib
+
+    return importlib.import_module("wsss.datasets")
+
+
+def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, Path]]:
+    """The files one split of a dataset consists of, as (path relative to the root, path).
+
+    Uses the dataset reader's own presets (``wsss.datasets``) so the two never disagree on which files count.
+    """
+    ds_mod = _dataset_module()
+    cfg = dict(dataset_cfg)
+    kind = cfg.get("type", "custom")
+    opts = {**ds_mod.PRESETS.get(kind, ds_mod.PRESETS["custom"]), **{k: v for k, v in cfg.items() if v is not None}}
+    root = Path(str(opts.get("root", "."))).expanduser()
+    if not root.is_dir():
+        raise ds_mod.DatasetError(f"{root}: dataset root does not exist")
+    root = root.resolve()
+
+    def resolve(p: str) -> Path:
+        p = p.format(split=split)
+        return Path(p) if os.path.isabs(p) else root / p
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.relative_to(root))
+        except ValueError:
+            return str(p.resolve())
+
+    split_file = resolve(opts["split_dir"]) / f"{split}.txt"
+    files = [split_file]
+    if isinstance(opts.get("classes"), str):
+        files.append(resolve(opts["classes"]))
+    if opts.get("label_file"):
+        files.append(resolve(opts["label_file"]))
+    ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()] if split_file.is_file() else []
+    img_dir = resolve(opts["img_dir"])
+    files += [img_dir / f"{i}{opts['img_suffix']}" for i in ids]
+    if opts.get("mask_dir"):
+        mask_dir = resolve(opts["mask_dir"])
+        if mask_dir.is_dir():
+            files += [mask_dir / f"{i}{opts['mask_suffix']}" for i in ids]
+    return [(rel(p), p) for p in files]
+
+
+def split_name(dataset_cfg: Mapping[str, Any], which: str) -> str:
+    """A split named directly, or ``train`` / ``val`` meaning the dataset's ``train_split`` / ``val_split``."""
+    if which not in ("train", "val"):
+        return which
+    ds_mod = _dataset_module()
+    preset = ds_mod.PRESETS.get(dataset_cfg.get("type", "custom"), ds_mod.PRESETS["custom"])
+    return dataset_cfg.get(f"{which}_split") or preset[f"{which}_split"]
+
+
+def data_fingerprint(dataset_cfg: Mapping[str, Any], split: str, hashes: FileHashes) -> str:
+    """The content digest of one split (``error: ...`` when the split cannot be read; the stage then fails)."""
+    try:
+        return files_digest(split_files(dataset_cfg, split), hashes)
+    except (OSError, ValueError) as e:  # DatasetError is a ValueError
+        return f"error: {e}"
