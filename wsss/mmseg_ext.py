@@ -28,7 +28,7 @@ from mmengine.registry import MODEL_WRAPPERS as ENGINE_MODEL_WRAPPERS
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.models.backbones import MobileNetV2
-from mmseg.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 
 from wsss.datasets import read_image, read_label_png
 from wsss.maps import voc_palette
