@@ -1,7 +1,8 @@
 """Seed maps: per image, the class maps of the classes present, multi-scale + flip, summed, max-normalised.
 
 Sources (``seeds.source``): 'bas' (the sigmoid generator maps), 'cam' (relu of the classifier-head map), or
-'bas+cam' (each normalised, then averaged; what the released BAS VOC seeds do). One source per run.
+'bas+cam' (each normalised, then averaged; what the released BAS VOC seeds do), or 'external': maps made by any
+other method, imported from ``seeds.external_dir`` (IRN's ``.npy`` format; wsss.external_seeds). One per run.
 Each image's flip is in the same forward pass as the image (a batch of 2 per scale). One ``.npz`` per image in
 ``maps/`` (wsss.maps.save_seeds): ``low`` at the network stride of scale 1.0, ``high`` at full resolution.
 """
@@ -15,8 +16,13 @@ from typing import Any
 NAME = "seeds"
 INPUTS = ("classify",)
 CONFIG_KEYS = ("dataset", "seeds")
-CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.maps")
+CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.maps", "wsss.external_seeds")
 SOURCES = ("bas", "cam", "bas+cam")
+
+
+def inputs(cfg: Any) -> tuple[str, ...]:
+    """The classifier, unless the maps come from another method (``seeds.source='external'``)."""
+    return () if cfg.get("seeds", {}).get("source", "bas") == "external" else INPUTS
 
 
 def _split(ctx) -> str | None:
@@ -91,6 +97,10 @@ def run(ctx) -> dict[str, Any]:
 
     scfg = dict(ctx.stage_cfg)
     source = scfg.get("source", "bas")
+    if source == "external":  # maps made by another method, checked and converted (wsss.external_seeds)
+        from wsss.external_seeds import import_seeds
+
+        return import_seeds(ctx.dataset(_split(ctx)), scfg, maps_dir(ctx), ctx.workers, ctx.log)
     if source not in SOURCES:
         raise ValueError(f"seeds.source must be one of {SOURCES}, got '{source}'")
     scales = tuple(float(s) for s in scfg.get("scales", (1.0, 0.5, 1.5, 2.0)))
