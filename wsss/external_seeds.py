@@ -52,7 +52,13 @@ def read_external(path: Path) -> dict[str, np.ndarray]:
                 raise ValueError(f"a pickled {type(raw).__name__}, not a dict")
         else:
             with np.load(path, allow_pickle=False) as z:
-                raw = {k: z[k] for k in z.files}
+                files = list(z.files)
+                raw = {k: z[k] for k in files if k != "high_bz2"}
+            if "high_res" not in files and "low" in files:  # a seed file of this pipeline
+                from wsss.maps import load_seeds
+
+                seeds = load_seeds(path)
+                return {"keys": seeds.keys, "high": seeds.high, "low": seeds.low}
     except ValueError as e:
         raise ValueError(f"{path}: not a seed map file ({e})") from None
     except Exception as e:  # noqa: BLE001  (unpickling can fail in many ways: name them, with the file)
@@ -65,8 +71,6 @@ def read_external(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: no full-resolution maps (fields: {sorted(raw)}); expected 'high_res' (IRN) or "
                          "'high' (this pipeline)")
     out = {"keys": _to_numpy(raw["keys"]).reshape(-1), "high": _to_numpy(raw[name])}
-    if name == "high" and out["high"].dtype == np.uint8:  # this pipeline's own file, quantised to 1/255
-        out["high"] = out["high"].astype(np.float32) / 255.0
     for extra in ("cam", "low"):
         if extra in raw:
             out[extra] = _to_numpy(raw[extra])

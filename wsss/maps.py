@@ -1,18 +1,24 @@
 """Map I/O: seed-map files (one ``.npz`` per image) and label PNGs with the VOC colour map.
 
-Seed file format (``save_seeds`` / ``load_seeds``):
+Seed file format (``save_seeds`` / ``load_seeds``), one compressed ``.npz`` per image:
 - ``keys``: int16 (K,) foreground class indices (0-based) of the classes present in the image;
 - ``low``: float16 (K, h, w) the fused, max-normalised maps at the network's output stride (for the
   affinity stage);
-- ``high``: uint8 (K, H, W) the full-resolution maps quantised to 1/255 (values in [0, 1] after loading);
-- ``size``: int32 (2,) the image size (H, W).
-Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk use (see bench/README.md).
+- ``high_bz2`` + ``high_shape``: the full-resolution maps (K, H, W) quantised to 1/255 (uint8; values in [0, 1]
+  after loading), stored losslessly as bz2 of their planar-prediction residual (``x - left - up + upleft``,
+  modulo 256): smooth, upsampled maps leave mostly tiny residuals, so this is about half the size of the
+  deflated uint8 maps with the same values (bench/README.md, "Seed files on disk");
+- ``size``: int32 (2,) the image size (H, W);
+- any extra arrays given to ``save_seeds`` (``SeedMaps.extra`` after loading).
+Files of the former layout (``high`` as a deflated uint8 array) load unchanged.
 """
 from __future__ import annotations
 
+import bz2
 import os
+import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +65,66 @@ class SeedMaps:
     keys: np.ndarray  # (K,) int: foreground class indices
     low: np.ndarray  # (K, h, w) float32 in [0, 1]
     high: np.ndarray  # (K, H, W) float32 in [0, 1]
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # further arrays given to save_seeds
 
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.high.shape[1:])  # type: ignore[return-value]
 
 
-def save_seeds(path: str | os.PathLike, keys: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
-    """Write one image's seed maps atomically (see the module docstring for the format)."""
+SEED_FIELDS = ("keys", "low", "size", "high", "high_bz2", "high_shape")  # names extra arrays may not take
+
+
+def quantize(maps: np.ndarray) -> np.ndarray:
+    """Maps in [0, 1] -> uint8 in steps of 1/255 (what a seed file stores)."""
+    return np.clip(np.rint(np.asarray(maps, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def encode_planar(q: np.ndarray) -> np.ndarray:
+    """uint8 (..., H, W) -> bz2 bytes (uint8 1-D) of the planar-prediction residual, lossless."""
+    zero = np.uint8(0)
+    residual = np.diff(np.diff(q, axis=-1, prepend=zero), axis=-2, prepend=zero)  # uint8: modulo 256
+    return np.frombuffer(bz2.compress(np.ascontiguousarray(residual).tobytes(), 9), np.uint8)
+
+
+def decode_planar(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`encode_planar`: the uint8 maps of ``shape``."""
+    residual = np.frombuffer(bz2.decompress(np.asarray(data, np.uint8).tobytes()), np.uint8).reshape(shape)
+    return np.cumsum(np.cumsum(residual, axis=-2, dtype=np.uint8), axis=-1, dtype=np.uint8)
+
+
+def save_seeds(path: str | os.PathLike, keys: np.ndarray, low: np.ndarray, high: np.ndarray,
+               **extra: np.ndarray) -> None:
+    """Write one image's seed maps atomically (see the module docstring for the format); ``extra`` arrays are
+    stored as given and come back in ``SeedMaps.extra``."""
     keys = np.asarray(keys, np.int16)
     if low.shape[0] != len(keys) or high.shape[0] != len(keys):
         raise ValueError(f"{path}: {len(keys)} keys but maps of shape {low.shape} / {high.shape}")
-    high_q = np.clip(np.rint(np.asarray(high, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    atomic_save_npz(path, keys=keys, low=np.asarray(low, np.float16), high=high_q,
-                    size=np.asarray(high.shape[1:], np.int32))
+    taken = sorted(set(extra) & set(SEED_FIELDS))
+    if taken:
+        raise ValueError(f"{path}: extra arrays may not be named {taken} (the seed file's own fields)")
+    q = quantize(high)
+    atomic_save_npz(path, keys=keys, low=np.asarray(low, np.float16), high_bz2=encode_planar(q),
+                    high_shape=np.asarray(q.shape, np.int32), size=np.asarray(high.shape[1:], np.int32),
+                    **{k: np.asarray(v) for k, v in extra.items()})
 
 
 def load_seeds(path: str | os.PathLike) -> SeedMaps:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: seed file is missing")
-    with np.load(path) as z:
-        return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),
-                        high=z["high"].astype(np.float32) / 255.0)
+    try:
+        with np.load(path) as z:
+            if "high_bz2" in z.files:
+                q = decode_planar(z["high_bz2"], tuple(int(n) for n in z["high_shape"]))
+            else:  # the former layout: deflated uint8 maps
+                q = z["high"]
+            extra = {k: z[k] for k in z.files if k not in SEED_FIELDS}
+            return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),
+                            high=q.astype(np.float32) / 255.0, extra=extra)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable seed file ({type(e).__name__}: {e}); re-run the seeds stage") \
+            from None
 
 
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:
