@@ -53,7 +53,7 @@ def read_external(path: Path) -> dict[str, np.ndarray]:
         else:
             with np.load(path, allow_pickle=False) as z:
                 files = list(z.files)
-                raw = {k: z[k] for k in files if k != "high_bz2"}
+                raw = {k: z[k] for k in files if k != "high_planar"}
             if "high_res" not in files and "low" in files:  # a seed file of this pipeline
                 from wsss.maps import load_seeds
 

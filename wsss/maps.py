@@ -4,17 +4,16 @@ Seed file format (``save_seeds`` / ``load_seeds``), one compressed ``.npz`` per 
 - ``keys``: int16 (K,) foreground class indices (0-based) of the classes present in the image;
 - ``low``: float16 (K, h, w) the fused, max-normalised maps at the network's output stride (for the
   affinity stage);
-- ``high_bz2`` + ``high_shape``: the full-resolution maps (K, H, W) quantised to 1/255 (uint8; values in [0, 1]
-  after loading), stored losslessly as bz2 of their planar-prediction residual (``x - left - up + upleft``,
-  modulo 256): smooth, upsampled maps leave mostly tiny residuals, so this is about half the size of the
-  deflated uint8 maps with the same values (bench/README.md, "Seed files on disk");
+- ``high_planar``: uint8 (K, H, W) the full-resolution maps quantised to 1/255 (values in [0, 1] after loading),
+  stored losslessly as their planar-prediction residual (``x - left - up + upleft``, modulo 256): smooth,
+  upsampled maps leave mostly tiny residuals, which deflate to about 60% of the plain uint8 maps, and decoding
+  (two cumulative sums) is faster than inflating the plain maps (bench/README.md, "Seed files on disk");
 - ``size``: int32 (2,) the image size (H, W);
 - any extra arrays given to ``save_seeds`` (``SeedMaps.extra`` after loading).
 Files of the former layout (``high`` as a deflated uint8 array) load unchanged.
 """
 from __future__ import annotations
 
-import bz2
 import os
 import zipfile
 from collections.abc import Mapping
@@ -72,7 +71,7 @@ class SeedMaps:
         return tuple(self.high.shape[1:])  # type: ignore[return-value]
 
 
-SEED_FIELDS = ("keys", "low", "size", "high", "high_bz2", "high_shape")  # names extra arrays may not take
+SEED_FIELDS = ("keys", "low", "size", "high", "high_planar")  # names extra arrays may not take
 
 
 def quantize(maps: np.ndarray) -> np.ndarray:
@@ -81,15 +80,13 @@ def quantize(maps: np.ndarray) -> np.ndarray:
 
 
 def encode_planar(q: np.ndarray) -> np.ndarray:
-    """uint8 (..., H, W) -> bz2 bytes (uint8 1-D) of the planar-prediction residual, lossless."""
+    """uint8 (..., H, W) -> its planar-prediction residual (uint8, same shape, modulo 256); lossless."""
     zero = np.uint8(0)
-    residual = np.diff(np.diff(q, axis=-1, prepend=zero), axis=-2, prepend=zero)  # uint8: modulo 256
-    return np.frombuffer(bz2.compress(np.ascontiguousarray(residual).tobytes(), 9), np.uint8)
+    return np.diff(np.diff(np.asarray(q, np.uint8), axis=-1, prepend=zero), axis=-2, prepend=zero)
 
 
-def decode_planar(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`encode_planar`: the uint8 maps of ``shape``."""
-    residual = np.frombuffer(bz2.decompress(np.asarray(data, np.uint8).tobytes()), np.uint8).reshape(shape)
+def decode_planar(residual: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_planar`."""
     return np.cumsum(np.cumsum(residual, axis=-2, dtype=np.uint8), axis=-1, dtype=np.uint8)
 
 
@@ -104,8 +101,8 @@ def save_seeds(path: str | os.PathLike, keys: np.ndarray, low: np.ndarray, high:
     if taken:
         raise ValueError(f"{path}: extra arrays may not be named {taken} (the seed file's own fields)")
     q = quantize(high)
-    atomic_save_npz(path, keys=keys, low=np.asarray(low, np.float16), high_bz2=encode_planar(q),
-                    high_shape=np.asarray(q.shape, np.int32), size=np.asarray(high.shape[1:], np.int32),
+    atomic_save_npz(path, keys=keys, low=np.asarray(low, np.float16), high_planar=encode_planar(q),
+                    size=np.asarray(high.shape[1:], np.int32),
                     **{k: np.asarray(v) for k, v in extra.items()})
 
 
@@ -115,9 +112,9 @@ def load_seeds(path: str | os.PathLike) -> SeedMaps:
         raise FileNotFoundError(f"{path}: seed file is missing")
     try:
         with np.load(path) as z:
-            if "high_bz2" in z.files:
-                q = decode_planar(z["high_bz2"], tuple(int(n) for n in z["high_shape"]))
-            else:  # the former layout: deflated uint8 maps
+            if "high_planar" in z.files:
+                q = decode_planar(z["high_planar"])
+            else:  # the former layout: the plain uint8 maps
                 q = z["high"]
             extra = {k: z[k] for k in z.files if k not in SEED_FIELDS}
             return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),

@@ -1,4 +1,4 @@
-"""Seed files (wsss.maps.save_seeds / load_seeds): lossless planar + bz2 storage of the quantised maps, the former
+"""Seed files (wsss.maps.save_seeds / load_seeds): lossless planar-residual storage of the quantised maps, the former
 layout still readable, extra arrays, size on disk of smooth VOC-size maps, and a clear error for a broken file."""
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_roundtrip_gives_exactly_the_quantised_values(tmp_path, k, h, w):
         assert np.array_equal(s.high, quantize(high).astype(np.float32) / 255.0)
         assert np.array_equal(s.low, low.astype(np.float16).astype(np.float32)) and s.extra == {}
     q = rng.integers(0, 256, (2, 7, 11), dtype=np.uint8)  # every byte value, wrap-around of the residual
-    assert np.array_equal(decode_planar(encode_planar(q), q.shape), q)
+    assert np.array_equal(decode_planar(encode_planar(q)), q)
 
 
 def test_former_layout_loads_to_the_same_values(tmp_path):
