@@ -163,18 +163,22 @@ def _tail(text: str) -> str:
     return " | ".join(lines[-3:])[-300:]
 
 
-def pipeline_rows(tmp: Path, logs: Path) -> list[dict[str, Any]]:
-    """The tiny end-to-end run on CUDA with AMP, then classify + segment under torchrun with NCCL."""
+def pipeline_rows(tmp: Path, logs: Path, device: str = "cuda") -> list[dict[str, Any]]:
+    """The tiny end-to-end run on CUDA with AMP, then classify + segment under torchrun with NCCL.
+
+    ``device='cpu'`` (``--orchestration-on-cpu``) runs the same steps on CPU with gloo: a check of this script's
+    own orchestration on a machine without a GPU, not of CUDA."""
     from wsss.demo_data import make_demo_dataset
 
+    backend = "nccl" if device == "cuda" else "gloo"
     data, work = tmp / "demo", tmp / "work"
     make_demo_dataset(data, **TINY_DATA)
     base = [str(ROOT / "configs/demo/demo.py"), "--work-dir", str(work), "--cfg-options", f"dataset.root={data}",
-            f"dataset.cache_dir={tmp / 'cache'}", *tiny_options(), "runtime.device=cuda", "runtime.amp=True"]
+            f"dataset.cache_dir={tmp / 'cache'}", *tiny_options(), f"runtime.device={device}", "runtime.amp=True"]
     rows = []
     t0 = time.perf_counter()
-    rc, text = _run([sys.executable, "-m", "pipeline.cli", "run", *base], logs / "e2e_cuda.log", 420)
-    row = {"part": "tiny end to end, every stage", "device": "cuda", "setting": "demo config, tiny options, AMP",
+    rc, text = _run([sys.executable, "-m", "pipeline.cli", "run", *base], logs / f"e2e_{device}.log", 420)
+    row = {"part": "tiny end to end, every stage", "device": device, "setting": "demo config, tiny options, AMP",
            "seconds": time.perf_counter() - t0}
     if rc == 0:
         stages = json.loads((work / "summary.json").read_text())["stages"]
@@ -182,10 +186,10 @@ def pipeline_rows(tmp: Path, logs: Path) -> list[dict[str, Any]]:
         row["status"] = "ok" if not not_run else f"FAILED: stages not run: {not_run}"
         row["stage_seconds"] = {s["stage"]: s.get("wall_s") for s in stages}
     else:
-        row["status"] = f"FAILED (rc {rc}; {logs / 'e2e_cuda.log'}): {_tail(text)}"
+        row["status"] = f"FAILED (rc {rc}; {logs / f'e2e_{device}.log'}): {_tail(text)}"
     rows.append(row)
     if rc != 0:
-        rows.append({"part": "classify + segment under torchrun (NCCL)", "device": "cuda", "setting": "",
+        rows.append({"part": f"classify + segment under torchrun ({backend})", "device": device, "setting": "",
                      "status": "skipped: the end-to-end run failed"})
         return rows
     copy = tmp / "work_torchrun"
@@ -195,12 +199,12 @@ def pipeline_rows(tmp: Path, logs: Path) -> list[dict[str, Any]]:
     args = [a if a != str(work) else str(copy) for a in base]
     t0 = time.perf_counter()
     rc, text = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-                     str(ROOT / "bench/gpu_check_dist.py"), "stage", "classify,segment", *args],
-                    logs / "torchrun_nccl.log", 240)
-    ok = rc == 0 and "process group: nccl, world size 1" in text and "distributed data parallel: True" in text
-    rows.append({"part": "classify + segment under torchrun (NCCL)", "device": "cuda",
-                 "setting": "--nproc_per_node=1, NCCL group", "seconds": time.perf_counter() - t0,
-                 "status": "ok" if ok else f"FAILED (rc {rc}; {logs / 'torchrun_nccl.log'}): {_tail(text)}"})
+                     str(ROOT / "bench/gpu_check_dist.py"), backend, "stage", "classify,segment", *args],
+                    logs / f"torchrun_{backend}.log", 240)
+    ok = rc == 0 and f"process group: {backend}, world size 1" in text and "distributed data parallel: True" in text
+    rows.append({"part": f"classify + segment under torchrun ({backend})", "device": device,
+                 "setting": f"--nproc_per_node=1, {backend} group", "seconds": time.perf_counter() - t0,
+                 "status": "ok" if ok else f"FAILED (rc {rc}; {logs / f'torchrun_{backend}.log'}): {_tail(text)}"})
     return rows
 
 
@@ -236,6 +240,9 @@ def main() -> int:
     else:
         print("gpu_check: no CUDA GPU (torch.cuda.is_available() is False): running the CPU parts only", flush=True)
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        if "--orchestration-on-cpu" in sys.argv[1:]:  # this script's own steps on CPU + gloo (minutes)
+            with tempfile.TemporaryDirectory() as tmp:
+                rows += pipeline_rows(Path(tmp), logs, device="cpu")
         rows += step_rows(torch.device("cpu"), full=False)
         skipped = ("CUDA parts SKIPPED (no CUDA GPU): the tiny end-to-end run on CUDA with AMP, classify + segment "
                    "under torchrun with NCCL, and the VOC-size steps (448 px batch 16 / 512 px batch 4) with AMP "

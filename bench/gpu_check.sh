@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python
-exec "$PY" bench/gpu_check.py
+exec "$PY" bench/gpu_check.py "$@"  # --orchestration-on-cpu: its pipeline steps on CPU + gloo (self-check)

@@ -14,14 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str]) -> int:
+    """``argv``: the backend ('nccl', or 'gloo' for gpu_check's CPU self-check), then pipeline.cli's arguments."""
     import torch
     import torch.distributed as dist
 
     import wsss  # noqa: F401  (stack fixes)
     from pipeline.cli import main as cli_main
 
-    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group("nccl")
+    backend, argv = argv[0], argv[1:]
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend)
     print(f"process group: {dist.get_backend()}, world size {dist.get_world_size()}", flush=True)
     built = []
     ddp_init = torch.nn.parallel.DistributedDataParallel.__init__
