@@ -6,8 +6,8 @@ Seed file format (``save_seeds`` / ``load_seeds``), one compressed ``.npz`` per 
   affinity stage);
 - ``high_planar``: uint8 (K, H, W) the full-resolution maps quantised to 1/255 (values in [0, 1] after loading),
   stored losslessly as their planar-prediction residual (``x - left - up + upleft``, modulo 256): smooth,
-  upsampled maps leave mostly tiny residuals, which deflate to about 60% of the plain uint8 maps, and decoding
-  (two cumulative sums) is faster than inflating the plain maps (bench/README.md, "Seed files on disk");
+  upsampled maps leave mostly tiny residuals, which deflate far better than the plain maps; decoding is two
+  cumulative sums (sizes and times: bench/README.md, "Seed files on disk");
 - ``size``: int32 (2,) the image size (H, W);
 - any extra arrays given to ``save_seeds`` (``SeedMaps.extra`` after loading).
 Files of the former layout (``high`` as a deflated uint8 array) load unchanged.
