@@ -15,6 +15,15 @@ INPUTS = ("classify", "ir_labels")
 CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split", "runtime.seed",
                "runtime.amp")
 
+
+def inputs(cfg) -> tuple[str, ...]:
+    """The affinity labels, and the trained classifier when the classify stage is enabled (with it disabled, e.g.
+    for external seeds, the frozen backbone is the ImageNet-initialised one of ``classify``, as IRN's is)."""
+    from pipeline.stage import section_enabled
+
+    return INPUTS if section_enabled(cfg, "classify") else ("ir_labels",)
+
+
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
               "num_workers", "log_interval")
 
@@ -26,6 +35,7 @@ def outputs(ctx) -> dict:
 def run(ctx) -> dict:
     import time
 
+    from pipeline.stage import section_enabled
     from wsss.affinity import (
         AffinityDataset,
         FeatureCache,
@@ -35,7 +45,7 @@ def run(ctx) -> dict:
         save_affinity_net,
     )
     from wsss.maps import seed_split
-    from wsss.models import load_classifier
+    from wsss.models import build_classifier, load_classifier
     from wsss.training import train
 
     scfg = dict(ctx.stage_cfg)
@@ -46,7 +56,10 @@ def run(ctx) -> dict:
         raise FileNotFoundError(f"{len(missing)} of {len(ds.ids)} affinity-label PNGs missing in {label_dir}: "
                                 f"{missing[:20]} (run the ir_labels stage to completion)")
     device = ctx.device
-    classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg)
+    if section_enabled(ctx.cfg, "classify"):
+        classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg)
+    else:
+        classifier = build_classifier(ctx.cfg.get("classify", {}), ds.num_fg)
     model = build_affinity_net(classifier, scfg).to(device)
     stride = model.grid_stride
     offsets = pair_offsets(int(scfg.get("train_radius", 10)))

@@ -1,9 +1,10 @@
 """Affinity labels (IRN's cam_to_ir_label): confident foreground / background from the seeds, the rest ignored.
 
 Confident foreground: the label CRF on argmax [``conf_fg_thres``, maps]; confident background: the label CRF on
-argmax [``conf_bg_thres``, maps] says background (all maps low). Pixels that are foreground in the first map
-keep their class; pixels that are background in both are 0; everything else is 255 (ignore). Stored at full
-resolution (``labels/<id>.png``, as IRN); the affinity stage samples them down to its grid.
+argmax [``conf_bg_thres``, maps] says background (all maps low). Both passes run on one set of pairwise kernels.
+Pixels that are foreground in the first map keep their class; pixels that are background in both are 0;
+everything else is 255 (ignore). Stored at full resolution (``labels/<id>.png``, as IRN); the affinity stage
+samples them down to its grid.
 """
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split")
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, fg_thres: float, bg_thres: float,
                      params: dict[str, Any]) -> np.ndarray:
-    """IRN's two label-CRF passes combined: class where confident fg, 0 where confident bg, 255 elsewhere."""
-    from wsss.crf import seed_label_crf
+    """IRN's two label-CRF passes combined: class where confident fg, 0 where confident bg, 255 elsewhere.
 
-    fg = seed_label_crf(image, maps, keys, fg_thres, params)
-    bg = seed_label_crf(image, maps, keys, bg_thres, params)
+    Both passes run on one set of pairwise kernels (same image, parameters and label count; only the unary
+    differs), with the same results as two separate CRFs.
+    """
+    from wsss.crf import seed_label_crfs
+
+    fg, bg = seed_label_crfs(image, maps, keys, (fg_thres, bg_thres), params)
     out = fg.copy()
     out[fg == 0] = 255
     out[(fg == 0) & (bg == 0)] = 0

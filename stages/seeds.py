@@ -1,7 +1,9 @@
 """Seed maps: per image, the class maps of the classes present, multi-scale + flip, summed, max-normalised.
 
 Sources (``seeds.source``): 'bas' (the sigmoid generator maps), 'cam' (relu of the classifier-head map), or
-'bas+cam' (each normalised, summed, normalised again; what the released BAS VOC seeds do). One source per run.
+'bas+cam' (each normalised, summed, normalised again; what the released BAS VOC seeds do), or 'external': maps
+made by any other method, imported from ``seeds.external_dir`` (IRN's ``.npy`` format; wsss.external_seeds).
+One source per run.
 Each image's flip is in the same forward pass as the image (a batch of 2 per scale). One ``.npz`` per image in
 ``maps/`` (wsss.maps.save_seeds): ``stride4`` on the stride-4 grid (IRN's ``cam``, what the random walk
 starts from) and ``high`` at full resolution (IRN's ``high_res``), both made with IRN's geometry.
@@ -17,6 +19,11 @@ NAME = "seeds"
 INPUTS = ("classify",)
 CONFIG_KEYS = ("dataset", "seeds")
 SOURCES = ("bas", "cam", "bas+cam")
+
+
+def inputs(cfg: Any) -> tuple[str, ...]:
+    """The classifier, unless the maps come from another method (``seeds.source='external'``)."""
+    return () if cfg.get("seeds", {}).get("source", "bas") == "external" else INPUTS
 
 
 def _split(ctx) -> str | None:
@@ -36,7 +43,7 @@ def progress(ctx) -> tuple[int, int]:
 
 def outputs(ctx) -> dict:
     d = maps_dir(ctx)
-    return {d / f"{i}.npz": "npz:keys,stride4,high,size" for i in ctx.dataset(_split(ctx)).ids}
+    return {d / f"{i}.npz": "npz:keys,stride4_planar,high_planar,size" for i in ctx.dataset(_split(ctx)).ids}
 
 
 def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "bas", flip: bool = True,
@@ -101,6 +108,10 @@ def run(ctx) -> dict[str, Any]:
 
     scfg = dict(ctx.stage_cfg)
     source = scfg.get("source", "bas")
+    if source == "external":  # maps made by another method, checked and converted (wsss.external_seeds)
+        from wsss.external_seeds import import_seeds
+
+        return import_seeds(ctx.dataset(_split(ctx)), scfg, maps_dir(ctx), ctx.workers, ctx.log)
     if source not in SOURCES:
         raise ValueError(f"seeds.source must be one of {SOURCES}, got '{source}'")
     scales = tuple(float(s) for s in scfg.get("scales", (1.0, 0.5, 1.5, 2.0)))

@@ -2,6 +2,7 @@
 
 - :func:`crf_labels` (label unary, IRN's ``crf_inference_label``): a hard label map becomes a unary that trusts
   each pixel's label with probability ``gt_prob``; used to clean confident seed regions (cam_to_ir_label).
+  :func:`crf_labels_many` refines several label maps of one image on one set of pairwise kernels.
 - :func:`crf_probs` (softmax unary, PSA / DeepLab post-processing): class probabilities become the unary
   ``-log(max(p, 1e-5))``; returns refined probabilities.
 
@@ -11,6 +12,7 @@ appearance kernel on the RGB image. :data:`PRESETS` holds the published settings
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,11 +40,13 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.require(image, requirements=("C", "W"))
 
 
-def _make_crf(image: np.ndarray, n_labels: int, unary: np.ndarray, gaussian: tuple[float, float],
+def _make_crf(image: np.ndarray, n_labels: int, unary: np.ndarray | None, gaussian: tuple[float, float],
               bilateral: tuple[float, float, float]) -> dcrf.DenseCRF2D:
+    """A DenseCRF2D with both pairwise kernels; ``unary=None`` leaves the unary to set before each inference."""
     h, w = image.shape[:2]
     d = dcrf.DenseCRF2D(w, h, n_labels)
-    d.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+    if unary is not None:
+        d.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     g_sxy, g_compat = gaussian
     b_sxy, b_srgb, b_compat = bilateral
     d.addPairwiseGaussian(sxy=g_sxy, compat=g_compat)
@@ -66,28 +70,52 @@ def crf_labels(
     give them (IRN never passes 255; this makes an ignore-marked map safe instead of an IndexError).
     For valid pixels this equals ``unary_from_labels(labels, n_labels, gt_prob, zero_unsure=False)``.
     """
+    return crf_labels_many(image, [labels], n_labels, gt_prob, gaussian, bilateral, iters)[0]
+
+
+def crf_labels_many(
+    image: np.ndarray,
+    label_maps: Sequence[np.ndarray],
+    n_labels: int,
+    gt_prob: float = 0.7,
+    gaussian: tuple[float, float] = (3, 3),
+    bilateral: tuple[float, float, float] = (50, 5, 10),
+    iters: int = 10,
+) -> list[np.ndarray]:
+    """:func:`crf_labels` of several label maps of one image: the pairwise kernels (the permutohedral lattices)
+    are built once and each map's unary is inferred on them. Each result equals ``crf_labels`` of that map,
+    byte for byte (pydensecrf's inference starts from the unary alone; the kernels do not depend on it)."""
     image = _check_image(image)
-    labels = np.asarray(labels)
-    if labels.shape != image.shape[:2]:
-        raise ValueError(f"label map shape {labels.shape} != image size {image.shape[:2]} (image {image.shape})")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"label map must be integer, got dtype {labels.dtype}")
     if not 1 <= n_labels < UNSURE:
         raise ValueError(f"n_labels must be in [1, {UNSURE - 1}], got {n_labels}")
     if not 0 < gt_prob < 1:
         raise ValueError(f"gt_prob must be in (0, 1), got {gt_prob}")
-    bad = (labels != UNSURE) & ((labels < 0) | (labels >= n_labels))
-    if bad.any():
-        raise ValueError(f"label map has values {np.unique(labels[bad])[:5].tolist()} outside [0, {n_labels}) "
-                         f"and != {UNSURE} (unsure)")
+    unaries = []
+    for labels in label_maps:
+        labels = np.asarray(labels)
+        if labels.shape != image.shape[:2]:
+            raise ValueError(f"label map shape {labels.shape} != image size {image.shape[:2]} (image {image.shape})")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"label map must be integer, got dtype {labels.dtype}")
+        bad = (labels != UNSURE) & ((labels < 0) | (labels >= n_labels))
+        if bad.any():
+            raise ValueError(f"label map has values {np.unique(labels[bad])[:5].tolist()} outside [0, {n_labels}) "
+                             f"and != {UNSURE} (unsure)")
+        if n_labels > 1:
+            # shift by one so that 0 means unsure and use pydensecrf's own uniform-unary handling for it
+            shifted = np.where(labels == UNSURE, 0, labels.astype(np.int64) + 1)
+            unaries.append(unary_from_labels(shifted, n_labels, gt_prob=gt_prob, zero_unsure=True))
     if n_labels == 1:  # one label: nothing to decide, every pixel (unsure ones included) is label 0
-        return np.zeros(labels.shape, dtype=np.uint8)
-    # shift by one so that 0 means unsure and use pydensecrf's own uniform-unary handling for it
-    shifted = np.where(labels == UNSURE, 0, labels.astype(np.int64) + 1)
-    unary = unary_from_labels(shifted, n_labels, gt_prob=gt_prob, zero_unsure=True)
-    d = _make_crf(image, n_labels, unary, gaussian, bilateral)
-    q = np.array(d.inference(int(iters)), dtype=np.float32).reshape(n_labels, *labels.shape)
-    return np.argmax(q, axis=0).astype(np.uint8)
+        return [np.zeros(image.shape[:2], dtype=np.uint8) for _ in label_maps]
+    if not unaries:
+        return []
+    d = _make_crf(image, n_labels, None, gaussian, bilateral)
+    out = []
+    for unary in unaries:
+        d.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+        q = np.array(d.inference(int(iters)), dtype=np.float32).reshape(n_labels, *image.shape[:2])
+        out.append(np.argmax(q, axis=0).astype(np.uint8))
+    return out
 
 
 def crf_probs(
@@ -138,11 +166,17 @@ def crf_params(scfg: Any, default_bilateral: tuple) -> dict[str, Any]:
 
 def seed_label_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, threshold: float, params: dict) -> np.ndarray:
     """IRN's label CRF: argmax over [threshold, maps] indexes [bg] + keys, CRF'd, mapped to labels key + 1."""
+    return seed_label_crfs(image, maps, keys, (threshold,), params)[0]
+
+
+def seed_label_crfs(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, thresholds: Sequence[float],
+                    params: dict) -> list[np.ndarray]:
+    """:func:`seed_label_crf` at several background thresholds, on one set of pairwise kernels (same results)."""
     lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
     if len(keys) == 0:
-        return np.zeros(image.shape[:2], np.uint8)
-    idx = np.concatenate([np.full((1, *maps.shape[1:]), threshold, np.float32), maps]).argmax(0)
-    return lut[crf_labels(image, idx, n_labels=len(lut), **params)]
+        return [np.zeros(image.shape[:2], np.uint8) for _ in thresholds]
+    idx = [np.concatenate([np.full((1, *maps.shape[1:]), t, np.float32), maps]).argmax(0) for t in thresholds]
+    return [lut[lab] for lab in crf_labels_many(image, idx, n_labels=len(lut), **params)]
 
 
 def seed_prob_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, bg: str, threshold: float,

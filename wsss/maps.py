@@ -1,19 +1,23 @@
 """Map I/O: seed-map files (one ``.npz`` per image) and label PNGs with the VOC colour map.
 
-Seed file format (``save_seeds`` / ``load_seeds``):
+Seed file format (``save_seeds`` / ``load_seeds``), one compressed ``.npz`` per image:
 - ``keys``: int16 (K,) foreground class indices (0-based) of the classes present in the image;
-- ``stride4``: uint8 (K, ceil(H/4), ceil(W/4)) the maps on the stride-4 grid (IRN's ``cam``: each scale resized
-  to the grid before summing; the random walk starts from them), quantised to 1/255;
-- ``high``: uint8 (K, H, W) the full-resolution maps quantised to 1/255 (values in [0, 1] after loading);
-- ``size``: int32 (2,) the image size (H, W).
-Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk use (see bench/README.md).
+- ``stride4_planar``: uint8 (K, ceil(H/4), ceil(W/4)) the maps on the stride-4 grid (IRN's ``cam``: each scale
+  resized to the grid before summing; the random walk starts from them), quantised to 1/255, stored like
+  ``high_planar``;
+- ``high_planar``: uint8 (K, H, W) the full-resolution maps (IRN's ``high_res``) quantised to 1/255 (values in
+  [0, 1] after loading), stored losslessly as their planar-prediction residual (``x - left - up + upleft``,
+  modulo 256): smooth, upsampled maps leave mostly tiny residuals, which deflate far better than the plain maps;
+  decoding is two cumulative sums (sizes and times: bench/README.md, "Seed files on disk");
+- ``size``: int32 (2,) the image size (H, W);
+- any extra arrays given to ``save_seeds`` (``SeedMaps.extra`` after loading).
 """
 from __future__ import annotations
 
 import os
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +64,14 @@ class SeedMaps:
     keys: np.ndarray  # (K,) int: foreground class indices
     stride4: np.ndarray  # (K, ceil(H/4), ceil(W/4)) float32 in [0, 1]
     high: np.ndarray  # (K, H, W) float32 in [0, 1]
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # further arrays given to save_seeds
 
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.high.shape[1:])  # type: ignore[return-value]
+
+
+SEED_FIELDS = ("keys", "stride4_planar", "size", "high", "high_planar")  # names extra arrays may not take
 
 
 def stride4_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -71,20 +79,38 @@ def stride4_size(size: tuple[int, int]) -> tuple[int, int]:
     return -(-int(size[0]) // 4), -(-int(size[1]) // 4)
 
 
-def _quantise(maps: np.ndarray) -> np.ndarray:
+def quantize(maps: np.ndarray) -> np.ndarray:
+    """Maps in [0, 1] -> uint8 in steps of 1/255 (what a seed file stores)."""
     return np.clip(np.rint(np.asarray(maps, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def save_seeds(path: str | os.PathLike, keys: np.ndarray, stride4: np.ndarray, high: np.ndarray) -> None:
-    """Write one image's seed maps atomically (see the module docstring for the format)."""
+def encode_planar(q: np.ndarray) -> np.ndarray:
+    """uint8 (..., H, W) -> its planar-prediction residual (uint8, same shape, modulo 256); lossless."""
+    zero = np.uint8(0)
+    return np.diff(np.diff(np.asarray(q, np.uint8), axis=-1, prepend=zero), axis=-2, prepend=zero)
+
+
+def decode_planar(residual: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_planar`."""
+    return np.cumsum(np.cumsum(residual, axis=-2, dtype=np.uint8), axis=-1, dtype=np.uint8)
+
+
+def save_seeds(path: str | os.PathLike, keys: np.ndarray, stride4: np.ndarray, high: np.ndarray,
+               **extra: np.ndarray) -> None:
+    """Write one image's seed maps atomically (see the module docstring for the format); ``extra`` arrays are
+    stored as given and come back in ``SeedMaps.extra``."""
     keys = np.asarray(keys, np.int16)
     if stride4.shape[0] != len(keys) or high.shape[0] != len(keys):
         raise ValueError(f"{path}: {len(keys)} keys but maps of shape {stride4.shape} / {high.shape}")
     if tuple(stride4.shape[1:]) != stride4_size(high.shape[1:]):
         raise ValueError(f"{path}: stride-4 maps are {stride4.shape[1:]} but an image of {high.shape[1:]} needs "
                          f"{stride4_size(high.shape[1:])} (ceil(H/4), ceil(W/4))")
-    atomic_save_npz(path, keys=keys, stride4=_quantise(stride4), high=_quantise(high),
-                    size=np.asarray(high.shape[1:], np.int32))
+    taken = sorted(set(extra) & set(SEED_FIELDS))
+    if taken:
+        raise ValueError(f"{path}: extra arrays may not be named {taken} (the seed file's own fields)")
+    atomic_save_npz(path, keys=keys, stride4_planar=encode_planar(quantize(stride4)),
+                    high_planar=encode_planar(quantize(high)),
+                    size=np.asarray(high.shape[1:], np.int32), **{k: np.asarray(v) for k, v in extra.items()})
 
 
 def load_seeds(path: str | os.PathLike) -> SeedMaps:
@@ -93,15 +119,17 @@ def load_seeds(path: str | os.PathLike) -> SeedMaps:
         raise FileNotFoundError(f"{path}: seed file is missing")
     try:
         with np.load(path) as z:
-            if "stride4" in z.files:
-                return SeedMaps(keys=z["keys"].astype(np.int64), stride4=z["stride4"].astype(np.float32) / 255.0,
-                                high=z["high"].astype(np.float32) / 255.0)
+            if "stride4_planar" in z.files and "high_planar" in z.files:
+                extra = {k: z[k] for k in z.files if k not in SEED_FIELDS}
+                return SeedMaps(keys=z["keys"].astype(np.int64),
+                                stride4=decode_planar(z["stride4_planar"]).astype(np.float32) / 255.0,
+                                high=decode_planar(z["high_planar"]).astype(np.float32) / 255.0, extra=extra)
             found = sorted(z.files)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: damaged seed file ({type(e).__name__}: {e}); rerun the seeds stage, which "
                          "recomputes damaged files: python -m pipeline.cli run <config>") from None
-    raise ValueError(f"{path}: seed file without 'stride4' maps (written by an older version, keys {found}); "
-                     "re-run the seeds stage")
+    raise ValueError(f"{path}: seed file of an older layout (arrays {found}; this version writes "
+                     "'stride4_planar' and 'high_planar'); re-run the seeds stage")
 
 
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:

@@ -61,14 +61,14 @@ def test_seed_outputs_verify_and_a_truncated_seed_file_names_itself(tmp_path):
 
     ctx = StageContext(name="seeds", cfg=cfg, work_dir=tmp_path / "w")
     for i in ("im0", "im1", "im2"):
-        save_seeds(ctx.out_dir / "maps" / f"{i}.npz", [0], np.zeros((1, 2, 2)), np.ones((1, 24, 32)))
+        save_seeds(ctx.out_dir / "maps" / f"{i}.npz", [0], np.zeros((1, 6, 8)), np.ones((1, 24, 32)))
     assert damaged_outputs(seeds.outputs(ctx)) == {}
     bad = ctx.out_dir / "maps" / "im1.npz"
     bad.write_bytes(bad.read_bytes()[:100])
     np.savez(ctx.out_dir / "maps" / "im2.npz", keys=np.zeros(1))  # readable but not a seed file
     found = damaged_outputs(seeds.outputs(ctx))
     assert set(found) == {bad, ctx.out_dir / "maps" / "im2.npz"}
-    assert "lacks the arrays ['stride4', 'high', 'size']" in found[ctx.out_dir / "maps" / "im2.npz"]
+    assert "lacks the arrays ['stride4_planar', 'high_planar', 'size']" in found[ctx.out_dir / "maps" / "im2.npz"]
     with pytest.raises(ValueError, match=rf"{bad}: damaged seed file .*rerun the seeds stage"):
         load_seeds(bad)
 
