@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import wsss  # noqa: F401  (compat before torchvision, which is imported inside the tests)
 from wsss.models import build_backbone, build_classifier, load_classifier, save_classifier
@@ -31,27 +32,31 @@ def _model(method: str = "bas", **kw):
 
 
 def test_bas_loss_is_one_where_background_wins_and_a_ratio_elsewhere():
-    s_p = torch.tensor([2.0, 2.0, -1.0, 4.0])
-    s_bg = torch.tensor([3.0, 1.0, 0.5, -2.0], requires_grad=True)
+    s_p = torch.tensor([2.0, 2.0, -1.0, 4.0, -1.0])
+    s_bg = torch.tensor([3.0, 1.0, 0.5, -2.0, -0.5], requires_grad=True)
     loss = bas_loss(s_bg, s_p)
-    assert loss.tolist() == pytest.approx([1.0, 0.5, 1.0, 0.0])
+    # the last pair: raw S_bg > S_p, but both are <= 0 after the relu, so the BAS code gives 0/eps = 0, not 1
+    assert loss.tolist() == pytest.approx([1.0, 0.5, 1.0, 0.0, 0.0])
     loss.sum().backward()
     # no gradient where the background wins (constant 1), 1/relu(S_p) where the ratio applies, 0 under the relu
-    assert s_bg.grad.tolist() == pytest.approx([0.0, 0.5, 0.0, 0.0])
+    assert s_bg.grad.tolist() == pytest.approx([0.0, 0.5, 0.0, 0.0, 0.0])
 
 
-def test_pos_neg_softmax_loss_matches_explicit_loop():
+def test_pos_neg_softmax_loss_matches_the_bas_code_loop():
+    """The BAS code's ``cross_entropy``: per image, CE over rows [positive, all negatives] averaged over its
+    positives, times their count, divided by the batch size (not the mean over all positives)."""
     g = torch.Generator().manual_seed(1)
     s = torch.randn(3, 5, generator=g)
-    y = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.float32)
-    terms = []
+    y = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [1, 1, 1, 0, 1]], dtype=torch.float32)
+    total = torch.tensor(0.0)
     for b in range(3):
-        neg = [s[b, j] for j in range(5) if y[b, j] == 0]
-        for c in range(5):
-            if y[b, c] == 1:
-                logits = torch.stack([s[b, c], *neg])
-                terms.append(-torch.log_softmax(logits, 0)[0])
-    assert pos_neg_softmax_loss(s, y).item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
+        pos = [s[b, c] for c in range(5) if y[b, c] == 1]
+        neg = torch.stack([s[b, j] for j in range(5) if y[b, j] == 0])
+        rows = torch.stack([torch.cat([p[None], neg]) for p in pos])
+        total = total + F.cross_entropy(rows, torch.zeros(len(pos), dtype=torch.long)) * len(pos) / 3
+    assert pos_neg_softmax_loss(s, y).item() == pytest.approx(total.item(), rel=1e-5)
+    mean_over_positives = total * 3 / y.sum()  # what this loss used to compute
+    assert pos_neg_softmax_loss(s, y).item() != pytest.approx(mean_over_positives.item(), rel=1e-3)
 
 
 def test_forward_outputs_and_area_range():
@@ -140,9 +145,13 @@ def test_losses_go_down_on_a_fixed_batch():
         vals = {k: out[k].item() for k in ("loss", "cls", "area")}
         first = first or vals
         last = vals
-    assert last["loss"] < 0.9 * first["loss"], (first, last)
-    assert last["cls"] < first["cls"]
-    assert last["area"] < first["area"]  # the area constraint shrinks the maps of random features
+    # measured (torch 2.13 CPU): total 3.17 -> 1.48 (0.47x), cls 1.99 -> 6e-5, area 0.53 -> 0.17. The total
+    # cannot fall much further in 20 steps: its bas term is a ratio in [0, 1] that stays near 1 on random
+    # features, so each term gets its own bound and the total a 0.55x one (the 0.9x bound of an earlier
+    # commit let a stalled generator pass)
+    assert last["loss"] < 0.55 * first["loss"], (first, last)
+    assert last["cls"] < 0.1 * first["cls"], (first, last)
+    assert last["area"] < 0.5 * first["area"], (first, last)  # the area constraint shrinks the maps
 
 
 def test_param_groups_split_backbone_and_heads():

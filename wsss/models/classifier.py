@@ -8,7 +8,7 @@ BAS training step (per image one random positive class p):
   the high layers and the head with their *current* weights but no gradient into them. Done functionally
   (``torch.func.functional_call`` with detached parameters) instead of the public code's per-step deepcopy:
   same generator gradients, no copy (bench/bench_bas_step.py measures both);
-- ``bas = relu(S_bg) / (relu(S_p.detach()) + 1e-8)``, replaced by 1 where ``S_bg > S_p``;
+- ``bas = relu(S_bg) / (relu(S_p.detach()) + 1e-8)``, replaced by 1 where ``relu(S_bg) > relu(S_p)``;
 - ``area = mean(M_p)``; ``fg = CE(GAP(cam.detach() * M_p), p)`` (the head applied to the masked, detached
   high features); ``cls`` = multi-label loss on the scores.
 """
@@ -41,20 +41,25 @@ def soft_margin_loss(scores: Tensor, labels: Tensor) -> Tensor:
 
 def pos_neg_softmax_loss(scores: Tensor, labels: Tensor) -> Tensor:
     """BAS code's multi-label loss: per positive class, a softmax over that logit and all negative logits,
-    cross-entropy towards the positive; averaged over the positives of the batch."""
+    cross-entropy towards the positive; summed over the positives and divided by the batch size (as the BAS
+    code's ``cross_entropy``: each image's mean over its positives times their count, over the batch), so an
+    image with three labels weighs three times one with a single label."""
     pos = labels > 0.5
     neg_lse = torch.logsumexp(scores.masked_fill(pos, float("-inf")), dim=1, keepdim=True)  # (B,1); -inf if none
     per = torch.logaddexp(scores, neg_lse) - scores  # (B,C): -log softmax of the positive among [pos, negs]
-    return (per * pos).sum() / pos.sum().clamp(min=1)
+    return (per * pos).sum() / max(len(scores), 1)
 
 
 CLS_LOSSES = {"soft_margin": soft_margin_loss, "pos_neg_softmax": pos_neg_softmax_loss}
 
 
 def bas_loss(s_bg: Tensor, s_p: Tensor) -> Tensor:
-    """Per-image background-activation ratio; 1 (no gradient) where the background beats the class score."""
-    ratio = F.relu(s_bg) / (F.relu(s_p.detach()) + 1e-8)
-    return torch.where(s_bg > s_p.detach(), torch.ones_like(ratio), ratio)
+    """Per-image background-activation ratio ``relu(S_bg) / relu(S_p)``; 1 (no gradient) where the background
+    wins, compared after the relu as the BAS code does (so a negative class score with a negative background
+    score gives ratio 0, not 1)."""
+    bg, fg = F.relu(s_bg), F.relu(s_p.detach())
+    ratio = bg / (fg + 1e-8)
+    return torch.where(bg > fg, torch.ones_like(ratio), ratio)
 
 
 class Classifier(nn.Module):
@@ -149,7 +154,8 @@ class Classifier(nn.Module):
         fg_logits = (cmap.detach() * m_p_high).mean((2, 3))  # = head(GAP(high.detach() * M_p)): linear head
         fg = F.cross_entropy(fg_logits.float(), p)
         return {"bas": bas.mean(), "area": m_p.float().mean(), "fg": fg,
-                "bg_wins": (s_bg > s_p).float().mean(), "s_bg": s_bg.detach().mean(), "s_p": s_p.detach().mean()}
+                "bg_wins": (F.relu(s_bg) > F.relu(s_p)).float().mean(), "s_bg": s_bg.detach().mean(),
+                "s_p": s_p.detach().mean()}
 
     def background_scores(self, erased: Tensor) -> Tensor:
         """Scores (B,C) of erased mid features through the high layers + head, no gradient into their weights."""
