@@ -15,7 +15,7 @@ CONFIG_KEYS = ("dataset", "classify")
 CODE = ("wsss.models.classifier", "wsss.models.backbones", "wsss.transforms", "wsss.training")
 
 # Keys of the `classify` section that are not training/model options
-_TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
+_TRAIN_KEYS = ("epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
 
 

@@ -220,3 +220,34 @@ def test_load_classifier_checks_architecture_and_classes(tmp_path):
         load_classifier(path, dict(backbone="resnet50", method="bas"), C)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_classifier(tmp_path / "missing.pth", cfg, C)
+
+
+@pytest.mark.parametrize("padding", ["replicate", "reflect"])
+def test_generator_padding_mode_has_no_border_response_on_uniform_features(padding):
+    model = _model(generator_padding=padding)
+    mid = torch.ones(1, model.backbone.mid_channels, 6, 7)
+    out = model.generator(mid)
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)  # same value at the borders
+    zeros = _model(generator_padding="zeros").generator(mid)
+    assert not torch.allclose(zeros[..., 0, 0], zeros[..., 3, 3])  # zero padding: corners differ
+    with pytest.raises(ValueError, match="generator_padding"):
+        _model(generator_padding="circle")
+
+
+def test_bg_norm_shared_uses_the_forward_batch_statistics():
+    """'shared': the background branch normalises with the statistics of the un-erased forward pass, so an
+    image that is not erased keeps its class scores exactly, whatever is erased in the other images; 'batch'
+    (own statistics of the erased batch) couples the images."""
+    x, _ = _batch(4)
+    diffs = {}
+    for norm in ("batch", "shared"):
+        model = _model(bg_norm=norm).train()
+        mid = model.backbone.forward_mid(x)
+        high = model._forward_high_capturing(mid)
+        scores = model.head(high).mean((2, 3))
+        keep = torch.ones(4, 1, 1, 1)
+        keep[2:] = 0  # erase images 2 and 3 completely
+        s_bg = model.background_scores(mid.detach() * keep)
+        diffs[norm] = (s_bg[:2] - scores[:2]).abs().max().item()
+    assert diffs["shared"] < 1e-4
+    assert diffs["batch"] > 1e-2
