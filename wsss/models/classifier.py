@@ -70,7 +70,7 @@ class Classifier(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, method: str = "bas",
                  loss_weights: Mapping[str, float] | None = None, cls_loss: str | None = None,
                  detach_generator_input: bool = False, bg_branch: str = "functional",
-                 generator_padding: str = "zeros", bg_norm: str = "batch"):
+                 generator_padding: str = "zeros", bg_norm: str = "batch", generator_bias: bool = False):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"classify.method must be one of {METHODS}, got '{method}'")
@@ -85,8 +85,13 @@ class Classifier(nn.Module):
             if generator_padding not in GENERATOR_PADDING:
                 raise ValueError(f"classify.generator_padding must be one of {GENERATOR_PADDING}, "
                                  f"got '{generator_padding}'")
-            self.generator = nn.Conv2d(backbone.mid_channels, num_classes, 3, padding=1, bias=False,
+            # bias: the BAS code has none (ResNet's layer3 is non-negative after its ReLU, so the weights can
+            # shift the whole map); MobileNetV2's mid features are a linear bottleneck, signed and near zero-mean,
+            # so without a bias the generator cannot lower the map as a whole and its area stays near 0.5
+            self.generator = nn.Conv2d(backbone.mid_channels, num_classes, 3, padding=1, bias=generator_bias,
                                        padding_mode=generator_padding)
+            if generator_bias:
+                nn.init.zeros_(self.generator.bias)
         if bg_norm not in BG_NORM:
             raise ValueError(f"classify.bg_norm must be one of {BG_NORM}, got '{bg_norm}'")
         self.bg_norm = bg_norm
@@ -230,7 +235,8 @@ def build_classifier(cfg: Mapping[str, Any], num_classes: int) -> Classifier:
                       loss_weights=cfg.get("loss_weights"), cls_loss=cfg.get("cls_loss"),
                       detach_generator_input=cfg.get("detach_generator_input", False),
                       bg_branch=cfg.get("bg_branch", "functional"),
-                      generator_padding=cfg.get("generator_padding", "zeros"), bg_norm=cfg.get("bg_norm", "batch"))
+                      generator_padding=cfg.get("generator_padding", "zeros"), bg_norm=cfg.get("bg_norm", "batch"),
+                      generator_bias=bool(cfg.get("generator_bias", False)))
 
 
 def classifier_meta(model: Classifier, classes: list[str] | None = None) -> dict[str, Any]:
