@@ -138,7 +138,7 @@ def run(ctx) -> dict[str, Any]:
         lab = torch.from_numpy(ds.labels(id_)).to(device)
         maps = predict_maps(net, x, lab, scales, flip).cpu().numpy()
         bg, fg = maps[0], maps[1:][keys]
-        labels = seed_labels(SeedMaps(keys=keys, low=fg[:, :1, :1], high=fg), 0.0, background=bg)
+        labels = seed_labels(SeedMaps(keys=keys, stride4=fg[:, :1, :1], high=fg), 0.0, background=bg)
         atomic_save_npz(bg_dir / f"{id_}.npz", bg=bg.astype(np.float16))
         save_label_png(labels_dir / f"{id_}.png", labels)  # last: its existence marks the item done
         return int((labels == 0).sum()), int((labels > 0).sum()), int(labels.size)

@@ -32,12 +32,11 @@ def walk_image(model, image, seeds, scfg: dict, device) -> Any:
     stride = model.grid_stride
     aff = model.infer(to_tensor(image).to(device), radius, flip=bool(scfg.get("flip", True)))[0]
     grid = tuple(aff.shape[-2:])
-    if scfg.get("seed_source", "low") == "high":
-        maps = seed_scores(seeds.high, grid, stride, bg_mode, float(scfg.get("bg_power", 1.0)),
-                           float(scfg.get("seed_power", 1.0)))
-    else:
-        maps = seed_scores(seeds.low, grid, None, bg_mode, float(scfg.get("bg_power", 1.0)),
-                           float(scfg.get("seed_power", 1.0)))
+    source = scfg.get("seed_source", "stride4")
+    if source not in ("stride4", "high"):
+        raise ValueError(f"random_walk.seed_source must be 'stride4' or 'high', got {source!r}")
+    maps = seed_scores(seeds.high if source == "high" else seeds.stride4, grid, stride if source == "high" else None,
+                       bg_mode, float(scfg.get("bg_power", 1.0)), float(scfg.get("seed_power", 1.0)))
     walked = random_walk(torch.from_numpy(maps).to(device), aff, pair_offsets(radius), float(scfg.get("beta", 10)),
                          int(scfg.get("exp_times", 8)))
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None

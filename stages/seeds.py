@@ -1,9 +1,10 @@
 """Seed maps: per image, the class maps of the classes present, multi-scale + flip, summed, max-normalised.
 
 Sources (``seeds.source``): 'bas' (the sigmoid generator maps), 'cam' (relu of the classifier-head map), or
-'bas+cam' (each normalised, then averaged; what the released BAS VOC seeds do). One source per run.
+'bas+cam' (each normalised, summed, normalised again; what the released BAS VOC seeds do). One source per run.
 Each image's flip is in the same forward pass as the image (a batch of 2 per scale). One ``.npz`` per image in
-``maps/`` (wsss.maps.save_seeds): ``low`` at the network stride of scale 1.0, ``high`` at full resolution.
+``maps/`` (wsss.maps.save_seeds): ``stride4`` on the stride-4 grid (IRN's ``cam``, what the random walk
+starts from) and ``high`` at full resolution (IRN's ``high_res``), both made with IRN's geometry.
 """
 from __future__ import annotations
 
@@ -36,9 +37,13 @@ def progress(ctx) -> tuple[int, int]:
 
 def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "bas", flip: bool = True,
                 batched: bool = True, device=None):
-    """(low, high) float32 arrays (K,h,w) / (K,H,W) in [0,1] for the classes ``keys`` of one image.
+    """(stride4, high) float32 arrays (K, ceil(H/4), ceil(W/4)) / (K, H, W) in [0, 1] for the classes ``keys``.
 
-    ``batched``: the image and its flip in one forward pass (False: one pass each; for the benchmark).
+    IRN's ``make_cam`` geometry: each scale's map (image + flip summed) is resized straight to the stride-4 grid
+    for ``stride4``, and to the padded stride multiple ``ceil(H/16)*16`` then cropped to (H, W) for ``high`` (a
+    stride-16 cell covers pixels [16i, 16i+16)); the scales are summed and each class map max-normalised.
+    'bas+cam': both normalised, summed, normalised again (the released BAS seeds). ``batched``: image and flip
+    in one forward pass (False: one pass each; for the benchmark).
     """
     import torch
     import torch.nn.functional as F
@@ -51,10 +56,10 @@ def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "
     H, W = image.shape[:2]
     keys_t = torch.as_tensor(list(keys), dtype=torch.long, device=device)
     names = ("bas", "cam") if source == "bas+cam" else (source,)
-    low: dict[str, torch.Tensor] = {}
+    stride4: dict[str, torch.Tensor] = {}
     high: dict[str, torch.Tensor] = {}
-    # the low-resolution grid: the stride-16 feature grid of the image at scale 1.0 (ceil(H/16) for our backbones)
-    low_size = (math.ceil(H / 16), math.ceil(W / 16))
+    stride4_size = (math.ceil(H / 4), math.ceil(W / 4))
+    padded_size = (math.ceil(H / 16) * 16, math.ceil(W / 16) * 16)
     with torch.no_grad():
         for s in scales:
             x = scaled_batch(image, s, flip).to(device)
@@ -69,19 +74,20 @@ def image_seeds(model, image, keys, scales=(1.0, 0.5, 1.5, 2.0), source: str = "
                                      f"(method '{model.method}') gives only {sorted(outs)}")
                 m = outs[name][:, keys_t].float()
                 m = m[:1] + m[1:].flip(-1) if flip else m  # (1,K,h,w)
-                lo = m if tuple(m.shape[-2:]) == low_size else F.interpolate(m, low_size, mode="bilinear",
-                                                                               align_corners=False)
-                hi = F.interpolate(m, (H, W), mode="bilinear", align_corners=False)
-                low[name] = low[name] + lo if name in low else lo
+                s4 = F.interpolate(m, stride4_size, mode="bilinear", align_corners=False)
+                hi = F.interpolate(m, padded_size, mode="bilinear", align_corners=False)[..., :H, :W]
+                stride4[name] = stride4[name] + s4 if name in stride4 else s4
                 high[name] = high[name] + hi if name in high else hi
 
     def norm(t):
-        t = t[0].clamp(min=0)
+        t = t.clamp(min=0)
         return t / (t.flatten(1).max(1).values[:, None, None] + 1e-5)
 
-    lo = sum(norm(low[n]) for n in names) / len(names)
-    hi = sum(norm(high[n]) for n in names) / len(names)
-    return lo.cpu().numpy(), hi.cpu().numpy()
+    def fuse(maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        return norm(maps[names[0]][0]) if len(names) == 1 else norm(sum(norm(maps[n][0]) for n in names))
+
+    s4, hi = fuse(stride4), fuse(high)
+    return s4.cpu().numpy(), hi.cpu().numpy()
 
 
 def run(ctx) -> dict[str, Any]:
@@ -114,8 +120,8 @@ def run(ctx) -> dict[str, Any]:
     path_for = lambda i: out / f"{i}.npz"  # noqa: E731
 
     def work(id_: str) -> int:
-        lo, hi = image_seeds(model, ds.image(id_), ds.label_set(id_), scales, source, flip, device=device)
-        save_seeds(path_for(id_), ds.label_set(id_), lo, hi)
+        s4, hi = image_seeds(model, ds.image(id_), ds.label_set(id_), scales, source, flip, device=device)
+        save_seeds(path_for(id_), ds.label_set(id_), s4, hi)
         return 1
 
     workers = 1 if device.type == "cuda" else max(1, ctx.workers)

@@ -2,8 +2,8 @@
 
 Seed file format (``save_seeds`` / ``load_seeds``):
 - ``keys``: int16 (K,) foreground class indices (0-based) of the classes present in the image;
-- ``low``: float16 (K, h, w) the fused, max-normalised maps at the network's output stride (for the
-  affinity stage);
+- ``stride4``: uint8 (K, ceil(H/4), ceil(W/4)) the maps on the stride-4 grid (IRN's ``cam``: each scale resized
+  to the grid before summing; the random walk starts from them), quantised to 1/255;
 - ``high``: uint8 (K, H, W) the full-resolution maps quantised to 1/255 (values in [0, 1] after loading);
 - ``size``: int32 (2,) the image size (H, W).
 Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk use (see bench/README.md).
@@ -11,6 +11,7 @@ Compressed; the quantisation keeps threshold sweeps exact to 1/255 and cuts disk
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ def colorize(labels: np.ndarray) -> np.ndarray:
 @dataclass
 class SeedMaps:
     keys: np.ndarray  # (K,) int: foreground class indices
-    low: np.ndarray  # (K, h, w) float32 in [0, 1]
+    stride4: np.ndarray  # (K, ceil(H/4), ceil(W/4)) float32 in [0, 1]
     high: np.ndarray  # (K, H, W) float32 in [0, 1]
 
     @property
@@ -65,13 +66,24 @@ class SeedMaps:
         return tuple(self.high.shape[1:])  # type: ignore[return-value]
 
 
-def save_seeds(path: str | os.PathLike, keys: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+def stride4_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The stride-4 grid of an image of ``size`` (H, W): IRN's ``strided_size``."""
+    return -(-int(size[0]) // 4), -(-int(size[1]) // 4)
+
+
+def _quantise(maps: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(maps, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_seeds(path: str | os.PathLike, keys: np.ndarray, stride4: np.ndarray, high: np.ndarray) -> None:
     """Write one image's seed maps atomically (see the module docstring for the format)."""
     keys = np.asarray(keys, np.int16)
-    if low.shape[0] != len(keys) or high.shape[0] != len(keys):
-        raise ValueError(f"{path}: {len(keys)} keys but maps of shape {low.shape} / {high.shape}")
-    high_q = np.clip(np.rint(np.asarray(high, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    atomic_save_npz(path, keys=keys, low=np.asarray(low, np.float16), high=high_q,
+    if stride4.shape[0] != len(keys) or high.shape[0] != len(keys):
+        raise ValueError(f"{path}: {len(keys)} keys but maps of shape {stride4.shape} / {high.shape}")
+    if tuple(stride4.shape[1:]) != stride4_size(high.shape[1:]):
+        raise ValueError(f"{path}: stride-4 maps are {stride4.shape[1:]} but an image of {high.shape[1:]} needs "
+                         f"{stride4_size(high.shape[1:])} (ceil(H/4), ceil(W/4))")
+    atomic_save_npz(path, keys=keys, stride4=_quantise(stride4), high=_quantise(high),
                     size=np.asarray(high.shape[1:], np.int32))
 
 
@@ -79,9 +91,16 @@ def load_seeds(path: str | os.PathLike) -> SeedMaps:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: seed file is missing")
-    with np.load(path) as z:
-        return SeedMaps(keys=z["keys"].astype(np.int64), low=z["low"].astype(np.float32),
-                        high=z["high"].astype(np.float32) / 255.0)
+    try:
+        with np.load(path) as z:
+            if "stride4" not in z.files:
+                raise ValueError(f"{path}: seed file without 'stride4' maps (written by an older version, keys "
+                                 f"{sorted(z.files)}); re-run the seeds stage")
+            return SeedMaps(keys=z["keys"].astype(np.int64), stride4=z["stride4"].astype(np.float32) / 255.0,
+                            high=z["high"].astype(np.float32) / 255.0)
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: unreadable seed file ({type(e).__name__}: {e}); delete it and re-run the "
+                         "seeds stage") from None
 
 
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:

@@ -91,7 +91,7 @@ def seed_scores(seeds: np.ndarray, grid: tuple[int, int], stride: int | None = N
     """Seed maps (K, H', W') in [0, 1] on the walk grid.
 
     Full-resolution maps (``stride`` given) are average-pooled by ``stride`` (partial border cells average
-    their pixels); coarser maps (the stride-16 ``low`` maps) are bilinearly resized to the grid (IRN).
+    their pixels); maps on another grid are bilinearly resized to it (the seeds' ``stride4`` maps are already on it).
     ``seed_power`` raises the maps to a power first (BAS uses 1.5). With ``bg_mode='power'`` a background
     channel ``(1 - max_k s_k) ** bg_power`` (PSA) is prepended and walked with the classes; in
     ``'threshold'`` mode (IRN) only the class maps walk and the constant background is added after.

@@ -46,9 +46,9 @@ def make_dataset(root: Path, masks: bool = True) -> None:
 def make_seeds(work: Path) -> None:
     d = work / "seeds/maps"
     # a: cat columns 0.8, 0.361, 0.302, 0  -> perfect only for 0.302 <= t < 0.361, i.e. t = 0.35 of the sweep
-    save_seeds(d / "a.npz", [0], _columns([204, 92, 77, 0])[None][:, ::2, ::2], _columns([204, 92, 77, 0])[None])
+    save_seeds(d / "a.npz", [0], _columns([204, 92, 77, 0])[None][:, ::4, ::4], _columns([204, 92, 77, 0])[None])
     # b: dog columns 0.6, 0.2, 0, 0 -> perfect for 0.2 <= t < 0.6
-    save_seeds(d / "b.npz", [1], _columns([153, 51, 0, 0])[None][:, ::2, ::2], _columns([153, 51, 0, 0])[None])
+    save_seeds(d / "b.npz", [1], _columns([153, 51, 0, 0])[None][:, ::4, ::4], _columns([153, 51, 0, 0])[None])
 
 
 def make_ctx(tmp: Path, bao: bool = False, workers: int = 1, masks: bool = True, **section) -> StageContext:
@@ -129,10 +129,10 @@ def test_missing_seed_files_are_listed(tmp_path):
 
 def test_seeds_from_another_class_list(tmp_path):
     ctx = make_ctx(tmp_path)
-    save_seeds(ctx.work_dir / "seeds/maps/a.npz", [5], np.zeros((1, 2, 2)), np.zeros((1, 4, 4)))
+    save_seeds(ctx.work_dir / "seeds/maps/a.npz", [5], np.zeros((1, 1, 1)), np.zeros((1, 4, 4)))
     with pytest.raises(ValueError, match="different class list"):
         eval_seeds.run(ctx)
-    save_seeds(ctx.work_dir / "seeds/maps/a.npz", [1], np.zeros((1, 2, 2)), np.zeros((1, 4, 4)))
+    save_seeds(ctx.work_dir / "seeds/maps/a.npz", [1], np.zeros((1, 1, 1)), np.zeros((1, 4, 4)))
     with pytest.raises(ValueError, match=r"a.npz: seed keys \[1\] differ from the image's labels \[0\]"):
         eval_seeds.run(ctx)
 

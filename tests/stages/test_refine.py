@@ -37,7 +37,7 @@ def seeds_from_mask(mask: np.ndarray, rng: np.random.Generator) -> tuple[list[in
         m = torch.nn.functional.avg_pool2d(m, 9, 1, 4)[0, 0].numpy() * 0.9 + 0.05 * rng.random(mask.shape)
         high.append(np.clip(m, 0, 1))
     high = np.stack(high).astype(np.float32)
-    low = torch.nn.functional.avg_pool2d(torch.from_numpy(high)[None], 16, 16, ceil_mode=True)[0].numpy()
+    low = torch.nn.functional.avg_pool2d(torch.from_numpy(high)[None], 4, 4, ceil_mode=True)[0].numpy()
     return keys, low, high
 
 
@@ -228,7 +228,7 @@ def test_bad_inputs(base, tmp_path):
         crf.run(ctx)
     np.testing.assert_array_equal(read_label_png(ctx.out_dir / "labels/a.png"), MASKS["a"])
     # image-size mismatch between seeds and image
-    save_seeds(ctx.work_dir / "seeds/maps/b.npz", keys, low, high[:, :-4])
+    save_seeds(ctx.work_dir / "seeds/maps/b.npz", keys, low[:, :-1], high[:, :-4])
     with pytest.raises(ValueError, match=r"b\.npz: seed maps are 58x36 but the image .*b\.jpg is 58x40"):
         crf.run(ctx)
     # the random walk refuses the same way, and names a missing affinity model

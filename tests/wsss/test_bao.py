@@ -174,7 +174,7 @@ def make_workdir(tmp):
         Image.fromarray(img).save(root / "JPEGImages" / f"{id_}.jpg", quality=95)
         save_label_png(root / "SegmentationClass" / f"{id_}.png", mask)
         high = np.where(mask > 0, 0.9, 0.1).astype(np.float32)[None]
-        save_seeds(work / "seeds/maps" / f"{id_}.npz", [c], high[:, ::16, ::16], high)
+        save_seeds(work / "seeds/maps" / f"{id_}.npz", [c], high[:, ::4, ::4], high)
     torch.manual_seed(0)
     ccfg = dict(backbone="resnet18", method="cam", pretrained=False)
     save_classifier(work / "classify/model.pth", build_classifier(ccfg, 2), CLASSES)
@@ -230,7 +230,7 @@ def test_bao_stage_bad_seeds(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"2 of 4 seed files missing.*\['c', 'd'\]"):
         bao.run(ctx("bao"))
     for i in ("c", "d"):
-        save_seeds(maps / f"{i}.npz", [7], np.zeros((1, 2, 2)), np.zeros((1, 32, 32)))
+        save_seeds(maps / f"{i}.npz", [7], np.zeros((1, 8, 8)), np.zeros((1, 32, 32)))
     with pytest.raises(ValueError, match=r"c.npz: seed keys \[7\].*different class list"):
         bao.run(ctx("bao"))
 

@@ -66,7 +66,7 @@ def teacher_labels(high: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
     high = np.asarray(high, np.float32)
     bg = 1.0 - (high.max(0) if len(high) else np.zeros(high.shape[1:], np.float32))
-    return seed_labels(SeedMaps(keys=np.asarray(keys), low=high[:, :1, :1], high=high), 0.0, background=bg)
+    return seed_labels(SeedMaps(keys=np.asarray(keys), stride4=high[:, :1, :1], high=high), 0.0, background=bg)
 
 
 def valid_channels(labels: Tensor) -> Tensor:
