@@ -157,9 +157,13 @@ def test_losses_go_down_on_a_fixed_batch():
 def test_param_groups_split_backbone_and_heads():
     model = _model()
     g = model.param_groups()
-    assert [x["lr_mult"] for x in g] == [1.0, 10.0]
+    assert [x["lr_mult"] for x in g] == [1.0, 10.0, 10.0]
     assert len(g[0]["params"]) == len(list(model.backbone.parameters()))
-    assert {id(p) for p in g[1]["params"]} == {id(model.head.weight), id(model.generator.weight)}
+    assert [id(p) for p in g[1]["params"]] == [id(model.head.weight)]
+    assert [id(p) for p in g[2]["params"]] == [id(model.generator.weight)]
+    g = _model(generator_bias=True, generator_lr_mult=30).param_groups()
+    assert g[2]["lr_mult"] == 30.0 and len(g[2]["params"]) == 2  # weight and bias
+    assert [x["lr_mult"] for x in _model("cam").param_groups()] == [1.0, 10.0]
 
 
 def test_backbone_loads_a_local_checkpoint_and_rejects_a_wrong_one(tmp_path):
@@ -251,3 +255,25 @@ def test_bg_norm_shared_uses_the_forward_batch_statistics():
         diffs[norm] = (s_bg[:2] - scores[:2]).abs().max().item()
     assert diffs["shared"] < 1e-4
     assert diffs["batch"] > 1e-2
+
+
+def test_fg_pool_masked_does_not_reward_a_larger_map():
+    """'masked' pooling of the foreground guidance: scaling the map uniformly leaves its logits unchanged
+    ('mean' pooling scales them with the map, so a bigger map lowers the loss where the class map is positive)."""
+    x, y = _batch(2)
+    logits = {}
+    for pool in ("mean", "masked"):
+        model = _model(fg_pool=pool, generator_bias=True).eval()
+        out = []
+        for level in (-2.0, 2.0):  # the map's overall level through the bias: sigmoid(-2)=0.12, sigmoid(2)=0.88
+            with torch.no_grad():
+                model.generator.weight.zero_()
+                model.generator.bias.fill_(level)
+            torch.manual_seed(0)
+            mid = model.backbone.forward_mid(x)
+            cmap = torch.randn(2, C, *mid.shape[-2:], generator=torch.Generator().manual_seed(1)) + 2.0
+            terms = model._bas_terms(mid, cmap, torch.zeros(2, C), y)
+            out.append(terms["fg"].item())
+        logits[pool] = out
+    assert logits["masked"][0] == pytest.approx(logits["masked"][1], rel=1e-4)
+    assert logits["mean"][0] != pytest.approx(logits["mean"][1], rel=1e-3)

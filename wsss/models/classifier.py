@@ -33,6 +33,7 @@ log = logging.getLogger("wsss.models")
 METHODS = ("cam", "bas")
 GENERATOR_PADDING = ("zeros", "replicate", "reflect")
 BG_NORM = ("batch", "shared", "running")
+FG_POOL = ("mean", "masked")
 DEFAULT_WEIGHTS = dict(cls=1.0, fg=0.2, bas=1.0, area=1.2)
 
 
@@ -70,7 +71,8 @@ class Classifier(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, method: str = "bas",
                  loss_weights: Mapping[str, float] | None = None, cls_loss: str | None = None,
                  detach_generator_input: bool = False, bg_branch: str = "functional",
-                 generator_padding: str = "zeros", bg_norm: str = "batch", generator_bias: bool = False):
+                 generator_padding: str = "zeros", bg_norm: str = "batch", generator_bias: bool = False,
+                 fg_pool: str = "mean", generator_lr_mult: float = 10.0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"classify.method must be one of {METHODS}, got '{method}'")
@@ -95,6 +97,13 @@ class Classifier(nn.Module):
         if bg_norm not in BG_NORM:
             raise ValueError(f"classify.bg_norm must be one of {BG_NORM}, got '{bg_norm}'")
         self.bg_norm = bg_norm
+        if fg_pool not in FG_POOL:
+            raise ValueError(f"classify.fg_pool must be one of {FG_POOL}, got '{fg_pool}'")
+        # foreground guidance pooling: 'mean' = GAP(cam * M) over the whole map (the BAS code): its logits grow
+        # with the map's area wherever the class map is positive, which rewards a bloated map; 'masked' =
+        # sum(cam * M) / sum(M), the class evidence *inside* the map, independent of its size
+        self.fg_pool = fg_pool
+        self.generator_lr_mult = float(generator_lr_mult)
         self._bn_stats: dict[str, tuple[Tensor, Tensor]] = {}
         unknown = set(loss_weights or {}) - set(DEFAULT_WEIGHTS)
         if unknown:
@@ -123,10 +132,13 @@ class Classifier(nn.Module):
         return self.backbone.features(images)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Backbone at the base lr, the new heads at 10x (``lr_mult``, read by wsss.training)."""
-        heads = list(self.head.parameters()) + (list(self.generator.parameters()) if self.generator else [])
-        return [dict(params=[p for p in self.backbone.parameters() if p.requires_grad], lr_mult=1.0),
-                dict(params=heads, lr_mult=10.0)]
+        """Backbone at the base lr, the classifier head at 10x, the generator at ``generator_lr_mult``
+        (``lr_mult``, read by wsss.training)."""
+        groups = [dict(params=[p for p in self.backbone.parameters() if p.requires_grad], lr_mult=1.0),
+                  dict(params=list(self.head.parameters()), lr_mult=10.0)]
+        if self.generator is not None:
+            groups.append(dict(params=list(self.generator.parameters()), lr_mult=self.generator_lr_mult))
+        return groups
 
     # ---- training ---------------------------------------------------------------------------------------
     def forward(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -169,6 +181,8 @@ class Classifier(nn.Module):
         s_p = scores[b, p]
         bas = bas_loss(s_bg.float(), s_p.float())
         fg_logits = (cmap.detach() * m_p_high).mean((2, 3))  # = head(GAP(high.detach() * M_p)): linear head
+        if self.fg_pool == "masked":
+            fg_logits = fg_logits / (m_p_high.mean((2, 3)) + 1e-5)
         fg = F.cross_entropy(fg_logits.float(), p)
         return {"bas": bas.mean(), "area": m_p.float().mean(), "fg": fg,
                 "bg_wins": (F.relu(s_bg) > F.relu(s_p)).float().mean(), "s_bg": s_bg.detach().mean(),
@@ -236,7 +250,8 @@ def build_classifier(cfg: Mapping[str, Any], num_classes: int) -> Classifier:
                       detach_generator_input=cfg.get("detach_generator_input", False),
                       bg_branch=cfg.get("bg_branch", "functional"),
                       generator_padding=cfg.get("generator_padding", "zeros"), bg_norm=cfg.get("bg_norm", "batch"),
-                      generator_bias=bool(cfg.get("generator_bias", False)))
+                      generator_bias=bool(cfg.get("generator_bias", False)), fg_pool=cfg.get("fg_pool", "mean"),
+                      generator_lr_mult=float(cfg.get("generator_lr_mult", 10.0)))
 
 
 def classifier_meta(model: Classifier, classes: list[str] | None = None) -> dict[str, Any]:
