@@ -14,7 +14,7 @@ INPUTS = ()
 CONFIG_KEYS = ("dataset", "classify", "runtime.seed", "runtime.amp")
 
 # Keys of the `classify` section that are not training/model options
-_TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
+_TRAIN_KEYS = ("epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
 
 

@@ -7,9 +7,11 @@ DistributedDataParallel when ``torch.distributed`` is initialised, atomic checkp
 torch RNG is reseeded from (seed, iteration, rank) before every step, so a killed run that resumes ends with
 the same weights as one that never stopped.
 
-Config keys (``cfg``; defaults in brackets): epochs [1], batch_size [16], lr [0.01], momentum [0.9],
-weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only], seed [0], ckpt_interval [0 = per epoch only],
-num_workers [0] (DataLoader workers), find_unused_parameters [False], log_interval [1] (jsonl every n steps).
+Config keys (``cfg``; defaults in brackets): epochs [1], iters [None: epochs x iterations per epoch; a number
+sets the length in iterations, whatever the dataset size: the last epoch is cut there], batch_size [16],
+lr [0.01], momentum [0.9], weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only], seed [0],
+ckpt_interval [0 = per epoch only], num_workers [0] (DataLoader workers), find_unused_parameters [False],
+log_interval [1] (jsonl every n steps).
 """
 from __future__ import annotations
 
@@ -136,6 +138,11 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
     drop_last = per_rank >= bs  # a batch of 1 breaks BatchNorm; keep a short last batch only if it is all we have
     iters_per_epoch = per_rank // bs if drop_last else 1
     max_iters = epochs * iters_per_epoch
+    if cfg.get("iters"):
+        max_iters = int(cfg["iters"])
+        if max_iters < 1:
+            raise ValueError(f"training needs iters >= 1 (got {max_iters})")
+        epochs = -(-max_iters // iters_per_epoch)
 
     ckpt = checkpoint_path(out_dir)
     iteration, history, sums, counts = 0, [], {}, 0
@@ -147,7 +154,8 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
             scaler.load_state_dict(state["scaler"])
         except Exception as e:  # noqa: BLE001
             raise RuntimeError(f"{ckpt}: cannot resume from this checkpoint ({e}); delete it to start over") from None
-        if state.get("iters_per_epoch") != iters_per_epoch or state.get("epochs") != epochs:
+        if (state.get("iters_per_epoch") != iters_per_epoch or state.get("epochs") != epochs
+                or state.get("max_iters", max_iters) != max_iters):
             raise RuntimeError(f"{ckpt}: checkpoint was made with {state.get('epochs')} epochs x "
                                f"{state.get('iters_per_epoch')} iterations, this run has {epochs} x {iters_per_epoch} "
                                "(batch size, world size or data changed); delete it to start over")
@@ -183,6 +191,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
         _save_checkpoint(ckpt, dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                                     scaler=scaler.state_dict(), epoch=iteration // iters_per_epoch,
                                     iteration=iteration, iters_per_epoch=iters_per_epoch, epochs=epochs,
+                                    max_iters=max_iters,
                                     history=history, epoch_sums=sums, epoch_count=counts))
 
     t0, images = time.time(), 0
@@ -232,7 +241,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                 if writer is not None:
                     for k, v in sc.items():
                         writer.add_scalar(f"train/{k}", v, iteration)
-                if iteration % iters_per_epoch == 0:
+                if iteration % iters_per_epoch == 0 or iteration >= max_iters:
                     break
                 if ckpt_interval and iteration % ckpt_interval == 0:
                     save()

@@ -155,9 +155,13 @@ def test_losses_go_down_on_a_fixed_batch():
 def test_param_groups_split_backbone_and_heads():
     model = _model()
     g = model.param_groups()
-    assert [x["lr_mult"] for x in g] == [1.0, 10.0]
+    assert [x["lr_mult"] for x in g] == [1.0, 10.0, 10.0]
     assert len(g[0]["params"]) == len(list(model.backbone.parameters()))
-    assert {id(p) for p in g[1]["params"]} == {id(model.head.weight), id(model.generator.weight)}
+    assert [id(p) for p in g[1]["params"]] == [id(model.head.weight)]
+    assert [id(p) for p in g[2]["params"]] == [id(model.generator.weight)]
+    g = _model(generator_bias=True, generator_lr_mult=30).param_groups()
+    assert g[2]["lr_mult"] == 30.0 and len(g[2]["params"]) == 2  # weight and bias
+    assert [x["lr_mult"] for x in _model("cam").param_groups()] == [1.0, 10.0]
 
 
 def test_backbone_loads_a_local_checkpoint_and_rejects_a_wrong_one(tmp_path):
@@ -194,3 +198,56 @@ def test_load_classifier_checks_architecture_and_classes(tmp_path):
         load_classifier(path, dict(backbone="resnet50", method="bas"), C)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_classifier(tmp_path / "missing.pth", cfg, C)
+
+
+@pytest.mark.parametrize("padding", ["replicate", "reflect"])
+def test_generator_padding_mode_has_no_border_response_on_uniform_features(padding):
+    model = _model(generator_padding=padding)
+    mid = torch.ones(1, model.backbone.mid_channels, 6, 7)
+    out = model.generator(mid)
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5)  # same value at the borders
+    zeros = _model(generator_padding="zeros").generator(mid)
+    assert not torch.allclose(zeros[..., 0, 0], zeros[..., 3, 3])  # zero padding: corners differ
+    with pytest.raises(ValueError, match="generator_padding"):
+        _model(generator_padding="circle")
+
+
+def test_bg_norm_shared_uses_the_forward_batch_statistics():
+    """'shared': the background branch normalises with the statistics of the un-erased forward pass, so an
+    image that is not erased keeps its class scores exactly, whatever is erased in the other images; 'batch'
+    (own statistics of the erased batch) couples the images."""
+    x, _ = _batch(4)
+    diffs = {}
+    for norm in ("batch", "shared"):
+        model = _model(bg_norm=norm).train()
+        mid = model.backbone.forward_mid(x)
+        high = model._forward_high_capturing(mid)
+        scores = model.head(high).mean((2, 3))
+        keep = torch.ones(4, 1, 1, 1)
+        keep[2:] = 0  # erase images 2 and 3 completely
+        s_bg = model.background_scores(mid.detach() * keep)
+        diffs[norm] = (s_bg[:2] - scores[:2]).abs().max().item()
+    assert diffs["shared"] < 1e-4
+    assert diffs["batch"] > 1e-2
+
+
+def test_fg_pool_masked_does_not_reward_a_larger_map():
+    """'masked' pooling of the foreground guidance: scaling the map uniformly leaves its logits unchanged
+    ('mean' pooling scales them with the map, so a bigger map lowers the loss where the class map is positive)."""
+    x, y = _batch(2)
+    logits = {}
+    for pool in ("mean", "masked"):
+        model = _model(fg_pool=pool, generator_bias=True).eval()
+        out = []
+        for level in (-2.0, 2.0):  # the map's overall level through the bias: sigmoid(-2)=0.12, sigmoid(2)=0.88
+            with torch.no_grad():
+                model.generator.weight.zero_()
+                model.generator.bias.fill_(level)
+            torch.manual_seed(0)
+            mid = model.backbone.forward_mid(x)
+            cmap = torch.randn(2, C, *mid.shape[-2:], generator=torch.Generator().manual_seed(1)) + 2.0
+            terms = model._bas_terms(mid, cmap, torch.zeros(2, C), y)
+            out.append(terms["fg"].item())
+        logits[pool] = out
+    assert logits["masked"][0] == pytest.approx(logits["masked"][1], rel=1e-4)
+    assert logits["mean"][0] != pytest.approx(logits["mean"][1], rel=1e-3)

@@ -201,3 +201,16 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     lines = (out / "train_log.jsonl").read_text().splitlines()
     assert len(lines) == 2  # only rank 0 writes
     assert checkpoint_path(out).is_file()
+
+
+def test_iters_sets_the_length_in_iterations_whatever_the_epochs(tmp_path):
+    ds = Toy()  # 8 images, batch 4: 2 iterations per epoch
+    m = _tiny()
+    res = train(m, m.param_groups(), ds, _step, {**CFG, "epochs": 1, "iters": 5}, tmp_path / "a", None)
+    assert res["iterations"] == 5 and res["epochs"] == 3 and len(res["history"]) == 3  # the last epoch is cut
+    lines = [json.loads(ln) for ln in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [ln["iter"] for ln in lines] == [1, 2, 3, 4, 5]
+    assert lines[-1]["lr"] == pytest.approx(0.01 * (1 - 4 / 5) ** 0.9)  # poly decays over the 5 iterations
+    # a checkpoint of another length is refused
+    with pytest.raises(RuntimeError, match="delete it"):
+        train(m, m.param_groups(), ds, _step, {**CFG, "epochs": 1, "iters": 7}, tmp_path / "a", None)

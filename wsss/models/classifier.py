@@ -32,6 +32,9 @@ from .backbones import build_backbone
 log = logging.getLogger("wsss.models")
 
 METHODS = ("cam", "bas")
+GENERATOR_PADDING = ("zeros", "replicate", "reflect")
+BG_NORM = ("batch", "shared", "running")
+FG_POOL = ("mean", "masked")
 DEFAULT_WEIGHTS = dict(cls=1.0, fg=0.2, bas=1.0, area=1.2)
 
 
@@ -68,7 +71,9 @@ class Classifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, method: str = "bas",
                  loss_weights: Mapping[str, float] | None = None, cls_loss: str | None = None,
-                 detach_generator_input: bool = False, bg_branch: str = "functional"):
+                 detach_generator_input: bool = False, bg_branch: str = "functional",
+                 generator_padding: str = "zeros", bg_norm: str = "batch", generator_bias: bool = False,
+                 fg_pool: str = "mean", generator_lr_mult: float = 10.0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"classify.method must be one of {METHODS}, got '{method}'")
@@ -80,7 +85,27 @@ class Classifier(nn.Module):
         self.head = nn.Conv2d(backbone.high_channels, num_classes, 1, bias=False)
         self.generator = None
         if method == "bas":
-            self.generator = nn.Conv2d(backbone.mid_channels, num_classes, 3, padding=1, bias=False)
+            if generator_padding not in GENERATOR_PADDING:
+                raise ValueError(f"classify.generator_padding must be one of {GENERATOR_PADDING}, "
+                                 f"got '{generator_padding}'")
+            # bias: the BAS code has none (ResNet's layer3 is non-negative after its ReLU, so the weights can
+            # shift the whole map); MobileNetV2's mid features are a linear bottleneck, signed and near zero-mean,
+            # so without a bias the generator cannot lower the map as a whole and its area stays near 0.5
+            self.generator = nn.Conv2d(backbone.mid_channels, num_classes, 3, padding=1, bias=generator_bias,
+                                       padding_mode=generator_padding)
+            if generator_bias:
+                nn.init.zeros_(self.generator.bias)
+        if bg_norm not in BG_NORM:
+            raise ValueError(f"classify.bg_norm must be one of {BG_NORM}, got '{bg_norm}'")
+        self.bg_norm = bg_norm
+        if fg_pool not in FG_POOL:
+            raise ValueError(f"classify.fg_pool must be one of {FG_POOL}, got '{fg_pool}'")
+        # foreground guidance pooling: 'mean' = GAP(cam * M) over the whole map (the BAS code): its logits grow
+        # with the map's area wherever the class map is positive, which rewards a bloated map; 'masked' =
+        # sum(cam * M) / sum(M), the class evidence *inside* the map, independent of its size
+        self.fg_pool = fg_pool
+        self.generator_lr_mult = float(generator_lr_mult)
+        self._bn_stats: dict[str, tuple[Tensor, Tensor]] = {}
         unknown = set(loss_weights or {}) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown classify.loss_weights {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
@@ -108,17 +133,21 @@ class Classifier(nn.Module):
         return self.backbone.features(images)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Backbone at the base lr, the new heads at 10x (``lr_mult``, read by wsss.training)."""
-        heads = list(self.head.parameters()) + (list(self.generator.parameters()) if self.generator else [])
-        return [dict(params=[p for p in self.backbone.parameters() if p.requires_grad], lr_mult=1.0),
-                dict(params=heads, lr_mult=10.0)]
+        """Backbone at the base lr, the classifier head at 10x, the generator at ``generator_lr_mult``
+        (``lr_mult``, read by wsss.training)."""
+        groups = [dict(params=[p for p in self.backbone.parameters() if p.requires_grad], lr_mult=1.0),
+                  dict(params=list(self.head.parameters()), lr_mult=10.0)]
+        if self.generator is not None:
+            groups.append(dict(params=list(self.generator.parameters()), lr_mult=self.generator_lr_mult))
+        return groups
 
     # ---- training ---------------------------------------------------------------------------------------
     def forward(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Training losses: 'loss' (weighted total) and detached scalars for the log."""
         labels = labels.to(images.dtype if images.is_floating_point() else torch.float32)
         mid = self.backbone.forward_mid(images)
-        high = self.backbone.forward_high(mid)
+        capture = self.generator is not None and self.bg_norm == "shared" and self.training
+        high = self._forward_high_capturing(mid) if capture else self.backbone.forward_high(mid)
         cmap = self.head(high)
         scores = cmap.mean((2, 3))
         cls = CLS_LOSSES[self.cls_loss](scores.float(), labels.float())
@@ -153,13 +182,40 @@ class Classifier(nn.Module):
         s_p = scores[b, p]
         bas = bas_loss(s_bg.float(), s_p.float())
         fg_logits = (cmap.detach() * m_p_high).mean((2, 3))  # = head(GAP(high.detach() * M_p)): linear head
+        if self.fg_pool == "masked":
+            fg_logits = fg_logits / (m_p_high.mean((2, 3)) + 1e-5)
         fg = F.cross_entropy(fg_logits.float(), p)
         return {"bas": bas.mean(), "area": m_p.float().mean(), "fg": fg,
                 "bg_wins": (F.relu(s_bg) > F.relu(s_p)).float().mean(), "s_bg": s_bg.detach().mean(),
                 "s_p": s_p.detach().mean()}
 
+    def _forward_high_capturing(self, mid: Tensor) -> Tensor:
+        """``forward_high`` that also records, per BatchNorm of the high layers, the batch mean and (biased)
+        variance it normalised with, for the background branch with ``bg_norm='shared'``."""
+        self._bn_stats = {}
+        hooks = []
+        for name, mod in self.backbone.high.named_modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                def hook(m, inp, name=name):
+                    x = inp[0].detach().float()
+                    dims = [d for d in range(x.dim()) if d != 1]
+                    self._bn_stats[name] = (x.mean(dims), x.var(dims, unbiased=False))
+                hooks.append(mod.register_forward_pre_hook(hook))
+        try:
+            return self.backbone.forward_high(mid)
+        finally:
+            for h in hooks:
+                h.remove()
+
     def background_scores(self, erased: Tensor) -> Tensor:
-        """Scores (B,C) of erased mid features through the high layers + head, no gradient into their weights."""
+        """Scores (B,C) of erased mid features through the high layers + head, no gradient into their weights.
+
+        BatchNorm of the high layers (``bg_norm``): 'batch' normalises the erased batch by its own statistics
+        in training (the public code's deep copy in train mode): erasing lowers the batch mean and variance,
+        so the normalisation scales what is left back up; 'shared' normalises it with the statistics of the
+        un-erased forward pass of the same step, so removing features removes their activation; 'running'
+        uses the running statistics (eval mode).
+        """
         high_mod = self.backbone.high
         if self.bg_branch == "deepcopy":  # the public code's way, kept for the benchmark
             high_copy, head_copy = copy.deepcopy(high_mod), copy.deepcopy(self.head)
@@ -169,7 +225,20 @@ class Classifier(nn.Module):
         params = {k: v.detach() for k, v in high_mod.named_parameters()}
         # BN running stats: clones, so the background batch does not move the real ones (as with the copy)
         buffers = {k: v.clone() for k, v in high_mod.named_buffers()}
-        feats = functional_call(high_mod, {**params, **buffers}, (erased,))
+        mode = self.bg_norm if high_mod.training else "running"
+        if mode == "shared":
+            if not self._bn_stats:
+                raise RuntimeError("bg_norm='shared' needs the statistics of the forward pass (call forward())")
+            for name, (mean, var) in self._bn_stats.items():
+                buffers[f"{name}.running_mean"] = mean.to(buffers[f"{name}.running_mean"].dtype)
+                buffers[f"{name}.running_var"] = var.to(buffers[f"{name}.running_var"].dtype)
+        was_training = high_mod.training
+        if mode != "batch":
+            high_mod.train(False)
+        try:
+            feats = functional_call(high_mod, {**params, **buffers}, (erased,))
+        finally:
+            high_mod.train(was_training)
         return F.conv2d(feats, self.head.weight.detach()).mean((2, 3))
 
 
@@ -180,7 +249,10 @@ def build_classifier(cfg: Mapping[str, Any], num_classes: int) -> Classifier:
     return Classifier(backbone, num_classes, method=cfg.get("method", "bas"),
                       loss_weights=cfg.get("loss_weights"), cls_loss=cfg.get("cls_loss"),
                       detach_generator_input=cfg.get("detach_generator_input", False),
-                      bg_branch=cfg.get("bg_branch", "functional"))
+                      bg_branch=cfg.get("bg_branch", "functional"),
+                      generator_padding=cfg.get("generator_padding", "zeros"), bg_norm=cfg.get("bg_norm", "batch"),
+                      generator_bias=bool(cfg.get("generator_bias", False)), fg_pool=cfg.get("fg_pool", "mean"),
+                      generator_lr_mult=float(cfg.get("generator_lr_mult", 10.0)))
 
 
 def classifier_meta(model: Classifier, classes: list[str] | None = None) -> dict[str, Any]:
