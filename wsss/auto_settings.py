@@ -82,11 +82,11 @@ def _get(cfg: Mapping[str, Any], key: str) -> Any:
 
 
 def _value(cfg: Mapping[str, Any], key: str, derived: dict[str, dict[str, Any]], default: Any) -> Any:
-    """A key's effective value: derived when 'auto', else the config's, else ``default``."""
-    if key in derived:
-        return derived[key]["value"]
+    """A key's effective value: the config's when it gives one, else the derived one, else ``default``."""
     v = _get(cfg, key)
-    return default if v is None or v == AUTO else v
+    if v is not None and not (isinstance(v, str) and v == AUTO):
+        return v
+    return derived[key]["value"] if key in derived else default
 
 
 def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> dict[str, dict[str, Any]]:
