@@ -11,7 +11,8 @@ The rules (reference points in parentheses: VOC, median image 500x375, and the d
   ``classify.crop_size`` = 7/8 of it rounded up to 16 (BAS 448 of 512; demo 128);
 - ``seeds.scales`` = (1.0, 0.5, 1.5, 2.0) when a half-scale image still gives a stride-16 map of >= 8 cells
   (resize >= 256), else (1.0, 1.5, 2.0);
-- ``affinity.crop_size`` = median long side rounded up to 16, in [64, 512] (IRN 512); ``affinity.train_radius`` =
+- ``affinity.crop_size`` = median long side rounded up to 16, in [64, 512] (IRN 512), ``affinity.resize_range``
+  0.625-1.25 times it (IRN 320-640); ``affinity.train_radius`` =
   sqrt of the crop's grid width (crop / grid_stride), in [3, 10] (IRN 10 on a 128-cell grid; demo 6);
 - ``random_walk.radius`` = min(5, train radius) (IRN 5); ``random_walk.exp_times``: the walk spreads seed mass
   ~ radius * sqrt(steps) cells, so keep that spread at IRN's share of the grid (5 * 16 / 125 = 0.64):
@@ -38,8 +39,8 @@ MIN_ITERS = {"classify": 300, "bao": 300, "affinity": 150}
 BASE_EPOCHS = {"classify": 10, "bao": 10, "affinity": 3}
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "bao.epochs",
-             "affinity.crop_size", "affinity.train_radius", "affinity.epochs", "random_walk.radius",
-             "random_walk.exp_times", "segment.crop_size", "segment.img_scale", "segment.iters")
+             "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
+             "random_walk.radius", "random_walk.exp_times", "segment.crop_size", "segment.img_scale", "segment.iters")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
     put("affinity.crop_size", aff_crop, f"{size}: long side rounded up to 16, in [64, 512] (IRN 512)")
     stride = int(_value(cfg, "affinity.grid_stride", out, 4))
     crop_now = int(_value(cfg, "affinity.crop_size", out, aff_crop))
+    put("affinity.resize_range", (_r16(0.625 * crop_now, 32, 1024), _r16(1.25 * crop_now, 32, 1024)),
+        f"long side 0.625-1.25 x affinity.crop_size={crop_now} (IRN: 320-640 for 512)")
     radius = int(min(10, max(3, round(math.sqrt(crop_now / stride)))))
     put("affinity.train_radius", radius, f"sqrt of the {crop_now // stride}-cell training grid, in [3, 10] "
                                          "(IRN: 10 on 128 cells)")
