@@ -21,7 +21,7 @@ from wsss.maps import check_seed_keys, open_seed_folder
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
 CONFIG_KEYS = ("dataset", "calib", "eval_seeds", "bao.enabled", "seeds.split")
-CODE = ("wsss.maps", "wsss.metrics", "wsss.datasets")
+CODE = ("wsss.maps", "wsss.metrics", "wsss.datasets", "wsss.background")
 GT_NOTE = ("best threshold chosen WITH the ground truth of the reported split itself (no calibration split "
            "declared): an oracle upper bound for a fixed threshold, not a weakly supervised result")
 CALIB_NOTE = ("threshold chosen with ground truth on the calibration split ({n} images), applied to the reported "
@@ -84,6 +84,26 @@ def sweep(ctx, ds: Any, ids: list[str], seed_dir: Path, ths: list[float]) -> lis
     return cms
 
 
+def learned_background_cm(ctx, ds: Any, ids: list[str], seed_dir: Path, bao_dir: Path) -> Any:
+    """Confusion matrix of argmax [learned background map, seed maps]: the refinement stages' default labels."""
+    from pipeline.parallel import map_chunks
+    from wsss.background import load_background
+    from wsss.maps import load_seeds, seed_labels
+    from wsss.metrics import ConfusionMatrix
+
+    def work(chunk: list[str]) -> ConfusionMatrix:
+        cm = ConfusionMatrix(ds.num_classes)
+        for id_ in chunk:
+            seeds = load_seeds(seed_dir / f"{id_}.npz")
+            cm.update(seed_labels(seeds, 0.0, background=load_background(bao_dir, id_, seeds.size)), ds.mask(id_))
+        return cm
+
+    total = ConfusionMatrix(ds.num_classes)
+    for part in map_chunks(ids, work, workers=ctx.workers, desc="eval learned bg", log=ctx.log):
+        total.merge(part)
+    return total
+
+
 def _mious(sums: list[dict]) -> list[float]:
     return [s["mIoU"] if s["mIoU"] is not None else float("nan") for s in sums]
 
@@ -125,7 +145,7 @@ def run(ctx) -> dict:
     if at_edge:
         ctx.log.warning("the best threshold %.2f is at the edge of the sweep %s: the optimum may lie outside it; "
                         "widen eval_seeds.threshold_range", ths[best], ths)
-    bao_sum = None
+    bao_sum = learned_sum = None
     if section_enabled(ctx.cfg, "bao"):
         bao_dir = ctx.input_dir("bao") / "labels"
         missing = missing_files(bao_dir, all_ids)
@@ -135,6 +155,9 @@ def run(ctx) -> dict:
         bao_cm = confusion_of_folders({"bao": bao_dir}, ds.mask_path, ids, ds.num_classes, workers=ctx.workers,
                                       log=ctx.log)["bao"]
         bao_sum = summarize(bao_cm, names)
+        bg_dir = ctx.input_dir("bao") / "bg"
+        if all((bg_dir / f"{i}.npz").is_file() for i in ids):
+            learned_sum = summarize(learned_background_cm(ctx, ds, ids, seed_dir, ctx.input_dir("bao")), names)
 
     lines = [f"seed mIoU vs background threshold ({ds.split}, {len(ids)} reported images"
              + (f"; sweep chosen on {len(calib)} calibration images" if calib else "") + "):"]
@@ -148,6 +171,9 @@ def run(ctx) -> dict:
     rows = []
     if bao_sum is not None:
         rows.append({"name": "seeds, learned background (BAO), no threshold", "mIoU": bao_sum["mIoU"],
+                     "kind": GT_FREE})
+    if learned_sum is not None:
+        rows.append({"name": "seeds, learned background map vs the seed maps", "mIoU": learned_sum["mIoU"],
                      "kind": GT_FREE})
     rows.append({"name": f"seeds, background threshold t={ths[best]:.2f}", "mIoU": mious[best], "kind": kind})
     if calib:
@@ -172,6 +198,8 @@ def run(ctx) -> dict:
         "bao_miou": None if bao_sum is None else bao_sum["mIoU"],
         "bao_note": f"{GT_FREE}: learned background channel, argmax, no threshold" if bao_sum is not None
         else "bao stage disabled",
+        # the background the refinement stages use by default: BAO's map against the classifier's seed maps
+        "learned_bg_seeds_miou": None if learned_sum is None else learned_sum["mIoU"],
         "rows": rows,
     }
     if ctx.is_main:
@@ -187,6 +215,7 @@ def run(ctx) -> dict:
                                "iou": s["iou"]} for t, s in zip(ths, sums)],
             "best": sums[best],
             "bao": bao_sum,
+            "learned_bg_seeds": learned_sum,
         })
     return results
 

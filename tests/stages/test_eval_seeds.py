@@ -169,3 +169,17 @@ def test_threshold_chosen_on_calib_and_reported_without_it(tmp_path):
 def test_without_calib_the_best_threshold_is_an_oracle(tmp_path):
     res = eval_seeds.run(make_ctx(tmp_path))
     assert res["calib_threshold"] is None and res["best_kind"] == eval_seeds.ORACLE and res["num_calib_images"] == 0
+
+
+def test_learned_background_against_the_seed_maps(tmp_path):
+    """The refinement stages' default labels, argmax [BAO background map, seed maps], are scored beside BAO."""
+    from pipeline.cache import atomic_save_npz
+
+    ctx = make_ctx(tmp_path, bao=True)
+    for id_, cols in (("a", [0.1, 0.1, 0.5, 0.5]), ("b", [0.1, 0.5, 0.5, 0.5])):
+        save_label_png(ctx.work_dir / f"bao/labels/{id_}.png", np.zeros((4, 4), np.uint8))
+        atomic_save_npz(ctx.work_dir / f"bao/bg/{id_}.npz", bg=np.tile(np.float32(cols), (4, 1)).astype(np.float16))
+    res = eval_seeds.run(ctx)
+    assert res["learned_bg_seeds_miou"] == pytest.approx(100.0)
+    assert {"name": "seeds, learned background map vs the seed maps", "mIoU": pytest.approx(100.0),
+            "kind": eval_seeds.GT_FREE} in res["rows"]
