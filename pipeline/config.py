@@ -20,7 +20,20 @@ def load_config(path: str | Path, options: Mapping[str, Any] | None = None) -> C
         cfg.merge_from_dict(dict(options))
     cfg.setdefault("experiment", path.stem)
     cfg.setdefault("work_dir", str(Path("workdirs") / cfg.experiment))
+    run_config_hooks(cfg)
     return cfg
+
+
+def run_config_hooks(cfg: Config) -> None:
+    """Call the config's ``config_hooks`` ('module:function', each given the config to complete in place),
+    e.g. the resolution of ``'auto'`` values from the dataset (the engine knows no key of its own)."""
+    import importlib
+
+    for hook in cfg.get("config_hooks", None) or ():
+        module, _, func = str(hook).partition(":")
+        if not module or not func:
+            raise ValueError(f"config_hooks entry {hook!r} must be 'module:function'")
+        getattr(importlib.import_module(module), func)(cfg)
 
 
 def plain(obj: Any) -> Any:

@@ -394,7 +394,7 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
         if owns_group:  # after a failure the other ranks may never reach a barrier: do not wait for them
             shutdown_distributed(synchronize=finished)
     if rank == 0:
-        _write_summary(work_dir, summary)
+        _write_summary(work_dir, summary, cfg.get("auto_settings", None))
     return summary
 
 
@@ -511,10 +511,25 @@ def restore_previous(work_dir: Path, name: str) -> Path:
 def _brief(results: dict[str, Any]) -> dict[str, Any]:
     keep = {k: v for k, v in results.items()
             if k in ("wall_s", "peak_rss_mb", "backbone_init") or ("miou" in k.lower() and isinstance(v, (int, float)))}
+    if isinstance(results.get("rows"), list):  # labelled result rows: {name, mIoU, kind}
+        keep["rows"] = results["rows"]
     return keep
 
 
-def _write_summary(work_dir: Path, summary: list[dict[str, Any]]) -> None:
+def rows_table(stages: list[dict[str, Any]]) -> str:
+    """The labelled result rows of the stages, grouped by kind (e.g. ground-truth-free vs tuned with ground
+    truth), in first-seen order of the kinds."""
+    groups: dict[str, list[str]] = {}
+    for s in stages:
+        for r in s.get("rows") or []:
+            m = r.get("mIoU")
+            value = f"{m:6.2f}" if isinstance(m, (int, float)) else "     -"
+            groups.setdefault(str(r.get("kind", "")), []).append(f"  {s['stage']:<13} {r.get('name', ''):<58} {value}")
+    return "\n".join(f"{kind}:\n" + "\n".join(lines) for kind, lines in groups.items())
+
+
+def _write_summary(work_dir: Path, summary: list[dict[str, Any]], derived: Any = None) -> None:
+    """summary.json (and the printed table); ``derived``: settings a config hook derived (with why), if any."""
     rows = []
     for s in summary:
         m = " ".join(f"{k}={v:.2f}" for k, v in s.items() if "miou" in k.lower() and isinstance(v, (int, float)))
@@ -526,10 +541,24 @@ def _write_summary(work_dir: Path, summary: list[dict[str, Any]]) -> None:
              if str(s.get("backbone_init", "")).startswith("random")]
     table = "\n".join([f"{'stage':<14} {'this run':<9} {'wall (s)':>9} {'peak MB':>9}  metrics", *rows, *notes])
     print(table)
+    if derived:
+        from .config import plain
+
+        derived = plain(derived)
+        lines = [f"  {k} = {v['value']}  ({v['why']})" for k, v in derived.items() if isinstance(v, dict)
+                 and "value" in v]
+        if lines:
+            print("settings derived from the data ('auto'):\n" + "\n".join(lines))
     old = read_json(work_dir / "summary.json") if (work_dir / "summary.json").is_file() else {}
     stages = {s["stage"]: s for s in old.get("stages", [])} if isinstance(old, dict) else {}
     stages.update({s["stage"]: s for s in summary})
-    atomic_write_json(work_dir / "summary.json", {"stages": list(stages.values()), "table": table})
+    results = rows_table(list(stages.values()))
+    if results:
+        print("results (mIoU %), by how their settings were chosen:\n" + results)
+    out = {"stages": list(stages.values()), "table": table, "results_table": results}
+    if derived:
+        out["auto_settings"] = derived
+    atomic_write_json(work_dir / "summary.json", out)
 
 
 # ----------------------------------------------------------------------------------------------------- status

@@ -67,7 +67,7 @@ def progress(ctx) -> tuple[int, int]:
 
 
 def run(ctx) -> dict[str, Any]:
-    from pipeline.cache import atomic_write_json
+    from pipeline.cache import atomic_write_json, read_json
     from pipeline.parallel import for_each_item
     from wsss.crf import crf_refine
     from wsss.maps import save_label_png
@@ -134,4 +134,9 @@ def run(ctx) -> dict[str, Any]:
     atomic_write_json(ctx.out_dir / "miou.json", dict(split=ds.split, num_images=len(ds.ids), variants=results,
                                                       scales=scales, img_scale=img_scale, crf_preset=preset,
                                                       **summary))
-    return dict(summary, split=ds.split, num_images=len(ds.ids), eval_seconds=round(seconds, 1))
+    seg_res = ctx.input_dir("segment") / "results.json"
+    kind = (read_json(seg_res).get("labels_kind", "unknown") if seg_res.is_file() else "unknown")
+    rows = [{"name": f"final DeepLab, {n.replace('_', ' ')} ({ds.split})", "mIoU": results[n]["mIoU"], "kind": kind}
+            for n in names]
+    return dict(summary, split=ds.split, num_images=len(ds.ids), eval_seconds=round(seconds, 1),
+                labels_kind=kind, rows=rows)

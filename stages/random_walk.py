@@ -2,8 +2,14 @@
 
 Per image: affinities within ``radius`` (5) on the affinity net's grid (image + flip), transition matrix from
 ``aff ** beta`` (beta 10) made symmetric and row-normalised, seed maps walked ``2 ** exp_times`` (256) steps
-as a *sparse* radius-bounded matrix (wsss/random_walk.py: never a dense (hw)x(hw) matrix), upsampled, background
-by ``sem_seg_bg_thres`` (IRN) or the power trick (PSA), argmax -> ``labels/<id>.png``. Resumable.
+as a *sparse* radius-bounded matrix (wsss/random_walk.py: never a dense (hw)x(hw) matrix), upsampled, argmax ->
+``labels/<id>.png``. Resumable.
+
+Background (``random_walk.background``, wsss.background):
+- ``'learned'`` (default, ground-truth free): the BAO learned background map, pooled to the walk grid, walks
+  with the class maps as their first channel; argmax after the walk, no threshold;
+- ``'threshold'``: ``bg_mode`` 'threshold' (IRN: constant ``sem_seg_bg_thres`` after the walk, a number or
+  ``'calib'``) or 'power' (PSA: ``(1 - max) ** bg_power`` walked).
 """
 from __future__ import annotations
 
@@ -11,14 +17,24 @@ import os
 from typing import Any
 
 NAME = "random_walk"
-INPUTS = ("seeds", "affinity")
+INPUTS = ("seeds", "affinity", "bao")  # the default (learned background); the real inputs are inputs(cfg)
 CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split")
+
+
+def inputs(cfg: Any) -> tuple[str, ...]:
+    """Seeds and affinity net, plus the BAO background ('learned') or eval_seeds (a threshold from calib)."""
+    from wsss.background import background_inputs
+
+    return ("seeds", "affinity", *background_inputs(cfg, NAME, ("sem_seg_bg_thres",)))
 
 _MODEL: dict[int, Any] = {}  # pid -> model: loaded lazily once per worker process (fork-safe)
 
 
-def walk_image(model, image, seeds, scfg: dict, device) -> Any:
-    """The label map of one image: affinities, sparse random walk, background, argmax."""
+def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
+               bg_threshold: float | None = None) -> Any:
+    """The label map of one image: affinities, sparse random walk, background, argmax.
+    ``background``: the learned HxW background map (bg_mode 'learned'); ``bg_threshold``: the resolved
+    threshold (default ``scfg.sem_seg_bg_thres``)."""
     import numpy as np
     import torch
 
@@ -27,20 +43,22 @@ def walk_image(model, image, seeds, scfg: dict, device) -> Any:
     from wsss.transforms import to_tensor
 
     radius = int(scfg.get("radius", 5))
-    bg_mode = scfg.get("bg_mode", "threshold")
+    bg_mode = "learned" if background is not None else scfg.get("bg_mode", "threshold")
     stride = model.grid_stride
     aff = model.infer(to_tensor(image).to(device), radius, flip=bool(scfg.get("flip", True)))[0]
     grid = tuple(aff.shape[-2:])
     source = scfg.get("seed_source", "stride4")
     if source not in ("stride4", "high"):
         raise ValueError(f"random_walk.seed_source must be 'stride4' or 'high', got {source!r}")
-    maps = seed_scores(seeds.high if source == "high" else seeds.stride4, grid, stride if source == "high" else None,
-                       bg_mode, float(scfg.get("bg_power", 1.0)), float(scfg.get("seed_power", 1.0)))
+    high = source == "high"
+    maps = seed_scores(seeds.high if high else seeds.stride4, grid, stride if high else None, bg_mode,
+                       float(scfg.get("bg_power", 1.0)), float(scfg.get("seed_power", 1.0)), background, stride)
     walked = random_walk(torch.from_numpy(maps).to(device), aff, pair_offsets(radius), float(scfg.get("beta", 10)),
                          int(scfg.get("exp_times", 8)))
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
     return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, seeds.size, stride, bg_mode,
-                            float(scfg.get("sem_seg_bg_thres", 0.25)), ignore)
+                            float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_threshold is None else bg_threshold,
+                            ignore)
 
 
 def run(ctx) -> dict:
@@ -48,11 +66,21 @@ def run(ctx) -> dict:
 
     from pipeline.parallel import exists, for_each_item
     from wsss.affinity import load_affinity_net
+    from wsss.background import background_mode, load_background, provenance_label, threshold_value
     from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
 
     scfg = dict(ctx.stage_cfg)
+    background = background_mode(ctx.cfg, NAME)
     if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
         raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")
+    threshold, provenance = None, "learned"
+    if background == "threshold":
+        if scfg.get("bg_mode", "threshold") == "threshold":
+            threshold, provenance = threshold_value(scfg.get("sem_seg_bg_thres"), ctx.work_dir,
+                                                    "random_walk.sem_seg_bg_thres", 0.25)
+        else:
+            provenance = "config"
+    bao_dir = ctx.input_dir("bao")
     ds, ids, seed_dir = open_seed_folder(ctx, NAME)
     model_path = ctx.input_dir("affinity") / "model.pth"
     device = ctx.device
@@ -67,14 +95,17 @@ def run(ctx) -> dict:
         if model is None:
             model = _MODEL[os.getpid()] = load_affinity_net(model_path, classify_cfg, num_fg, device)
         image, seeds = load_image_seeds(ds, id_, seed_dir)
+        bg = load_background(bao_dir, id_, seeds.size) if background == "learned" else None
         with torch.no_grad():
-            save_label_png(path_for(id_), walk_image(model, image, seeds, scfg, device))
+            save_label_png(path_for(id_), walk_image(model, image, seeds, scfg, device, bg, threshold))
 
     ran = for_each_item(ids, work, exists(path_for), workers, desc="random walk", log=ctx.log)
     _MODEL.clear()
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(out),
             "radius": int(scfg.get("radius", 5)), "beta": float(scfg.get("beta", 10)),
-            "steps": 2 ** int(scfg.get("exp_times", 8)), "bg_mode": scfg.get("bg_mode", "threshold")}
+            "steps": 2 ** int(scfg.get("exp_times", 8)), "background": background,
+            "bg_mode": "learned" if background == "learned" else scfg.get("bg_mode", "threshold"),
+            "sem_seg_bg_thres": threshold, "provenance": provenance, "provenance_label": provenance_label(provenance)}
 
 
 def outputs(ctx) -> dict:

@@ -66,4 +66,21 @@ def run(ctx) -> dict[str, Any]:
             check_label_folder(val_ds, val_ds.mask_dir, val_ds.mask_suffix)
     if val_ds is not None and val_ds.classes != train_ds.classes:
         raise ValueError(f"val split classes {val_ds.classes} differ from the training split's {train_ds.classes}")
-    return train(ctx.cfg, ctx.work_dir, ctx.out_dir, train_ds, val_ds, logger=ctx.log)
+    results = train(ctx.cfg, ctx.work_dir, ctx.out_dir, train_ds, val_ds, logger=ctx.log)
+    return {**(results or {}), "labels_kind": labels_kind(ctx)}
+
+
+def labels_kind(ctx) -> str:
+    """How the training labels were made: 'fully supervised (ground-truth labels)', the label stage's own
+    provenance ('ground-truth-free' / 'tuned with ground truth (on calib)'), or 'external labels'."""
+    from pipeline.cache import read_json
+
+    src = str(ctx.stage_cfg.get("labels_from", "random_walk"))
+    if src == "gt":
+        return "fully supervised (ground-truth labels)"
+    stages = inputs(ctx.cfg)
+    if not stages:
+        return "external labels"
+    path = ctx.input_dir(stages[0]) / "results.json"
+    res = read_json(path) if path.is_file() else {}
+    return str(res.get("provenance_label", "unknown")) if isinstance(res, dict) else "unknown"

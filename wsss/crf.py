@@ -164,33 +164,45 @@ def crf_params(scfg: Any, default_bilateral: tuple) -> dict[str, Any]:
                 iters=int(scfg.get("iters", 10)))
 
 
-def seed_label_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, threshold: float, params: dict) -> np.ndarray:
-    """IRN's label CRF: argmax over [threshold, maps] indexes [bg] + keys, CRF'd, mapped to labels key + 1."""
+def background_scores(background: float | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The background channel (1, H, W): a constant threshold, or a learned HxW background map (BAO)."""
+    bg = np.asarray(background, np.float32)
+    if bg.ndim == 0:
+        return np.full((1, *shape), float(bg), np.float32)
+    if bg.shape != tuple(shape):
+        raise ValueError(f"background map of shape {bg.shape} does not match the seed maps {tuple(shape)}")
+    return bg[None]
+
+
+def seed_label_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, threshold: float | np.ndarray,
+                   params: dict) -> np.ndarray:
+    """IRN's label CRF: argmax over [background, maps] indexes [bg] + keys, CRF'd, mapped to labels key + 1.
+    ``threshold``: a constant background score (IRN) or an HxW learned background map (BAO)."""
     return seed_label_crfs(image, maps, keys, (threshold,), params)[0]
 
 
-def seed_label_crfs(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, thresholds: Sequence[float],
-                    params: dict) -> list[np.ndarray]:
-    """:func:`seed_label_crf` at several background thresholds, on one set of pairwise kernels (same results)."""
+def seed_label_crfs(image: np.ndarray, maps: np.ndarray, keys: np.ndarray,
+                    backgrounds: Sequence[float | np.ndarray], params: dict) -> list[np.ndarray]:
+    """:func:`seed_label_crf` for several backgrounds, on one set of pairwise kernels (same results)."""
     lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
     if len(keys) == 0:
-        return [np.zeros(image.shape[:2], np.uint8) for _ in thresholds]
-    idx = [np.concatenate([np.full((1, *maps.shape[1:]), t, np.float32), maps]).argmax(0) for t in thresholds]
+        return [np.zeros(image.shape[:2], np.uint8) for _ in backgrounds]
+    idx = [np.concatenate([background_scores(b, maps.shape[1:]), maps]).argmax(0) for b in backgrounds]
     return [lut[lab] for lab in crf_labels_many(image, idx, n_labels=len(lut), **params)]
 
 
-def seed_prob_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, bg: str, threshold: float,
+def seed_prob_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, bg: str, threshold: float | np.ndarray,
                   bg_power: float, params: dict) -> np.ndarray:
     """Softmax-unary CRF on [background, maps] normalised per pixel; argmax mapped to labels."""
     lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
     if len(keys) == 0:
         return np.zeros(image.shape[:2], np.uint8)
-    if bg == "threshold":
-        bgs = np.full((1, *maps.shape[1:]), threshold, np.float32)
+    if bg in ("threshold", "learned"):  # learned: ``threshold`` is the HxW background map
+        bgs = background_scores(threshold, maps.shape[1:])
     elif bg == "power":
         bgs = (1.0 - maps.max(0, keepdims=True)) ** bg_power
     else:
-        raise ValueError(f"crf.bg must be 'threshold' or 'power', got {bg!r}")
+        raise ValueError(f"crf.bg must be 'threshold', 'learned' or 'power', got {bg!r}")
     scores = np.concatenate([bgs, maps]).astype(np.float32)
     probs = scores / np.maximum(scores.sum(0, keepdims=True), 1e-5)
     return lut[crf_probs(image, probs, **params).argmax(0)]

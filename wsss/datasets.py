@@ -346,3 +346,73 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
                         split_file, len(ds.skipped_no_foreground), split, ds.skipped_no_foreground[:5])
             ds.ids = [i for i in ds.ids if ds.label_sets[i]]
     return ds
+
+
+# ------------------------------------------------------------------------------------------ calibration split
+def _options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    cfg = dict(cfg)
+    kind = cfg.get("type", "custom")
+    if kind not in PRESETS:
+        raise DatasetError(f"unknown dataset type '{kind}'; choose one of {sorted(PRESETS)}")
+    opts = {**PRESETS[kind], **{k: v for k, v in cfg.items() if v is not None}}
+    if "root" not in opts:
+        raise DatasetError("dataset config has no 'root'")
+    return opts
+
+
+def read_split_ids(cfg: Mapping[str, Any], split: str | None = None) -> list[str]:
+    """The ids listed in a split file of a dataset config (default: the train split; no image or mask reads)."""
+    opts = _options(cfg)
+    split = split or opts["train_split"]
+    split_file = _resolve(Path(opts["root"]).expanduser(), opts["split_dir"], split) / f"{split}.txt"
+    if not split_file.is_file():
+        raise DatasetError(f"{split_file}: split file is missing (split '{split}')")
+    return [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+
+
+def split_image_paths(cfg: Mapping[str, Any], split: str | None = None) -> dict[str, Path]:
+    """{id: image path} of a split, from the split file alone (no label or mask reads)."""
+    opts = _options(cfg)
+    split = split or opts["train_split"]
+    img_dir = _resolve(Path(opts["root"]).expanduser(), opts["img_dir"], split)
+    return {i: img_dir / f"{i}{opts['img_suffix']}" for i in read_split_ids(cfg, split)}
+
+
+def carve_ids(ids: list[str], n: int) -> list[str]:
+    """A deterministic, order-free sample of ``n`` ids: the ``n`` smallest sha1 hashes of the id strings."""
+    return sorted(sorted(ids, key=lambda i: hashlib.sha1(i.encode()).hexdigest())[:max(0, int(n))])
+
+
+def calibration_ids(cfg: Mapping[str, Any], ds: SegDataset | None = None) -> list[str]:
+    """The declared calibration split: the only images whose masks may choose a setting.
+
+    ``cfg`` is the whole config; its section ``calib`` (beside ``dataset``, so that declaring one does not make
+    the training stages stale) has ``split``: None (none declared), a split name of the dataset
+    (``<split_dir>/<name>.txt``, images with masks), or ``'auto'``: ``calib.size`` images (default 32; at most a
+    fifth of the split) carved deterministically from the train split (:func:`carve_ids`). With ``ds`` given,
+    only the calibration ids inside that split are returned. Reported evaluations leave these images out.
+    """
+    section = cfg.get("calib", None) or {}
+    spec = section.get("split", None)
+    if not spec:
+        return []
+    dataset = cfg.get("dataset", None)
+    if dataset is None:
+        raise DatasetError("calib.split is set but the config has no dataset section")
+    if spec == "auto":
+        size = int(section.get("size", 32) or 0)
+        pool = read_split_ids(dataset)
+        ids = carve_ids(pool, min(size, len(pool) // 5))  # never more than a fifth of the train split
+    else:
+        ids = read_split_ids(dataset, str(spec))
+    if ds is None:
+        return ids
+    inside = set(ds.ids)
+    return [i for i in ids if i in inside]
+
+
+def split_reported(cfg: Mapping[str, Any], ds: SegDataset) -> tuple[list[str], list[str]]:
+    """(reported ids, calibration ids) of a split (``cfg``: the whole config): the calibration images are never
+    in a reported number."""
+    calib = set(calibration_ids(cfg, ds))
+    return [i for i in ds.ids if i not in calib], [i for i in ds.ids if i in calib]

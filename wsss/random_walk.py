@@ -86,8 +86,21 @@ def random_walk_dense(maps: Tensor, aff: Tensor, offsets: Sequence[tuple[int, in
     return (t @ maps.reshape(k, h * w).t().float()).t().reshape(k, h, w)
 
 
+BG_MODES = ("threshold", "power", "learned")
+
+
+def to_grid(x: Tensor, grid: tuple[int, int], stride: int | None) -> Tensor:
+    """(1, K, H, W) -> (1, K, *grid): average-pooled by ``stride`` (full resolution) or bilinearly resized."""
+    if stride is not None and stride > 1:
+        x = F.avg_pool2d(x, stride, stride, ceil_mode=True)
+    if tuple(x.shape[-2:]) != tuple(grid):
+        x = F.interpolate(x, size=grid, mode="bilinear", align_corners=False)
+    return x
+
+
 def seed_scores(seeds: np.ndarray, grid: tuple[int, int], stride: int | None = None, bg_mode: str = "threshold",
-                bg_power: float = 1.0, seed_power: float = 1.0) -> np.ndarray:
+                bg_power: float = 1.0, seed_power: float = 1.0, background: np.ndarray | None = None,
+                background_stride: int | None = None) -> np.ndarray:
     """Seed maps (K, H', W') in [0, 1] on the walk grid.
 
     Full-resolution maps (``stride`` given) are average-pooled by ``stride`` (partial border cells average
@@ -95,16 +108,20 @@ def seed_scores(seeds: np.ndarray, grid: tuple[int, int], stride: int | None = N
     ``seed_power`` raises the maps to a power first (BAS uses 1.5). With ``bg_mode='power'`` a background
     channel ``(1 - max_k s_k) ** bg_power`` (PSA) is prepended and walked with the classes; in
     ``'threshold'`` mode (IRN) only the class maps walk and the constant background is added after.
+    ``'learned'``: the learned background map ``background`` (full resolution, pooled by ``background_stride``)
+    is the first channel and walks with the classes (no threshold, no power).
     """
-    if bg_mode not in ("threshold", "power"):
-        raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {bg_mode!r}")
-    x = torch.from_numpy(np.ascontiguousarray(seeds, np.float32))[None]
-    if stride is not None and stride > 1:
-        x = F.avg_pool2d(x, stride, stride, ceil_mode=True)
-    if tuple(x.shape[-2:]) != tuple(grid):
-        x = F.interpolate(x, size=grid, mode="bilinear", align_corners=False)
+    if bg_mode not in BG_MODES:
+        raise ValueError(f"random_walk.bg_mode must be one of {BG_MODES}, got {bg_mode!r}")
+    x = to_grid(torch.from_numpy(np.ascontiguousarray(seeds, np.float32))[None], grid, stride)
     x = x[0].clamp(0, 1) ** seed_power
-    if bg_mode == "power":
+    if bg_mode == "learned":
+        if background is None:
+            raise ValueError("bg_mode='learned' needs the learned background map (background=)")
+        b = to_grid(torch.from_numpy(np.ascontiguousarray(background, np.float32))[None, None], grid,
+                    background_stride)
+        x = torch.cat([b[0].clamp(0, 1), x])
+    elif bg_mode == "power":
         top = x.max(0, keepdim=True).values if len(x) else torch.zeros(1, *grid)
         x = torch.cat([(1 - top) ** bg_power, x])
     return x.numpy()
@@ -118,6 +135,8 @@ def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int]
     Upsampled by ``stride`` and cropped to ``size`` (IRN: cell i covers pixels [s*i, s*i + s)).
     ``'threshold'`` (IRN): divide by the global max, prepend the constant ``bg_threshold``.
     ``'power'``: the walked background channel is the first one; channels are normalised per pixel.
+    ``'learned'``: the walked learned background is the first channel, divided by its own max; the classes by
+    their global max (IRN's normalisation); argmax: no threshold.
     ``ignore_below``: pixels whose winning score is below it become 255 (keep low confidence as ignore).
     """
     x = torch.from_numpy(np.ascontiguousarray(walked, np.float32))[None]
@@ -129,6 +148,13 @@ def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int]
     if bg_mode == "threshold":
         x = x / x.max().clamp(min=1e-5) if len(x) else x
         x = torch.cat([torch.full((1, *size), float(bg_threshold)), x])
+    elif bg_mode == "learned":
+        if len(x) < 1:
+            raise ValueError("bg_mode='learned': the walked scores have no background channel")
+        bg, fg = x[:1], x[1:]
+        bg = bg / bg.max().clamp(min=1e-5)
+        fg = fg / fg.max().clamp(min=1e-5) if len(fg) else fg
+        x = torch.cat([bg, fg])
     else:
         x = x / x.sum(0, keepdim=True).clamp(min=1e-5)
     score, idx = x.max(0)

@@ -88,41 +88,78 @@ class Run:
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def _metric_rows(run: Run) -> list[list[str]]:
+GT_FREE = "ground-truth-free"
+TUNED = "tuned with ground truth (on calib)"
+
+
+def _metric_rows(run: Run) -> list[tuple[str, list[str]]]:
+    """(kind, row) per result; kind says how the result's settings were chosen (ground-truth-free, tuned with
+    ground truth on the calibration split, oracle, fully supervised), so the report keeps the groups apart."""
     from wsss.report import esc, fmt
 
-    rows: list[list[str]] = []
+    rows: list[tuple[str, list[str]]] = []
 
-    def add(label: str, stage: str, key: str, note: str = "", missing_key_reason: str = "") -> None:
+    def add(label: str, stage: str, key: str, kind: str, note: str = "", missing_key_reason: str = "") -> None:
         res = run.results.get(stage)
         where = ""
         if run.ok(stage):
-            where = esc(f"{res.get('split', '?')} ({res.get('num_images', '?')} images)")
+            n_cal = res.get("num_calib_images")
+            where = esc(f"{res.get('split', '?')} ({res.get('num_images', '?')} images"
+                        + (f"; {n_cal} calibration images excluded" if n_cal else "") + ")")
             val = res.get(key)
             cell = (f"<b>{fmt(val)}</b>" if isinstance(val, (int, float)) and not isinstance(val, bool)
                     else run.na(label, missing_key_reason or f"'{key}' is not in {stage}/results.json"))
         else:
             cell = run.na(label, run.reason(stage))
-        rows.append([esc(label), cell, where, esc(note)])
+        rows.append((kind or "unknown", [esc(label), cell, where, esc(note)]))
 
     seeds = run.results.get("eval_seeds") or {}
     t = seeds.get("best_threshold")
-    add(f"seeds, best fixed background threshold (t={fmt(t)})" if t is not None else "seeds, best fixed threshold",
-        "eval_seeds", "best_miou", "threshold chosen WITH the ground truth: an upper bound, not a weakly "
-        "supervised number")
-    add("seeds, learned background (BAO, no threshold)", "eval_seeds", "bao_miou", "threshold-free",
+    add("seeds, learned background (BAO, no threshold)", "eval_seeds", "bao_miou", GT_FREE, "threshold-free",
         missing_key_reason=str(seeds.get("bao_note") or "no BAO result"))
-    add("pseudo-labels, CRF", "eval_pseudo", "crf_miou")
-    add("pseudo-labels, affinity + random walk", "eval_pseudo", "random_walk_miou")
+    add(f"seeds, fixed background threshold (t={fmt(t)})" if t is not None else "seeds, fixed threshold",
+        "eval_seeds", "best_miou", str(seeds.get("best_kind") or "chosen with ground truth"),
+        str(seeds.get("best_threshold_note") or "threshold chosen WITH the ground truth"))
+    pseudo = run.results.get("eval_pseudo") or {}
+    add("pseudo-labels, CRF", "eval_pseudo", "crf_miou", str(pseudo.get("crf_kind") or "unknown"))
+    add("pseudo-labels, affinity + random walk", "eval_pseudo", "random_walk_miou",
+        str(pseudo.get("random_walk_kind") or "unknown"))
     seg = run.results.get("eval_segment") or {}
     ecfg = run.cfg.get("eval_segment", {})
     for key, label, flag in (("mIoU_single_scale", "final DeepLab, single scale", None),
                              ("mIoU_ms_flip", "final DeepLab, multi-scale + flip", "ms_flip"),
                              ("mIoU_crf", "final DeepLab, multi-scale + flip + CRF", "crf")):
         off = flag is not None and not ecfg.get(flag, True)
-        add(label, "eval_segment", key, "", f"eval_segment.{flag} = False" if off else
+        add(label, "eval_segment", key, str(seg.get("labels_kind") or "unknown"), "trained on labels that are "
+            + str(seg.get("labels_kind") or "of unknown provenance"), f"eval_segment.{flag} = False" if off else
             f"'{key}' is not in eval_segment/results.json" if seg else "")
     return rows
+
+
+def _grouped_metric_tables(run: Run) -> list[str]:
+    """One mIoU table per kind, ground-truth-free first, tuned with ground truth next, the rest after."""
+    from wsss.report import esc, table
+
+    groups: dict[str, list[list[str]]] = {}
+    for kind, row in _metric_rows(run):
+        groups.setdefault(kind, []).append(row)
+    order = sorted(groups, key=lambda k: (k != GT_FREE, k != TUNED, k))
+    parts = []
+    for kind in order:
+        parts += [f"<h3>{esc(kind[:1].upper() + kind[1:])}</h3>",
+                  table(["result", "mIoU (%)", "split", "note"], groups[kind], numeric=(1,))]
+    return parts
+
+
+def _auto_settings_rows(run: Run) -> list[list[str]]:
+    """The settings derived from the data ('auto'), from summary.json, with the reason."""
+    from wsss.report import esc, read_json_or_none
+
+    summary, _ = read_json_or_none(run.work / "summary.json")
+    auto = (summary or {}).get("auto_settings") if isinstance(summary, dict) else None
+    auto = auto or run.cfg.get("auto_settings", None) or {}
+    return [[esc(k), esc(str(v.get("value"))), esc(str(v.get("why", "")))] for k, v in dict(auto).items()
+            if isinstance(v, dict) and "value" in v]
 
 
 _SKIP_DETAIL = ("wall_s", "peak_rss_mb", "history", "final", "skipped", "reason", "labels", "background_maps",
@@ -198,7 +235,8 @@ def per_class_series(run: Run, names: list[str]) -> tuple[dict[str, list[float |
     if data is None:
         missing.append(f"seeds: {why}")
     else:
-        from_summary(f"seeds, t={data.get('best_threshold')} (GT-chosen)", data.get("best"))
+        how = "on calib" if data.get("calib_threshold") is not None else "oracle"
+        from_summary(f"seeds, t={data.get('best_threshold')} ({how})", data.get("best"))
         if data.get("bao") is not None:
             from_summary("seeds, BAO", data.get("bao"))
         else:
@@ -403,9 +441,10 @@ def _examples(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any
     # chosen seed threshold: eval_seeds' best (GT-chosen) else the CRF's threshold
     seeds_res = run.results.get("eval_seeds") or {}
     if run.ok("eval_seeds") and seeds_res.get("best_threshold") is not None:
-        t, t_note = float(seeds_res["best_threshold"]), "best, chosen with GT"
+        t, t_note = float(seeds_res["best_threshold"]), str(seeds_res.get("best_kind") or "chosen with GT")
     else:
-        t, t_note = float(cfg.get("crf", {}).get("bg_threshold", 0.25)), "crf.bg_threshold"
+        raw = cfg.get("crf", {}).get("bg_threshold", 0.25)
+        t, t_note = (float(raw) if isinstance(raw, (int, float)) else 0.25), "crf.bg_threshold"
         run.missing.append(f"seed threshold from eval_seeds: {run.reason('eval_seeds')}; using {t_note}={t}")
 
     src = _pseudo_source(run)
@@ -542,9 +581,14 @@ def build_report(ctx: Any) -> dict[str, Any]:
         items = "".join(f"<li><b>{esc(n)}</b>: {'<b>RANDOM INIT</b> ' if i.startswith('random') else ''}{esc(i)}</li>"
                         for n, i in inits)
         page.add("<h2>Backbone initialisation</h2>", f"<ul>{items}</ul>")
-    page.add("<h2>mIoU</h2>",
-             table(["result", "mIoU (%)", "split", "note"], _metric_rows(r), numeric=(1,)),
-             "<p class=\"note\">All numbers from the stages' results.json (wsss.metrics / mmseg IoUMetric).</p>")
+    page.add("<h2>mIoU</h2>", *_grouped_metric_tables(r),
+             "<p class=\"note\">All numbers from the stages' results.json (wsss.metrics / mmseg IoUMetric), "
+             "grouped by how their settings were chosen: ground truth chooses a setting only on the calibration "
+             "split (section <code>calib</code>), whose images are left out of every train-split number.</p>")
+    auto_rows = _auto_settings_rows(r)
+    if auto_rows:
+        page.add("<h2>Settings derived from the data</h2>", table(["config key", "value", "why"], auto_rows),
+                 "<p class=\"note\">Config values given as 'auto' (wsss/auto_settings.py).</p>")
     page.add("<h2>Stages: time and memory</h2>",
              table(["stage", "status", "wall (s)", "peak memory (MB)", "details"], _stage_rows(r), numeric=(2, 3)),
              "<p class=\"note\">Wall time and peak resident memory (process + workers) as the runner recorded "
@@ -578,10 +622,12 @@ def build_report(ctx: Any) -> dict[str, Any]:
         mious = [float("nan") if v is None else float(v) for v in sres["miou_per_threshold"]]
         best = ths.index(float(sres["best_threshold"])) if sres.get("best_threshold") in ths else \
             max(range(len(mious)), key=lambda k: -1e9 if mious[k] != mious[k] else mious[k])
+        cal = sres.get("calib_miou_per_threshold")
+        cal = [float("nan") if v is None else float(v) for v in cal] if isinstance(cal, list) else None
         plot_sweep(out / "seed_miou_vs_threshold.png", ths, mious, best, sres.get("bao_miou"),
-                   str(sres.get("split", "")))
+                   str(sres.get("split", "")), cal)
         page.add(img("seed_miou_vs_threshold.png", "seed mIoU vs threshold"),
-                 f"<p class=\"note\">best t={f(ths[best])}: {f(mious[best])} &mdash; "
+                 f"<p class=\"note\">t={f(ths[best])}: {f(mious[best])} &mdash; "
                  f"{esc(sres.get('best_threshold_note', 'chosen with the ground truth'))}</p>")
     else:
         page.add(r.na("seed threshold curve", r.reason("eval_seeds") if not r.ok("eval_seeds")

@@ -1,5 +1,6 @@
 # Sections `classify` (the multi-label classifier: BAS or the CAM baseline) and `seeds` (seed maps from it).
 # Defaults: the BAS WSSS settings for PASCAL VOC (docs/METHOD.md, section 1); the demo config shrinks sizes and epochs.
+# resize / crop_size / epochs and seeds.scales also take 'auto': derived from the dataset (wsss/auto_settings.py).
 
 classify = dict(
     method="bas",  # 'bas' (foreground generator + background activation suppression) or 'cam' (plain CAM)

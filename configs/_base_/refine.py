@@ -2,11 +2,16 @@
 # IRN-style inter-pixel affinity + random walk) and the evaluation of the pseudo-labels. VOC defaults from
 # docs/METHOD.md (sections 4-6). `split=None` everywhere = the split the seeds were made for.
 
+# Background of every refinement stage (`background`, wsss/background.py): 'learned' (default, ground-truth free) =
+# the BAO stage's learned background map bao/bg/<id>.npz; 'threshold' = the constants below (IRN / BAS values for
+# VOC; a number, or 'calib': chosen on the declared calibration split, section `calib`).
+
 # CRF-only pseudo-labels from the seeds.
 crf = dict(
-    mode="labels",  # 'labels': IRN label unary (threshold, argmax, crf_labels); 'probs': softmax unary (crf_probs)
-    bg_threshold=0.25,  # background score / threshold for the seed label map
-    bg="threshold",  # probs mode: background score 'threshold' (constant bg_threshold) or 'power' ((1 - max)^bg_power)
+    background="learned",  # 'learned' (BAO background map) or 'threshold' (bg_threshold)
+    mode="labels",  # 'labels': IRN label unary (background, argmax, crf_labels); 'probs': softmax unary (crf_probs)
+    bg_threshold=0.25,  # background='threshold': background score for the seed label map (a number or 'calib')
+    bg="threshold",  # threshold + probs mode: 'threshold' (constant bg_threshold) or 'power' ((1 - max)^bg_power)
     bg_power=8.0,  # probs mode with bg='power' (PSA used 4 and 32 for low / high alpha)
     gt_prob=0.7,  # labels mode: trust in the seed label (IRN)
     gaussian=(3, 3),  # (sxy, compat)
@@ -17,8 +22,14 @@ crf = dict(
 
 # Affinity labels (IRN cam_to_ir_label): confident fg / bg through the label CRF, the rest 255.
 ir_labels = dict(
-    conf_fg_thres=0.30,  # foreground where a class map >= this (after the CRF)
-    conf_bg_thres=0.05,  # background where every map < this (after the CRF); BAS's code uses 0.17
+    background="learned",  # 'learned': confident fg / bg from the BAO background map b; 'threshold': the constants
+    # learned: fg where a class map beats conf_fg_scale * b, bg where every map is below conf_bg_scale * b (after
+    # the CRF). The published ratios of the confidence thresholds to the label threshold, not tuned on our data:
+    # IRN 0.30 / 0.05 around 0.25 (1.2 / 0.2), BAS 0.30 / 0.17 around 0.22 (1.36 / 0.77)
+    conf_fg_scale=1.25,
+    conf_bg_scale=0.5,
+    conf_fg_thres=0.30,  # threshold: foreground where a class map >= this (after the CRF); or 'calib' (t * fg_scale)
+    conf_bg_thres=0.05,  # threshold: background where every map < this; BAS's code uses 0.17; or 'calib' (t * bg_scale)
     gt_prob=0.7,
     gaussian=(3, 3),
     bilateral=(50, 5, 10),
@@ -50,11 +61,13 @@ affinity = dict(
 
 # Random walk with the learned affinities (IRN make_sem_seg_labels), sparse radius-bounded transition matrix.
 random_walk = dict(
+    background="learned",  # 'learned': the BAO background map walks with the classes, argmax; 'threshold': bg_mode
     radius=5,  # inference radius on the grid (IRN: 5)
     beta=10,  # affinity ** beta
     exp_times=8,  # 2 ** exp_times walk steps (scale with the grid: diffusion spreads ~radius * sqrt(steps) cells)
-    bg_mode="threshold",  # 'threshold': IRN, constant sem_seg_bg_thres after the walk; 'power': PSA bg channel walked
-    sem_seg_bg_thres=0.25,  # IRN 0.25 (BAS uses 0.22 with seed_power 1.5)
+    bg_mode="threshold",  # background='threshold': 'threshold' (IRN, constant sem_seg_bg_thres after the walk) or
+    # 'power' (PSA bg channel (1 - max)^bg_power walked)
+    sem_seg_bg_thres=0.25,  # IRN 0.25 (BAS uses 0.22 with seed_power 1.5); a number or 'calib'
     bg_power=1.0,  # 'power' mode: bg = (1 - max_k s_k) ** bg_power
     seed_power=1.0,  # seed maps ** seed_power before the walk (BAS: 1.5)
     seed_source="stride4",  # 'stride4': the seeds' stride-4 maps (IRN's cam); 'high': full-res maps pooled to the grid

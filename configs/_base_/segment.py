@@ -11,11 +11,16 @@ segment = dict(
     labels_from="random_walk",
     check_labels=True,  # every training image has a label PNG in range and of the image's size (before training)
     num_classes=None,  # None = from the dataset; a value that disagrees with the dataset is an error
-    iters=None,  # training iterations (None: the model config's, 20k for VOC, 80k for COCO)
+    # training iterations (None: the model config's, 20k for VOC, 80k for COCO; 'auto': auto_epochs passes over
+    # the train split at batch_size x processes, wsss/auto_settings.py)
+    iters=None,
+    auto_epochs=30,  # for iters='auto' (mmseg's VOC recipe: 20k x 16 / 10582 = ~30 passes)
     batch_size=4,  # images per process (mmseg's VOC recipe: 4 per GPU on 4 GPUs = 16)
     lr=None,  # SGD base lr (None: the model config's, 0.01)
-    crop_size=None,  # random crop (None: the model config's, 512)
-    img_scale=(2048, 512),  # (long, short) resize target; training rescales it by ratio_range, testing uses it
+    crop_size=None,  # random crop (None: the model config's, 512; 'auto': median short side of the train images)
+    # (long, short) resize target; training rescales it by ratio_range, testing uses it ('auto': the images' own
+    # scale, (95th-percentile long side, crop_size))
+    img_scale=(2048, 512),
     ratio_range=(0.5, 2.0),
     # backbone weights: True = the ones the model config names (mmseg's recipe: open-mmlab://resnet101_v1c via
     # mmengine; ImageNet MobileNetV2 via torchvision), from torch.hub's cache or downloaded there (offline and

@@ -35,7 +35,7 @@ def _fake_seeds_stage() -> types.ModuleType:
             keys = ds.label_set(i)
             high = np.clip(ds.mask(i)[None] == np.asarray(keys)[:, None, None] + 1, 0, 1) * 0.8
             high = np.clip(high + rng.random((len(keys), h, w)) * 0.3, 0, 1)
-            save_seeds(ctx.out_dir / "maps" / f"{i}.npz", keys, high[:, ::8, ::8], high)
+            save_seeds(ctx.out_dir / "maps" / f"{i}.npz", keys, high[:, ::4, ::4], high)
         return {}
 
     m.run = run

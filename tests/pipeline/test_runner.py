@@ -159,3 +159,22 @@ def test_keys_that_do_not_change_results_do_not_invalidate(tmp_path):
         assert actions(cfg)["numbers"] == "rerun"
     finally:
         STAGES[0].CONFIG_KEYS = ("numbers",)
+
+
+def test_summary_groups_labelled_rows_and_records_derived_settings(tmp_path, capsys):
+    from pipeline.runner import _write_summary
+
+    stages = [{"stage": "eval_seeds", "ran": True, "action": "run", "reason": "", "wall_s": 1.0,
+               "rows": [{"name": "seeds, BAO", "mIoU": 61.3, "kind": "ground-truth-free"},
+                        {"name": "seeds, t=0.65", "mIoU": 64.4, "kind": "tuned with ground truth (on calib)"}]},
+              {"stage": "eval_pseudo", "ran": True, "action": "run", "reason": "",
+               "rows": [{"name": "pseudo-labels, crf", "mIoU": 80.1, "kind": "ground-truth-free"}]}]
+    derived = {"stats": {"num_images": 4}, "random_walk.exp_times": {"value": 4, "why": "grid of 35 cells"}}
+    _write_summary(tmp_path, stages, derived)
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["auto_settings"]["random_walk.exp_times"] == {"value": 4, "why": "grid of 35 cells"}
+    assert "random_walk.exp_times = 4  (grid of 35 cells)" in out
+    table = summary["results_table"]
+    free, tuned = table.index("ground-truth-free:"), table.index("tuned with ground truth (on calib):")
+    assert free < table.index("pseudo-labels, crf") < tuned < table.index("seeds, t=0.65")

@@ -142,3 +142,44 @@ def test_no_masks_is_skipped_not_faked(tmp_path):
     res = eval_seeds.run(ctx)
     assert res["skipped"] is True and "no ground-truth masks" in res["reason"]
     assert not (ctx.out_dir / "eval.json").exists()
+
+
+def test_threshold_chosen_on_calib_and_reported_without_it(tmp_path):
+    """A declared calibration split chooses the threshold; the reported number is on the other images only."""
+    ctx = make_ctx(tmp_path)
+    (tmp_path / "data/ImageSets/Segmentation/calib.txt").write_text("a\n")
+    ctx.cfg.calib = dict(split="calib")
+    res = eval_seeds.run(ctx)
+    assert res["num_images"] == 1 and res["num_calib_images"] == 1 and res["calib_excluded"]
+    # a alone is perfect only for 0.302 <= t < 0.361 -> t = 0.35; b (reported) is perfect there too
+    assert res["calib_threshold"] == pytest.approx(0.35) and res["best_threshold"] == pytest.approx(0.35)
+    assert res["best_miou"] == pytest.approx(100.0)
+    assert res["best_kind"] == eval_seeds.TUNED and "calibration split (1 images)" in res["best_threshold_note"]
+    # the oracle (b's own best: the first perfect threshold, 0.20) is kept apart, for reference only
+    assert res["oracle"]["threshold"] == pytest.approx(0.20)
+    kinds = {r["kind"] for r in res["rows"]}
+    assert kinds == {eval_seeds.TUNED, eval_seeds.ORACLE}
+    # b's numbers alone: t = 0.10 predicts dog on 2 columns (4 right of 8): bg 7/11, dog 4/8 (no cat anywhere)
+    k = res["thresholds"].index(pytest.approx(0.10))
+    assert res["miou_per_threshold"][k] == pytest.approx(100 * (7 / 11 + 4 / 8) / 2, abs=1e-9)
+    detail = json.loads((ctx.out_dir / "eval.json").read_text())
+    assert detail["calib_ids"] == ["a"]
+
+
+def test_without_calib_the_best_threshold_is_an_oracle(tmp_path):
+    res = eval_seeds.run(make_ctx(tmp_path))
+    assert res["calib_threshold"] is None and res["best_kind"] == eval_seeds.ORACLE and res["num_calib_images"] == 0
+
+
+def test_learned_background_against_the_seed_maps(tmp_path):
+    """The refinement stages' default labels, argmax [BAO background map, seed maps], are scored beside BAO."""
+    from pipeline.cache import atomic_save_npz
+
+    ctx = make_ctx(tmp_path, bao=True)
+    for id_, cols in (("a", [0.1, 0.1, 0.5, 0.5]), ("b", [0.1, 0.5, 0.5, 0.5])):
+        save_label_png(ctx.work_dir / f"bao/labels/{id_}.png", np.zeros((4, 4), np.uint8))
+        atomic_save_npz(ctx.work_dir / f"bao/bg/{id_}.npz", bg=np.tile(np.float32(cols), (4, 1)).astype(np.float16))
+    res = eval_seeds.run(ctx)
+    assert res["learned_bg_seeds_miou"] == pytest.approx(100.0)
+    assert {"name": "seeds, learned background map vs the seed maps", "mIoU": pytest.approx(100.0),
+            "kind": eval_seeds.GT_FREE} in res["rows"]

@@ -1,5 +1,6 @@
 """Refinement stages on a tiny synthetic work dir: crf (both modes), ir_labels, affinity, random_walk,
-eval_pseudo; resume; and the bad-input errors (missing seeds, foreign class list, size mismatch)."""
+eval_pseudo; resume; and the bad-input errors (missing seeds, foreign class list, size mismatch).
+The threshold path is tested here with background='threshold'; the learned (default) path in test_gtfree.py."""
 from __future__ import annotations
 
 import logging
@@ -62,11 +63,11 @@ def make_ctx(tmp: Path, name: str, workers: int = 1, work: str = "work", **secti
         dataset=dict(type="custom", root=str(tmp / "data"), cache_dir=str(tmp / "cache")),
         runtime=dict(device="cpu", workers=workers, amp=False, seed=0),
         classify=dict(backbone="mobilenet_v2", method="cam"),
-        crf=dict(mode="labels", bg_threshold=0.25, iters=5),
-        ir_labels=dict(conf_fg_thres=0.30, conf_bg_thres=0.05, iters=5),
+        crf=dict(background="threshold", mode="labels", bg_threshold=0.25, iters=5),
+        ir_labels=dict(background="threshold", conf_fg_thres=0.30, conf_bg_thres=0.05, iters=5),
         affinity=dict(grid_stride=4, dims=(8, 8, 8), embed_dim=16, train_radius=4, epochs=30, batch_size=3,
                       lr=0.1, crop_size=32, resize_range=(48, 64), chunk=16),
-        random_walk=dict(radius=3, beta=10, exp_times=5, sem_seg_bg_thres=0.25, flip=True),
+        random_walk=dict(background="threshold", radius=3, beta=10, exp_times=5, sem_seg_bg_thres=0.25, flip=True),
         eval_pseudo=dict(),
     ))
     for k, v in sections.items():

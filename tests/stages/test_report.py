@@ -75,6 +75,7 @@ def build_work(tmp: Path, full: bool = True) -> tuple[Path, Path]:
     best = int(np.argmax(mious))
     res = {"split": "train", "num_images": 5, "thresholds": ths, "miou_per_threshold": mious,
            "best_threshold": ths[best], "best_miou": mious[best], "best_threshold_note": "chosen WITH the ground truth",
+           "best_kind": "tuned with ground truth (on calib)", "calib_threshold": ths[best], "num_calib_images": 2,
            "bao_miou": None, "bao_note": "bao stage disabled"}
     atomic_write_json(work / "eval_seeds/eval.json", {**res, "best": sums[best], "bao": None})
     atomic_write_json(work / "eval_seeds/results.json", {**res, "wall_s": 1.5, "peak_rss_mb": 300.0})
@@ -96,7 +97,10 @@ def build_work(tmp: Path, full: bool = True) -> tuple[Path, Path]:
     pseudo = {p: _summ([(read_label_png(work / p / "labels" / f"{i}.png"), m) for i, m in TRAIN.items()])
               for p in ("crf", "random_walk")}
     res = {"split": "train", "num_images": 5, "crf_miou": pseudo["crf"]["mIoU"],
-           "random_walk_miou": pseudo["random_walk"]["mIoU"]}
+           "random_walk_miou": pseudo["random_walk"]["mIoU"], "crf_kind": "ground-truth-free",
+           "random_walk_kind": "ground-truth-free"}
+    atomic_write_json(work / "summary.json", {"stages": [], "auto_settings": {
+        "stats": {"num_images": 5}, "random_walk.exp_times": {"value": 4, "why": "2^4 steps spread ~20 cells"}}})
     atomic_write_json(work / "eval_pseudo/eval.json", {**res, **pseudo})
     atomic_write_json(work / "eval_pseudo/results.json", {**res, "wall_s": 0.8, "peak_rss_mb": 200.0})
     # segment: mmengine scalars of a run that was resumed once
@@ -197,6 +201,12 @@ def test_report_full(full_report):
             assert f"<b>{res[k]:.2f}</b>" in text, f"{stage}.{k} = {res[k]:.2f} not in the report"
     seeds = json.loads((work / "eval_seeds/results.json").read_text())
     assert f"t={seeds['best_threshold']:.2f}" in text and "chosen WITH the ground truth" in text
+    # ground-truth-free and tuned-with-ground-truth results in separate, labelled tables, GT-free first
+    free, tuned = text.index("<h3>Ground-truth-free</h3>"), text.index("<h3>Tuned with ground truth (on calib)</h3>")
+    assert free < text.index(f"<b>{json.loads((work / 'eval_pseudo/results.json').read_text())['crf_miou']:.2f}")
+    assert free < tuned and f"<b>{seeds['best_miou']:.2f}</b>" in text[tuned:text.index("</table>", tuned)]
+    assert "2 calibration images excluded" in text
+    assert "random_walk.exp_times" in text and "2^4 steps spread ~20 cells" in text  # derived settings + why
     assert "12.5" in text and "987" in text and "2048" in text  # wall time / peak memory of the stages
     # disabled / absent things are said to be missing, with why
     assert "not available: stage &#x27;bao&#x27; is disabled in the config" in text

@@ -153,3 +153,22 @@ def test_read_only_image_is_accepted():
     labels[3:9, 4:12] = 1
     out = crf_labels(img, labels, 2)
     assert out.shape == (12, 16) and set(np.unique(out)) <= {0, 1}
+
+
+def test_seed_label_crf_takes_a_background_map():
+    """A constant map is the threshold; a learned map decides per pixel; a wrong shape is an error."""
+    from wsss.crf import background_scores, seed_label_crf
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    maps = np.zeros((1, 12, 16), np.float32)
+    maps[0, :, :8] = 0.6
+    params = dict(gt_prob=0.7, gaussian=(3, 3), bilateral=(50, 5, 10), iters=5)
+    const = seed_label_crf(image, maps, np.array([2]), 0.4, params)
+    np.testing.assert_array_equal(seed_label_crf(image, maps, np.array([2]), np.full((12, 16), 0.4), params), const)
+    bg = np.zeros((12, 16), np.float32)
+    bg[:, :12] = 0.9  # the learned background claims more than the threshold did
+    learned = seed_label_crf(image, maps, np.array([2]), bg, params)
+    assert (learned[:, :8] == 0).all() and (const[:, :8] == 3).all()
+    with pytest.raises(ValueError, match=r"background map of shape \(3, 3\)"):
+        background_scores(np.zeros((3, 3)), (12, 16))

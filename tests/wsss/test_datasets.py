@@ -132,3 +132,27 @@ def test_bad_inputs_name_the_file(custom, tmp_path):
 
     with pytest.raises(DatasetError, match="unknown dataset type"):
         build_dataset(dict(type="pascal", root=str(custom)))
+
+
+def test_calibration_split_auto_is_deterministic_and_excluded(tmp_path):
+    from tests.helpers import make_voc_layout
+    from wsss.datasets import build_dataset, calibration_ids, carve_ids, split_reported
+
+    masks = {f"im{i:02d}": np.full((6, 6), 1 + i % 2, np.uint8) for i in range(20)}
+    make_voc_layout(tmp_path / "d", masks, classes=["background", "a", "b"])
+    dcfg = dict(type="custom", root=str(tmp_path / "d"), cache_dir=str(tmp_path / "c"))
+    ds = build_dataset(dcfg)
+    cfg = {"dataset": dcfg, "calib": {"split": "auto", "size": 3}}
+    calib = calibration_ids(cfg, ds)
+    assert len(calib) == 3 and calib == carve_ids(list(masks), 3) == calibration_ids(cfg, ds)
+    assert carve_ids(list(reversed(list(masks))), 3) == calib  # order of the split file does not matter
+    reported, cal = split_reported(cfg, ds)
+    assert sorted(cal) == calib and not set(reported) & set(calib) and len(reported) == 17
+    # never more than a fifth of the split; none declared -> nothing excluded
+    assert len(calibration_ids({"dataset": dcfg, "calib": {"split": "auto", "size": 100}}, ds)) == 4
+    assert split_reported({"dataset": dcfg}, ds) == (list(ds.ids), [])
+    # a named split file
+    (tmp_path / "d/ImageSets/Segmentation/cal.txt").write_text("im03\nim07\n")
+    assert calibration_ids({"dataset": dcfg, "calib": {"split": "cal"}}, ds) == ["im03", "im07"]
+    with pytest.raises(DatasetError, match="nope.txt: split file is missing"):
+        calibration_ids({"dataset": dcfg, "calib": {"split": "nope"}}, ds)

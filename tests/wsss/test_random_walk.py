@@ -90,3 +90,19 @@ def test_seed_scores_and_labels():
     assert (lab3[:, :6] == 3).all()
     with pytest.raises(ValueError, match="bg_mode"):
         seed_scores(high, grid, stride=4, bg_mode="nope")
+
+
+def test_learned_background_walks_and_decides_without_a_threshold():
+    """bg_mode='learned': the background map is the first walked channel; argmax after per-source max-norm."""
+    seeds = np.zeros((1, 8, 8), np.float32)
+    seeds[0, :, :4] = 0.9  # class on the left half
+    bg = np.zeros((8, 8), np.float32)
+    bg[:, 4:] = 0.8  # learned background on the right half
+    x = seed_scores(seeds, (4, 4), 2, "learned", background=bg, background_stride=2)
+    assert x.shape == (2, 4, 4)
+    np.testing.assert_allclose(x[0, :, 2:], 0.8)
+    np.testing.assert_allclose(x[1, :, :2], 0.9)
+    labels = scores_to_labels(x, np.array([3]), (8, 8), 2, "learned", bg_threshold=0.99)
+    assert (labels[:, :4] == 4).all() and (labels[:, 4:] == 0).all()  # the threshold argument is not used
+    with pytest.raises(ValueError, match="needs the learned background map"):
+        seed_scores(seeds, (4, 4), 2, "learned")

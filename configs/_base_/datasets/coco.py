@@ -9,3 +9,7 @@ dataset = dict(
     label_file="labels_{split}.json",  # image-level labels written by the converter (no mask reads at start)
     cache_dir="workdirs/.cache",
 )
+
+# Config values given as 'auto' are derived from this dataset's train split when the config is loaded
+# (wsss/auto_settings.py; the values and why are in summary.json and the report).
+config_hooks = ["wsss.auto_settings:resolve"]

@@ -10,3 +10,13 @@ dataset = dict(
     label_file=None,
     cache_dir="workdirs/.cache",
 )
+
+# Calibration split: the only images whose masks may choose a setting (eval_seeds' threshold, any 'calib' value);
+# left out of every reported train-split number. split='auto': `size` images carved deterministically from the
+# train split (at most a fifth of it; needs masks there, else nothing is calibrated); a split name
+# (<split_dir>/<name>.txt); None = none (eval_seeds then shows its best threshold as an oracle, not a result).
+calib = dict(split="auto", size=32)
+
+# Config values given as 'auto' are derived from this dataset's train split when the config is loaded
+# (wsss/auto_settings.py; the values and why are in summary.json and the report).
+config_hooks = ["wsss.auto_settings:resolve"]

@@ -7,3 +7,7 @@ dataset = dict(
     val_split="val",  # final evaluation (masks of SegmentationClass)
     cache_dir="workdirs/.cache",  # image-level labels derived from masks are cached here
 )
+
+# Config values given as 'auto' are derived from this dataset's train split when the config is loaded
+# (wsss/auto_settings.py; the values and why are in summary.json and the report).
+config_hooks = ["wsss.auto_settings:resolve"]

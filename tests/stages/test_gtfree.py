@@ -1,0 +1,190 @@
+"""The ground-truth-free refinement path (the default): the BAO learned background replaces the background
+threshold in crf, ir_labels and random_walk, so no threshold in the config can matter; the threshold path can take
+its value from the calibration split ('calib') and its provenance is labelled."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+import wsss  # noqa: F401  (stack fixes)
+from pipeline.cache import atomic_save_npz
+from pipeline.stage import StageContext
+from stages import affinity, crf, eval_pseudo, ir_labels, random_walk
+from tests.helpers import make_voc_layout
+from tests.stages.test_refine import CLASSES, MASKS, labels_of, miou_vs_masks, seeds_from_mask
+from wsss.maps import save_seeds
+
+torch.set_num_threads(1)
+
+
+def learned_background(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible BAO background map: high off the objects, low on them, blurred, noisy, max 1."""
+    fg = torch.from_numpy(((mask > 0) & (mask < 255)).astype(np.float32))[None, None]
+    fg = torch.nn.functional.avg_pool2d(fg, 7, 1, 3)[0, 0].numpy()
+    bg = np.clip(1.0 - 0.9 * fg + 0.05 * rng.random(mask.shape), 0, 1)
+    return (bg / bg.max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """Dataset, seeds, BAO background maps and an untrained classifier checkpoint."""
+    from wsss.models import build_classifier, save_classifier
+
+    tmp = tmp_path_factory.mktemp("gtfree")
+    make_voc_layout(tmp / "data", MASKS, classes=CLASSES)
+    rng = np.random.default_rng(0)
+    for id_, mask in MASKS.items():
+        save_seeds(tmp / "work/seeds/maps" / f"{id_}.npz", *seeds_from_mask(mask, rng))
+        atomic_save_npz(tmp / "work/bao/bg" / f"{id_}.npz", bg=learned_background(mask, rng).astype(np.float16))
+    torch.manual_seed(0)
+    save_classifier(tmp / "work/classify/model.pth",
+                    build_classifier(dict(backbone="mobilenet_v2", pretrained=False, method="cam"), 2), CLASSES)
+    return tmp
+
+
+def make_ctx(tmp: Path, name: str, work: str = "work", **sections) -> StageContext:
+    """Sections with NO background threshold at all: the learned path must not need one."""
+    cfg = Config(dict(
+        dataset=dict(type="custom", root=str(tmp / "data"), cache_dir=str(tmp / "cache")),
+        runtime=dict(device="cpu", workers=1, amp=False, seed=0),
+        classify=dict(backbone="mobilenet_v2", method="cam"),
+        bao=dict(enabled=True),
+        crf=dict(mode="labels", iters=5),
+        ir_labels=dict(iters=5),
+        affinity=dict(grid_stride=4, dims=(8, 8, 8), embed_dim=16, train_radius=4, epochs=10, batch_size=3,
+                      lr=0.1, crop_size=32, resize_range=(48, 64), chunk=16),
+        random_walk=dict(radius=3, beta=10, exp_times=5, flip=True),
+        eval_pseudo=dict(),
+    ))
+    for k, v in sections.items():
+        cfg[k].update(v)
+    return StageContext(name=name, cfg=cfg, work_dir=tmp / work, log=logging.getLogger(f"test.{name}"))
+
+
+def test_learned_background_is_the_default_and_an_input(base):
+    cfg = make_ctx(base, "crf").cfg
+    assert crf.inputs(cfg) == ("seeds", "bao")
+    assert ir_labels.inputs(cfg) == ("seeds", "bao")
+    assert random_walk.inputs(cfg) == ("seeds", "affinity", "bao")
+    cfg.bao.enabled = False
+    with pytest.raises(ValueError, match=r"crf.background='learned'.*bao.enabled=False"):
+        crf.inputs(cfg)
+    cfg.crf.background = "threshold"
+    assert crf.inputs(cfg) == ("seeds",)
+    cfg.crf.bg_threshold = "calib"
+    assert crf.inputs(cfg) == ("seeds", "eval_seeds")
+    cfg.crf.background = "bogus"
+    with pytest.raises(ValueError, match="crf.background must be one of"):
+        crf.inputs(cfg)
+
+
+def test_crf_learned_background_needs_no_threshold(base):
+    ctx = make_ctx(base, "crf")
+    res = crf.run(ctx)
+    assert res["background"] == "learned" and res["bg_threshold"] is None
+    assert res["provenance_label"] == "ground-truth-free"
+    labs = labels_of(ctx.out_dir / "labels")
+    assert set(labs) == {"a", "b", "c"} and miou_vs_masks(labs) > 70
+    # a threshold in the config changes nothing on the learned path
+    other = make_ctx(base, "crf", work="work_thr", crf=dict(bg_threshold=0.99))
+    other.work_dir.mkdir()
+    for s in ("seeds", "bao"):
+        (other.work_dir / s).symlink_to(base / "work" / s)
+    crf.run(other)
+    for k, lab in labels_of(other.out_dir / "labels").items():
+        np.testing.assert_array_equal(lab, labs[k])
+    # the background really comes from the maps: a background map of zeros labels every seed pixel foreground
+    zero = make_ctx(base, "crf", work="work_zero")
+    shutil.copytree(base / "work/seeds", zero.work_dir / "seeds")
+    for id_ in MASKS:
+        atomic_save_npz(zero.work_dir / "bao/bg" / f"{id_}.npz", bg=np.zeros(MASKS[id_].shape, np.float16))
+    crf.run(zero)
+    assert all((lab > 0).mean() > 0.9 for lab in labels_of(zero.out_dir / "labels").values())
+    # probability unary on the learned background
+    pctx = make_ctx(base, "crf", work="work_probs", crf=dict(mode="probs", bilateral=(80, 13, 10)))
+    pctx.work_dir.mkdir()
+    for s in ("seeds", "bao"):
+        (pctx.work_dir / s).symlink_to(base / "work" / s)
+    crf.run(pctx)
+    assert miou_vs_masks(labels_of(pctx.out_dir / "labels")) > 60
+
+
+def test_learned_background_map_errors(base, tmp_path):
+    ctx = make_ctx(base, "crf", work=str(tmp_path / "w"))
+    shutil.copytree(base / "work/seeds", ctx.work_dir / "seeds")
+    shutil.copytree(base / "work/bao", ctx.work_dir / "bao")
+    (ctx.work_dir / "bao/bg/b.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"bg/b\.npz: learned background map missing"):
+        crf.run(ctx)
+    atomic_save_npz(ctx.work_dir / "bao/bg/b.npz", bg=np.zeros((5, 5), np.float16))
+    with pytest.raises(ValueError, match=r"b\.npz: background map is 5x5"):
+        crf.run(ctx)
+
+
+def test_ir_labels_affinity_random_walk_learned(base):
+    ctx = make_ctx(base, "ir_labels")
+    res = ir_labels.run(ctx)
+    assert res["background"] == "learned" and (res["conf_fg"], res["conf_bg"]) == (1.25, 0.5)
+    fr = res["confident_fractions_of_computed"]
+    assert 0 < fr["ignore_fraction"] < 0.7 and fr["bg_fraction"] > 0.2 and fr["fg_fraction"] > 0.1
+    for k, lab in labels_of(ctx.out_dir / "labels").items():
+        gt = MASKS[k]
+        known = (lab != 255) & (gt != 255)
+        assert (lab[known] == gt[known]).mean() > 0.95  # confident regions are right (255 between them: above)
+    # wider scales -> fewer confident pixels (the scales, not a threshold, set the band)
+    wide = make_ctx(base, "ir_labels", work="work_wide", ir_labels=dict(conf_fg_scale=2.0, conf_bg_scale=0.2))
+    wide.work_dir.mkdir()
+    for s in ("seeds", "bao"):
+        (wide.work_dir / s).symlink_to(base / "work" / s)
+    wres = ir_labels.run(wide)
+    assert wres["confident_fractions_of_computed"]["ignore_fraction"] > fr["ignore_fraction"]
+
+    affinity.run(make_ctx(base, "affinity"))
+    rctx = make_ctx(base, "random_walk")
+    out = random_walk.run(rctx)
+    assert out["bg_mode"] == "learned" and out["sem_seg_bg_thres"] is None
+    labs = labels_of(rctx.out_dir / "labels")
+    for k, lab in labs.items():
+        assert set(np.unique(lab)) <= set(np.unique(MASKS[k])) | {0}
+    assert miou_vs_masks(labs) > 40
+
+    # eval_pseudo labels both paths ground-truth-free
+    ectx = make_ctx(base, "eval_pseudo")
+    for s in ("crf", "random_walk"):
+        (ectx.work_dir / s / "results.json").write_text(json.dumps({"provenance_label": "ground-truth-free"}))
+    ev = eval_pseudo.run(ectx)
+    assert ev["crf_kind"] == ev["random_walk_kind"] == "ground-truth-free"
+    assert [r["kind"] for r in ev["rows"]] == ["ground-truth-free"] * 2
+
+
+def test_threshold_from_calib(base, tmp_path):
+    ctx = make_ctx(base, "crf", work=str(tmp_path / "w"), crf=dict(background="threshold", bg_threshold="calib"))
+    shutil.copytree(base / "work/seeds", ctx.work_dir / "seeds")
+    with pytest.raises(FileNotFoundError, match=r"crf.bg_threshold='calib' needs .*eval_seeds/results.json"):
+        crf.run(ctx)
+    (ctx.work_dir / "eval_seeds").mkdir()
+    (ctx.work_dir / "eval_seeds/results.json").write_text(json.dumps({"calib_threshold": None}))
+    with pytest.raises(ValueError, match="no calib_threshold"):
+        crf.run(ctx)
+    (ctx.work_dir / "eval_seeds/results.json").write_text(json.dumps({"calib_threshold": 0.3}))
+    res = crf.run(ctx)
+    assert res["bg_threshold"] == 0.3 and res["provenance_label"] == "tuned with ground truth (on calib)"
+    fixed = make_ctx(base, "crf", work=str(tmp_path / "f"), crf=dict(background="threshold", bg_threshold=0.3))
+    shutil.copytree(base / "work/seeds", fixed.work_dir / "seeds")
+    crf.run(fixed)
+    ref = labels_of(fixed.out_dir / "labels")
+    for k, lab in labels_of(ctx.out_dir / "labels").items():
+        np.testing.assert_array_equal(lab, ref[k])
+    # ir_labels: the calibration threshold times the scales
+    ictx = make_ctx(base, "ir_labels", work=str(tmp_path / "w"),
+                    ir_labels=dict(background="threshold", conf_fg_thres="calib", conf_bg_thres="calib"))
+    res = ir_labels.run(ictx)
+    assert res["conf_fg"] == pytest.approx(0.375) and res["conf_bg"] == pytest.approx(0.15)
+    assert res["provenance"] == "calib"

@@ -1,0 +1,86 @@
+"""'auto' config values derived from a dataset of known image sizes, and recorded with the reason."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+from wsss.auto_settings import DatasetStats, dataset_stats, derive, resolve
+from wsss.datasets import DatasetError
+
+
+def make_sized_dataset(root, sizes: list[tuple[int, int]]) -> None:
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets/Segmentation").mkdir(parents=True)
+    ids = [f"im{i:03d}" for i in range(len(sizes))]
+    for id_, (h, w) in zip(ids, sizes):
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(root / "JPEGImages" / f"{id_}.jpg")
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids) + "\n")
+    (root / "classes.txt").write_text("background\ncat\n")
+
+
+def test_stats_from_headers(tmp_path):
+    from wsss.datasets import split_image_paths
+
+    # 10 landscape 300x200, 10 portrait 400x250 (long 300 / 400, short 200 / 250)
+    make_sized_dataset(tmp_path, [(200, 300)] * 10 + [(400, 250)] * 10)
+    st = dataset_stats(split_image_paths(dict(type="custom", root=str(tmp_path))))
+    assert (st.num_images, st.sampled) == (20, 20)
+    assert st.median_long == 350 and st.median_short == 225 and st.p95_long == 400
+
+
+def test_rules_reproduce_the_published_voc_and_demo_settings():
+    voc = {k: v["value"] for k, v in derive({}, DatasetStats(10582, 2000, 500, 375, 500)).items()}
+    assert voc["classify.resize"] == 512 and voc["classify.crop_size"] == 448  # BAS
+    assert voc["seeds.scales"] == (1.0, 0.5, 1.5, 2.0)
+    assert voc["affinity.crop_size"] == 512 and voc["affinity.train_radius"] == 10  # IRN
+    assert voc["random_walk.radius"] == 5 and voc["random_walk.exp_times"] == 8  # IRN
+    assert voc["classify.epochs"] == 10 and voc["affinity.epochs"] == 3
+    demo = {k: v["value"] for k, v in derive({}, DatasetStats(240, 240, 139, 122, 157)).items()}
+    assert demo["classify.resize"] == 144 and demo["classify.crop_size"] == 128
+    assert demo["seeds.scales"] == (1.0, 1.5, 2.0)
+    assert demo["affinity.train_radius"] == 6 and demo["random_walk.exp_times"] == 4
+    assert demo["segment.crop_size"] == 128 and demo["segment.img_scale"] == (160, 128)
+    # 240 images at batch 16 = 15 iterations per epoch: 300 iterations need 20 epochs
+    assert demo["classify.epochs"] == 20
+
+
+def test_schedule_scales_with_the_dataset_and_explicit_values_feed_later_rules():
+    small = derive({"segment": {"batch_size": 8, "auto_epochs": 10}}, DatasetStats(240, 240, 139, 122, 157))
+    big = derive({"segment": {"batch_size": 8, "auto_epochs": 10}}, DatasetStats(2400, 240, 139, 122, 157))
+    assert small["segment.iters"]["value"] == 300 and big["segment.iters"]["value"] == 3000
+    assert "10 passes over 240 images at batch 8" in small["segment.iters"]["why"]
+    # a fixed affinity crop of 512 on small images: the radius follows the crop actually used
+    d = derive({"affinity": {"crop_size": 512}}, DatasetStats(240, 240, 139, 122, 157))
+    assert d["affinity.train_radius"]["value"] == 10
+
+
+def test_resolve_replaces_auto_and_records_why(tmp_path):
+    make_sized_dataset(tmp_path, [(120, 140)] * 5)
+    cfg = Config(dict(dataset=dict(type="custom", root=str(tmp_path)), runtime=dict(device="auto"),
+                      classify=dict(resize="auto", crop_size=100), random_walk=dict(exp_times="auto")))
+    chosen = resolve(cfg)
+    assert set(chosen) == {"classify.resize", "random_walk.exp_times"}
+    assert cfg.classify.resize == 144 and cfg.classify.crop_size == 100  # explicit values are kept
+    assert cfg.runtime.device == "auto"  # not a derivable key: its own meaning of 'auto'
+    assert cfg.auto_settings["classify.resize"]["value"] == 144
+    assert "median image 140x120" in cfg.auto_settings["classify.resize"]["why"]
+    assert cfg.auto_settings["stats"]["num_images"] == 5
+
+
+def test_resolve_names_the_keys_when_the_dataset_is_unreadable(tmp_path):
+    cfg = Config(dict(dataset=dict(type="custom", root=str(tmp_path / "nowhere")), seeds=dict(scales="auto")))
+    with pytest.raises(DatasetError, match=r"\['seeds.scales'\] are 'auto'.*split file is missing"):
+        resolve(cfg)
+
+
+def test_config_hook_runs_on_load(tmp_path):
+    from pipeline.config import load_config
+
+    make_sized_dataset(tmp_path / "d", [(100, 100)] * 4)
+    path = tmp_path / "c.py"
+    path.write_text(f"dataset = dict(type='custom', root={str(tmp_path / 'd')!r})\n"
+                    "config_hooks = ['wsss.auto_settings:resolve']\nsegment = dict(crop_size='auto')\n")
+    cfg = load_config(path)
+    assert cfg.segment.crop_size == 112 and "segment.crop_size" in cfg.auto_settings
