@@ -4,18 +4,21 @@
 The config is validated when it is loaded (unknown keys, types, ranges: ``pipeline.validate``); a bad config,
 bad input data or a failed stage exits with code 2, after naming the key / file / stage and error.
 
-``tools/run_pipeline.sh``, ``tools/run_stage.sh`` and ``tools/status.sh`` call this.
+``tools/run_pipeline.sh``, ``tools/run_stage.sh`` and ``tools/status.sh`` call this. The stages come from the
+package named by ``WSSS_STAGES`` (default ``stages``: its ``load_stages()``), so the engine imports no project code.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from .cache import WorkdirLocked
-from .config import DictAction, load_config
+from .config import DictAction, load_config, run_config_hooks
 from .distributed import LauncherError, use_slurm_environment
 from .errors import UserError
 from .runner import PipelineError, restore_previous, run_stages, setup_console_logging, stage_status
@@ -70,13 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "launcher", None) == "slurm":
             use_slurm_environment()
-        from stages import load_stages
-
-        cfg = load_config(args.config, args.cfg_options)
+        stage_package = importlib.import_module(os.environ.get("WSSS_STAGES", "stages"))
+        cfg = load_config(args.config, args.cfg_options, hooks=False)
         if args.work_dir:
             cfg.work_dir = args.work_dir
         validate_config(cfg)
-        stages = load_stages()
+        run_config_hooks(cfg)  # after validation: it may read the data ('auto' values)
+        stages = stage_package.load_stages()
         verify = "deep" if getattr(args, "verify", False) else "quick"
         force = tuple(s for s in getattr(args, "force", "").split(",") if s)
         if args.cmd == "restore":
@@ -101,14 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("wsss").error("config error: %s", e)
         return 2
     except (PipelineError, WorkdirLocked, FileNotFoundError, LauncherError, UserError) as e:
-        logging.getLogger("wsss").error("%s", e)
+        where = f"stage {e.wsss_stage}: " if getattr(e, "wsss_stage", None) else ""
+        logging.getLogger("wsss").error("%s%s", where, e)
         return 2
     except Exception as e:
-        from wsss.datasets import DatasetError
-
-        if isinstance(e, DatasetError):
-            logging.getLogger("wsss").error("dataset error: %s", e)
-            return 2
         if getattr(e, "wsss_stage", None):  # a stage failed: its manifest and stage.log have the error
             logging.getLogger("wsss").error("stage %s failed: %s (traceback in %s)", e.wsss_stage, e, e.wsss_log)
             return 1

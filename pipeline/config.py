@@ -10,8 +10,10 @@ from typing import Any
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: F401  (DictAction re-exported for CLIs
 
 
-def load_config(path: str | Path, options: Mapping[str, Any] | None = None) -> Config:
-    """Load a config file and apply ``--cfg-options`` style overrides (dotted keys)."""
+def load_config(path: str | Path, options: Mapping[str, Any] | None = None, hooks: bool = True) -> Config:
+    """Load a config file and apply ``--cfg-options`` style overrides (dotted keys); then, with ``hooks``, its
+    ``config_hooks`` (which may read the data, e.g. to resolve 'auto' values). The CLI validates the config
+    between the two steps, so a bad key is reported before any data is read."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
@@ -20,7 +22,8 @@ def load_config(path: str | Path, options: Mapping[str, Any] | None = None) -> C
         cfg.merge_from_dict(dict(options))
     cfg.setdefault("experiment", path.stem)
     cfg.setdefault("work_dir", str(Path("workdirs") / cfg.experiment))
-    run_config_hooks(cfg)
+    if hooks:
+        run_config_hooks(cfg)
     return cfg
 
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -155,60 +154,19 @@ def files_digest(files: Iterable[tuple[str, Path]], hashes: FileHashes) -> str:
     return h.hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
-def _dataset_module() -> Any:
-    import importlib
-
-    return importlib.import_module("wsss.datasets")
-
-
 def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, Path]]:
-    """The files one split of a dataset consists of, as (path relative to the root, path).
+    """The files one split consists of, as (path relative to the root, path): asked of the data hooks the stage
+    package registered (pipeline.stage.set_data_hooks), so the engine and the reader never disagree."""
+    from .stage import data_hooks
 
-    Uses the dataset reader's own presets (``wsss.datasets``) so the two never disagree on which files count.
-    """
-    ds_mod = _dataset_module()
-    cfg = dict(dataset_cfg)
-    kind = cfg.get("type", "custom")
-    opts = {**ds_mod.PRESETS.get(kind, ds_mod.PRESETS["custom"]), **{k: v for k, v in cfg.items() if v is not None}}
-    root = Path(str(opts.get("root", "."))).expanduser()
-    if not root.is_dir():
-        raise ds_mod.DatasetError(f"{root}: dataset root does not exist")
-    root = root.resolve()
-
-    def resolve(p: str) -> Path:
-        p = p.format(split=split)
-        return Path(p) if os.path.isabs(p) else root / p
-
-    def rel(p: Path) -> str:
-        try:
-            return str(p.relative_to(root))
-        except ValueError:
-            return str(p.resolve())
-
-    split_file = resolve(opts["split_dir"]) / f"{split}.txt"
-    files = [split_file]
-    if isinstance(opts.get("classes"), str):
-        files.append(resolve(opts["classes"]))
-    if opts.get("label_file"):
-        files.append(resolve(opts["label_file"]))
-    ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()] if split_file.is_file() else []
-    img_dir = resolve(opts["img_dir"])
-    files += [img_dir / f"{i}{opts['img_suffix']}" for i in ids]
-    if opts.get("mask_dir"):
-        mask_dir = resolve(opts["mask_dir"])
-        if mask_dir.is_dir():
-            files += [mask_dir / f"{i}{opts['mask_suffix']}" for i in ids]
-    return [(rel(p), p) for p in files]
+    return data_hooks().split_files(dataset_cfg, split)
 
 
 def split_name(dataset_cfg: Mapping[str, Any], which: str) -> str:
     """A split named directly, or ``train`` / ``val`` meaning the dataset's ``train_split`` / ``val_split``."""
-    if which not in ("train", "val"):
-        return which
-    ds_mod = _dataset_module()
-    preset = ds_mod.PRESETS.get(dataset_cfg.get("type", "custom"), ds_mod.PRESETS["custom"])
-    return dataset_cfg.get(f"{which}_split") or preset[f"{which}_split"]
+    from .stage import data_hooks
+
+    return data_hooks().split_name(dataset_cfg, which)
 
 
 def data_fingerprint(dataset_cfg: Mapping[str, Any], split: str, hashes: FileHashes) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,33 @@ from typing import Any
 from mmengine.config import Config, ConfigDict
 
 from .distributed import world
+
+
+@dataclass(frozen=True)
+class DataHooks:
+    """How the engine reaches the data without importing the library; the stage package registers them.
+
+    ``dataset(dataset_cfg, split=None, **overrides)`` -> a dataset (StageContext.dataset);
+    ``split_files(dataset_cfg, split)`` -> [(relative path, path)] of the files a split consists of (its data
+    fingerprint); ``split_name(dataset_cfg, 'train' | 'val' | name)`` -> the split's name."""
+
+    dataset: Callable[..., Any]
+    split_files: Callable[..., list[tuple[str, Path]]]
+    split_name: Callable[..., str]
+
+
+_DATA_HOOKS: DataHooks | None = None
+
+
+def set_data_hooks(hooks: DataHooks) -> None:
+    global _DATA_HOOKS
+    _DATA_HOOKS = hooks
+
+
+def data_hooks() -> DataHooks:
+    if _DATA_HOOKS is None:
+        raise RuntimeError("no data hooks registered: import the stage package (it registers them) first")
+    return _DATA_HOOKS
 
 
 @dataclass
@@ -52,10 +80,9 @@ class StageContext:
         return self.work_dir / stage
 
     def dataset(self, split: str | None = None, **overrides: Any):
-        """The dataset of the config (``cfg.dataset``), for ``split`` (default: its ``train_split``)."""
-        from wsss.datasets import build_dataset
-
-        return build_dataset(self.cfg.dataset, split=split, **overrides)
+        """The dataset of the config (``cfg.dataset``), for ``split`` (default: its ``train_split``), built by
+        the data hooks the stage package registered (:func:`set_data_hooks`; the engine reads no data itself)."""
+        return data_hooks().dataset(self.cfg.dataset, split=split, **overrides)
 
     @property
     def device(self):

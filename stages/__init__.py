@@ -17,9 +17,33 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
+
+from pipeline.stage import DataHooks, set_data_hooks
 
 ORDER = ("classify", "seeds", "bao", "eval_seeds", "crf", "ir_labels", "affinity", "random_walk", "eval_pseudo",
          "segment", "eval_segment", "report")
+
+
+def _dataset(dataset_cfg: Any, split: str | None = None, **overrides: Any) -> Any:
+    from wsss.datasets import build_dataset  # lazily: importing the stage list stays cheap
+
+    return build_dataset(dataset_cfg, split=split, **overrides)
+
+
+def _split_files(dataset_cfg: Any, split: str) -> Any:
+    from wsss.datasets import split_files
+
+    return split_files(dataset_cfg, split)
+
+
+def _split_name(dataset_cfg: Any, which: str) -> str:
+    from wsss.datasets import split_name
+
+    return split_name(dataset_cfg, which)
+
+
+set_data_hooks(DataHooks(dataset=_dataset, split_files=_split_files, split_name=_split_name))
 
 
 def load_stages() -> list[ModuleType]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.stage import section_enabled
 from wsss.maps import check_seed_keys, open_seed_folder
+from wsss.report import GT_FREE, ORACLE, TUNED, plot_sweep  # noqa: F401  (TUNED: the third result kind)
 
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
@@ -25,9 +26,6 @@ GT_NOTE = ("best threshold chosen WITH the ground truth of the reported split it
            "declared): an oracle upper bound for a fixed threshold, not a weakly supervised result")
 CALIB_NOTE = ("threshold chosen with ground truth on the calibration split ({n} images), applied to the reported "
               "images (calibration images excluded)")
-GT_FREE = "ground-truth-free"
-TUNED = "tuned with ground truth (on calib)"
-ORACLE = "oracle: chosen with ground truth on the reported split"
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:
@@ -217,32 +215,3 @@ def run(ctx) -> dict:
             "learned_bg_seeds": learned_sum,
         })
     return results
-
-
-def plot_sweep(path: Path, ths: list[float], mious: list[float], best: int, bao_miou: float | None,
-               split: str, calib_mious: list[float] | None = None, kind: str = ORACLE) -> None:
-    """mIoU vs background threshold, the chosen point marked, the calibration sweep and BAO beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pipeline.cache import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(ths, mious, "o-", label="seeds, fixed background threshold")
-    if calib_mious is not None:
-        ax.plot(ths, calib_mious, "x:", color="gray", label="same, calibration images (choose t)")
-    ax.plot([ths[best]], [mious[best]], "r*", markersize=14,
-            label=f"t={ths[best]:.2f}: {mious[best]:.1f} ({'chosen on calib' if calib_mious else 'oracle'})")
-    if bao_miou is not None:
-        ax.axhline(bao_miou, color="g", linestyle="--", label=f"BAO, no threshold ({GT_FREE}): {bao_miou:.1f}")
-    ax.set_xlabel("background threshold")
-    ax.set_ylabel("mIoU (%)")
-    ax.set_title(f"seed mIoU vs background threshold ({split})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)

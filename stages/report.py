@@ -19,14 +19,28 @@ INPUTS = ("eval_seeds", "eval_pseudo", "eval_segment")  # the usual set; the rea
 CONFIG_KEYS = ("report",)
 
 
+def stages_before(cfg: Any) -> dict[str, bool | str]:
+    """Every stage before the report, in order -> enabled, or why its module cannot be loaded."""
+    import importlib
+
+    from pipeline.runner import stage_enabled
+    from stages import ORDER
+
+    out: dict[str, bool | str] = {}
+    for name in ORDER[:ORDER.index(NAME)]:
+        try:
+            out[name] = stage_enabled(importlib.import_module(f"stages.{name}"), cfg)
+        except Exception as e:  # noqa: BLE001  (the report says so and goes on)
+            out[name] = str(e)
+    return out
+
+
 def inputs(cfg: Any) -> tuple[str, ...]:
     """Every enabled stage of the pipeline before the report (it reads their results, logs and outputs)."""
-    from wsss.report_content import stages_reported
-
-    return stages_reported(cfg)
+    return tuple(n for n, enabled in stages_before(cfg).items() if enabled is True)
 
 
 def run(ctx) -> dict[str, Any]:
     from wsss.report_content import build_report
 
-    return build_report(ctx)
+    return build_report(ctx, stages_before(ctx.cfg))

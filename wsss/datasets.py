@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.cache import atomic_write_json
+from pipeline.errors import UserError
 
 log = logging.getLogger("wsss.datasets")
 
@@ -44,8 +45,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class DatasetError(ValueError):
-    """Bad dataset input; the message names the file and the problem."""
+class DatasetError(UserError, ValueError):
+    """Bad dataset input; the message names the file and the problem (the CLI prints it and exits with 2)."""
 
 
 class MissingSplit(DatasetError):
@@ -416,3 +417,52 @@ def split_reported(cfg: Mapping[str, Any], ds: SegDataset) -> tuple[list[str], l
     in a reported number."""
     calib = set(calibration_ids(cfg, ds))
     return [i for i in ds.ids if i not in calib], [i for i in ds.ids if i in calib]
+
+
+# ------------------------------------------------------------------------------------------- for the cache
+def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, Path]]:
+    """The files one split of a dataset consists of, as (path relative to the root, path).
+
+    Uses the reader's own presets, so the cache (pipeline.fingerprint) and the reader never disagree on which
+    files count.
+    """
+    cfg = dict(dataset_cfg)
+    kind = cfg.get("type", "custom")
+    opts = {**PRESETS.get(kind, PRESETS["custom"]), **{k: v for k, v in cfg.items() if v is not None}}
+    root = Path(str(opts.get("root", "."))).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root does not exist")
+    root = root.resolve()
+
+    def resolve(p: str) -> Path:
+        p = p.format(split=split)
+        return Path(p) if os.path.isabs(p) else root / p
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.relative_to(root))
+        except ValueError:
+            return str(p.resolve())
+
+    split_file = resolve(opts["split_dir"]) / f"{split}.txt"
+    files = [split_file]
+    if isinstance(opts.get("classes"), str):
+        files.append(resolve(opts["classes"]))
+    if opts.get("label_file"):
+        files.append(resolve(opts["label_file"]))
+    ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()] if split_file.is_file() else []
+    img_dir = resolve(opts["img_dir"])
+    files += [img_dir / f"{i}{opts['img_suffix']}" for i in ids]
+    if opts.get("mask_dir"):
+        mask_dir = resolve(opts["mask_dir"])
+        if mask_dir.is_dir():
+            files += [mask_dir / f"{i}{opts['mask_suffix']}" for i in ids]
+    return [(rel(p), p) for p in files]
+
+
+def split_name(dataset_cfg: Mapping[str, Any], which: str) -> str:
+    """A split named directly, or ``train`` / ``val`` meaning the dataset's ``train_split`` / ``val_split``."""
+    if which not in ("train", "val"):
+        return which
+    preset = PRESETS.get(dataset_cfg.get("type", "custom"), PRESETS["custom"])
+    return dataset_cfg.get(f"{which}_split") or preset[f"{which}_split"]

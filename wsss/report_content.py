@@ -6,53 +6,37 @@ the page shows.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 from pathlib import Path
 from typing import Any
+
+from wsss.report import GT_FREE, TUNED  # result kinds, shared with eval_seeds
 
 TRAINERS = ("classify", "bao", "affinity")  # stages that log train_log.jsonl through wsss.training
 PSEUDO = {"crf": "CRF", "random_walk": "affinity + random walk", "bao": "BAO (learned background)"}
 
 
 
-def _pipeline_stages() -> list[str]:
-    from stages import ORDER
-
-    return [n for n in ORDER if n != "report"]
-
-
-def _enabled(cfg: Any, name: str) -> bool:
-    from pipeline.runner import stage_enabled
-
-    return stage_enabled(importlib.import_module(f"stages.{name}"), cfg)
-
-
-def stages_reported(cfg: Any) -> tuple[str, ...]:
-    """Every enabled stage of the pipeline before the report."""
-    return tuple(n for n in _pipeline_stages() if _enabled(cfg, n))
-
-
 # ------------------------------------------------------------------------------------------------ gathering
 class Run:
     """What the stages of one work dir left behind, with a reason for everything that is not there."""
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Any, stages: dict[str, bool | str]):
+        """``stages``: every stage before the report, in order -> enabled (True / False), or why its module
+        cannot be loaded (a string); the stage layer supplies it."""
         from wsss.report import read_json_or_none
 
         self.ctx, self.cfg, self.work = ctx, ctx.cfg, Path(ctx.work_dir)
         self.missing: list[str] = []  # every "not available" line, for the summary at the end
         summary, _ = read_json_or_none(self.work / "summary.json")
         self.summary = {s.get("stage"): s for s in summary.get("stages", [])} if isinstance(summary, dict) else {}
-        self.stages = _pipeline_stages()
+        self.stages = list(stages)
         self.enabled: dict[str, bool] = {}
         self.results: dict[str, dict | None] = {}
         self.why: dict[str, str | None] = {}
-        for name in self.stages:
-            try:
-                self.enabled[name] = _enabled(self.cfg, name)
-            except Exception as e:  # noqa: BLE001  (a stage module that does not import: report it, go on)
-                self.enabled[name] = False
-                self.results[name], self.why[name] = None, f"stage module stages.{name} cannot be loaded ({e})"
+        for name, enabled in stages.items():
+            self.enabled[name] = enabled is True
+            if isinstance(enabled, str):  # a stage module that does not import: report it, go on
+                self.results[name], self.why[name] = None, f"stage module stages.{name} cannot be loaded ({enabled})"
                 continue
             if not self.enabled[name]:
                 self.results[name], self.why[name] = None, f"stage '{name}' is disabled in the config"
@@ -88,8 +72,6 @@ class Run:
 
 
 # ------------------------------------------------------------------------------------------------ sections
-GT_FREE = "ground-truth-free"
-TUNED = "tuned with ground truth (on calib)"
 
 
 def _metric_rows(run: Run) -> list[tuple[str, list[str]]]:
@@ -554,11 +536,10 @@ def _examples(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any
 
 
 # ------------------------------------------------------------------------------------------------ page
-def build_report(ctx: Any) -> dict[str, Any]:
+def build_report(ctx: Any, stages: dict[str, bool | str]) -> dict[str, Any]:
     """Write ``<out_dir>/index.html`` (+ PNGs, sample.json) for the run in ``ctx.work_dir``; returns its summary."""
     from pipeline.cache import atomic_write_json, atomic_write_text
-    from stages.eval_seeds import plot_sweep
-    from wsss.report import Page, esc, img, plot_per_class, referenced_images, table
+    from wsss.report import Page, esc, img, plot_per_class, plot_sweep, referenced_images, table
     from wsss.report import fmt as f
 
     if not ctx.is_main:
@@ -566,7 +547,7 @@ def build_report(ctx: Any) -> dict[str, Any]:
     rcfg = dict(ctx.stage_cfg)
     out = ctx.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    r = Run(ctx)
+    r = Run(ctx, stages)
     title = f"WSSS run report: {ctx.cfg.get('experiment', Path(ctx.work_dir).name)}"
     page = Page(title)
     ds_cfg = dict(ctx.cfg.get("dataset", {}))

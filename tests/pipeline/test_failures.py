@@ -50,7 +50,8 @@ def _cfg(tmp_path: Path, threshold: float) -> Config:
     return Config(dict(work_dir=str(tmp_path / "w"),
                        dataset=dict(type="custom", root=str(root), cache_dir=str(tmp_path / "cache")),
                        seeds=dict(split=None), runtime=dict(workers=1),
-                       crf=dict(mode="labels", bg_threshold=threshold, gt_prob=0.7, iters=2, split=None)))
+                       crf=dict(mode="labels", background="threshold", bg_threshold=threshold, gt_prob=0.7, iters=2,
+                                split=None)))
 
 
 def _labels(stage_dir: Path) -> dict[str, bytes]:
