@@ -58,7 +58,8 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 CHOICES: dict[str, tuple[Any, ...]] = {
     "classify.method": ("bas", "cam"),
-    "seeds.source": ("bas", "cam", "bas+cam"),
+    "seeds.source": ("bas", "cam", "bas+cam", "external"),
+    "seeds.external_normalize": ("none", "max"),
     "crf.mode": ("labels", "probs"),
     "crf.bg": ("threshold", "power"),
     "random_walk.bg_mode": ("threshold", "power"),

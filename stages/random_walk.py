@@ -56,9 +56,10 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
     walked = random_walk(torch.from_numpy(maps).to(device), aff, pair_offsets(radius), float(scfg.get("beta", 10)),
                          int(scfg.get("exp_times", 8)))
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
+    if bg_threshold is None:  # only the 'threshold' mode reads it (a resolved number; 'calib' is resolved in run)
+        bg_threshold = float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_mode == "threshold" else 0.0
     return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, seeds.size, stride, bg_mode,
-                            float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_threshold is None else bg_threshold,
-                            ignore)
+                            bg_threshold, ignore)
 
 
 def run(ctx) -> dict:

@@ -36,8 +36,12 @@ classify = dict(
 )
 
 seeds = dict(
-    source="bas",  # 'bas', 'cam' or 'bas+cam' (each normalised, then averaged)
+    # 'bas', 'cam', 'bas+cam' (each normalised, summed, normalised again), or 'external': class maps made by any
+    # other method, imported from external_dir (IRN's <id>.npy format; README "Seeds from any method")
+    source="bas",
     scales=(1.0, 0.5, 1.5, 2.0),  # plus horizontal flip; maps summed over all passes, then max-normalised
     flip=True,
     split=None,  # None = the dataset's train split
+    external_dir=None,  # source='external': the folder of <id>.npy / <id>.npz maps
+    external_normalize="none",  # 'none': maps must be in [0, 1]; 'max': relu + per-class max-normalisation
 )
