@@ -25,4 +25,4 @@ $PY bench/bench_seed_quality.py --config configs/bench/realcut.py --work-root "w
   --no-bao --out "bench/results/realcut_$mode.json" --cfg-options "${opts[@]}"
 $PY tools/make_demo_data.py --out data/demo
 $PY bench/bench_seed_quality.py --config configs/demo/demo.py --work-root workdirs/bench_demo_seeds \
-  --no-bao --out bench/results/demo_seeds.json --cfg-options runtime.workers=1
+  --no-bao --out bench/results/demo_seeds.json --cfg-options classify.epochs=8 runtime.workers=1
