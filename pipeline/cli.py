@@ -13,6 +13,7 @@ import sys
 from .cache import WorkdirLocked
 from .config import DictAction, load_config
 from .distributed import LauncherError, use_slurm_environment
+from .errors import UserError
 from .runner import PipelineError, run_stages, setup_console_logging, stage_status
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_stages(cfg, stages, dry_run=args.dry_run, until=args.until)
         return 0
-    except (PipelineError, WorkdirLocked, FileNotFoundError, LauncherError) as e:
+    except (PipelineError, WorkdirLocked, FileNotFoundError, LauncherError, UserError) as e:
         logging.getLogger("wsss").error("%s", e)
         return 2
     except Exception as e:

@@ -134,10 +134,47 @@ def trusted_checkpoints():
     return contextlib.nullcontext()
 
 
+# Warnings from the pinned stack that a user can do nothing about, each with why it is safe to hide. Everything
+# else (our own warnings, torch's, a new deprecation) still shows.
+QUIET_WARNINGS = (
+    # mmengine 0.10.7 imports pkg_resources (we pin setuptools<81 so that it still exists)
+    ("pkg_resources is deprecated as an API", UserWarning),
+    # mmseg 1.2.2 calls its own deprecated build_loss inside every decode head
+    ("``build_loss`` would be deprecated soon", UserWarning),
+    # mmseg's CrossEntropyLoss default (avg_non_ignore=False), which its shipped recipes use as they are
+    ("Default ``avg_non_ignore`` is False", UserWarning),
+    # mmseg's SegVisualizationHook with draw=False: we do not draw predictions during training
+    ("The draw is False", UserWarning),
+)
+
+
+# mmengine log warnings about its own internals (its CheckpointHook builds the deprecated FileClient itself)
+QUIET_LOG_MESSAGES = (
+    '"FileClient" will be deprecated in future',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+
+
+class QuietStackMessages(logging.Filter):
+    """Drops the log records of :data:`QUIET_LOG_MESSAGES` (for a console handler on mmengine's logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(m in message for m in QUIET_LOG_MESSAGES)
+
+
+def _quiet_stack_warnings() -> None:
+    import warnings
+
+    for message, category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def apply() -> list[str]:
     """Apply every fix that is needed; idempotent."""
     if getattr(apply, "_done", False):
         return APPLIED
+    _quiet_stack_warnings()
     _fix_torchvision_ops()
     _fix_mmcv_ext()
     _fix_weights_only_load()

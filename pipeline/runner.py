@@ -242,11 +242,22 @@ class PeakMemory:
 _FMT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
 
 
+class ConsoleFilter(logging.Filter):
+    """What the console shows: the runner's own lines (each stage's start, and its end with time, memory and
+    key metrics), warnings and errors, and records a stage marks ``extra={"console": True}``. A stage's detail
+    (tables, per-epoch lines, mmengine's log) goes to its ``stage.log`` only. ``WSSS_VERBOSE=1``: everything."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno >= logging.WARNING or record.name == "wsss" or getattr(record, "console", False)
+                or os.environ.get("WSSS_VERBOSE") == "1")
+
+
 def setup_console_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger("wsss")
     if not any(getattr(h, "_wsss_console", False) for h in root.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(_FMT)
+        h.addFilter(ConsoleFilter())
         h._wsss_console = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(level)
@@ -309,6 +320,9 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
             print(p.line())
         return [{"stage": p.name, "action": p.action, "reason": p.reason} for p in selected]
 
+    for p in selected:  # checks that need no work (e.g. pretrained weights present) fail before any stage runs
+        if p.action not in ("skip", "disabled") and hasattr(p.module, "preflight"):
+            p.module.preflight(cfg)
     rank, _ = world()
     owns_group = init_distributed()
     summary: list[dict[str, Any]] = []
@@ -367,7 +381,7 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
 
 def _brief(results: dict[str, Any]) -> dict[str, Any]:
     keep = {k: v for k, v in results.items()
-            if k in ("wall_s", "peak_rss_mb") or ("miou" in k.lower() and isinstance(v, (int, float)))}
+            if k in ("wall_s", "peak_rss_mb", "backbone_init") or ("miou" in k.lower() and isinstance(v, (int, float)))}
     return keep
 
 
@@ -379,7 +393,9 @@ def _write_summary(work_dir: Path, summary: list[dict[str, Any]]) -> None:
         wall = f"{s['wall_s']:.1f}" if "wall_s" in s else "-"
         mem = f"{s['peak_rss_mb']:.0f}" if "peak_rss_mb" in s else "-"
         rows.append(f"{s['stage']:<14} {ran:<9} {wall:>9} {mem:>9}  {m}")
-    table = "\n".join([f"{'stage':<14} {'this run':<9} {'wall (s)':>9} {'peak MB':>9}  metrics", *rows])
+    notes = [f"note: {s['stage']} backbone: {s['backbone_init']}" for s in summary
+             if str(s.get("backbone_init", "")).startswith("random")]
+    table = "\n".join([f"{'stage':<14} {'this run':<9} {'wall (s)':>9} {'peak MB':>9}  metrics", *rows, *notes])
     print(table)
     old = read_json(work_dir / "summary.json") if (work_dir / "summary.json").is_file() else {}
     stages = {s["stage"]: s for s in old.get("stages", [])} if isinstance(old, dict) else {}

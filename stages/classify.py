@@ -3,7 +3,7 @@ suppression) or the plain CAM baseline (``classify.method``). Writes ``model.pth
 
 Resumes from ``checkpoints/latest.pth`` (wsss.training). The log holds per-step losses; the metrics hold the
 per-epoch means, including BAS's mean foreground-map area and the share of steps where the background score
-beat the class score, the two numbers METHOD.md asks a user to watch.
+beat the class score, the two numbers docs/METHOD.md (section 1) asks a user to watch.
 """
 from __future__ import annotations
 
@@ -33,9 +33,18 @@ def check_classes(ds: Any, wanted: Any) -> None:
                          "remove classify.classes or make it match the dataset's classes.txt")
 
 
+def preflight(cfg) -> None:
+    """Before any stage runs: the backbone's pretrained weights are there (or downloadable)."""
+    from wsss.models.backbones import check_pretrained
+
+    section = cfg.get("classify", {})
+    check_pretrained(section.get("backbone", "resnet50"), section.get("pretrained", True))
+
+
 def run(ctx) -> dict[str, Any]:
     import torch
 
+    from wsss.models.backbones import describe_init
     from wsss.models.classifier import build_classifier, save_classifier
     from wsss.training import train
     from wsss.transforms import LabeledImages
@@ -49,6 +58,8 @@ def run(ctx) -> dict[str, Any]:
     seed = int(runtime.get("seed", 0))
     torch.manual_seed(seed)  # same initial heads on every rank (DDP broadcasts rank 0's anyway)
     model = build_classifier(scfg, ds.num_fg).to(ctx.device)
+    if scfg.get("pretrained", True) is False:
+        ctx.log.warning("classify: backbone from RANDOM init (classify.pretrained=False)")
     data = LabeledImages(ds, resize=int(scfg.get("resize", 512)), scale_range=scfg.get("scale_range", (0.7, 1.3)),
                          crop=int(scfg.get("crop_size", 448)), flip=bool(scfg.get("flip", True)), seed=seed)
     tcfg = {k: scfg[k] for k in _TRAIN_KEYS if k in scfg}
@@ -71,6 +82,7 @@ def run(ctx) -> dict[str, Any]:
         # present class; acc = per-label accuracy of score > 0
         "train_top1": final.get("top1"), "train_label_acc": final.get("acc"),
         "history": history,
+        "backbone_init": describe_init(scfg.get("pretrained", True), "classify.pretrained"),
     }
     if model.method == "bas" and history:
         metrics["area_per_epoch"] = [round(h.get("area", float("nan")), 4) for h in history]
@@ -78,7 +90,7 @@ def run(ctx) -> dict[str, Any]:
         area = history[-1].get("area", 0.5)
         if area < 0.02:
             ctx.log.warning("mean foreground-map area ended at %.3f: the maps have collapsed; lower "
-                            "classify.loss_weights.area or train longer (METHOD.md 'BAS')", area)
+                            "classify.loss_weights.area or train longer (docs/METHOD.md, section 1)", area)
         elif area > 0.9:
             ctx.log.warning("mean foreground-map area ended at %.3f: the maps cover nearly everything; the area "
                             "constraint is too weak or training too short", area)

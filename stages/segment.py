@@ -24,8 +24,17 @@ def inputs(cfg: Any) -> tuple[str, ...]:
     return segment_inputs(cfg.get("segment", {}))
 
 
+def preflight(cfg) -> None:
+    """Before any stage runs: the DeepLab backbone's pretrained weights are there (or downloadable)."""
+    from wsss.segmentation import apply_backbone_weights, model_config
+
+    mm, path = model_config(cfg)
+    apply_backbone_weights(mm, cfg.get("segment", {}).get("pretrained", True), str(path))
+
+
 def run(ctx) -> dict[str, Any]:
-    from wsss.segmentation import train, val_split_name
+    from wsss.datasets import MissingSplit
+    from wsss.segmentation import check_label_folder, train, val_split_name
 
     train_ds = ctx.dataset()
     val_ds = None
@@ -33,11 +42,13 @@ def run(ctx) -> dict[str, Any]:
     if seg.get("val_interval", None) != 0:
         try:
             val_ds = ctx.dataset(val_split_name(ctx.cfg.dataset), require_foreground=False)
-        except Exception as e:  # noqa: BLE001  (no val split / no masks: train without validation, say so)
+        except MissingSplit as e:  # no val split: train without validation, say so (a damaged one is an error)
             ctx.log.warning("segment: no validation during training (%s)", e)
         if val_ds is not None and not val_ds.has_masks:
             ctx.log.warning("segment: val split '%s' has no masks; no validation during training", val_ds.split)
             val_ds = None
+        if val_ds is not None:  # a damaged val mask must fail now, not after training at the first validation
+            check_label_folder(val_ds, val_ds.mask_dir, val_ds.mask_suffix)
     if val_ds is not None and val_ds.classes != train_ds.classes:
         raise ValueError(f"val split classes {val_ds.classes} differ from the training split's {train_ds.classes}")
     return train(ctx.cfg, ctx.work_dir, ctx.out_dir, train_ds, val_ds, logger=ctx.log)

@@ -29,7 +29,8 @@ TINY = [
     "bao.epochs=1", "bao.batch_size=8", "bao.crop_size=64",
     "affinity.epochs=1", "affinity.batch_size=8", "affinity.crop_size=64", "affinity.resize_range=[56,80]",
     "affinity.dims=[8,16,32,32]", "affinity.embed_dim=32",
-    "segment.iters=4", "segment.batch_size=2", "segment.crop_size=64", "segment.img_scale=[80,64]",
+    "segment.pretrained=False", "segment.iters=4", "segment.batch_size=2", "segment.crop_size=64",
+    "segment.img_scale=[80,64]",
     "segment.checkpoint_interval=2", "segment.log_interval=1",
     "eval_segment.scales=[1.0]",
     "report.num_examples=2", "report.num_worst=1",
@@ -60,8 +61,23 @@ def run_dir(tmp_path_factory):
     data = base / "demo"
     make_demo_dataset(data, seed=0, n_train=16, n_val=6, size=64)
     work = base / "work"
-    cli(work, data, "run")
+    out = cli(work, data, "run")
+    (base / "console.txt").write_text(out.stdout + out.stderr)
     return work, data
+
+
+def test_console_shows_stages_warnings_and_summary_only(run_dir):
+    """mmengine's environment dump, config and hook table and each stage's tables go to log files, not the
+    console (they made ~940 console lines on the demo)."""
+    work, _ = run_dir
+    text = (work.parent / "console.txt").read_text()
+    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip() and "%|" not in ln]
+    assert len(lines) < 80, "\n".join(lines)
+    for noise in ("Environment", "Config:", "Hooks will be executed", "pkg_resources is deprecated", "t=0.05"):
+        assert noise not in text, noise
+    assert text.count("stage classify") == 2 and "mIoU_ms_flip=" in text  # start, end with the key metric
+    assert "mIoU" in (work / "eval_seeds/stage.log").read_text()  # the detail is in the stage's log
+    assert list((work / "segment/mmseg").glob("*/*.log"))  # and mmengine's own log keeps its output
 
 
 def test_every_stage_runs_and_reports(run_dir):
@@ -71,6 +87,11 @@ def test_every_stage_runs_and_reports(run_dir):
 
     assert [s["stage"] for s in summary["stages"]] == list(ORDER)
     assert all(s["ran"] for s in summary["stages"])
+    # both backbones were asked to start from random init (pretrained=False): the summary says so
+    inits = {s["stage"]: s.get("backbone_init") for s in summary["stages"] if s.get("backbone_init")}
+    assert inits == {"classify": "random init (classify.pretrained=False)",
+                     "segment": "random init (segment.pretrained=False)"}, inits
+    assert "note: segment backbone: random init" in summary["table"]
     for name in ("eval_seeds", "eval_pseudo", "eval_segment"):
         res = json.loads((work / name / "results.json").read_text())
         assert any("miou" in k.lower() and isinstance(v, float) and 0 <= v <= 100 for k, v in res.items()), res

@@ -6,7 +6,7 @@
   ``-log(max(p, 1e-5))``; returns refined probabilities.
 
 Pairwise terms: ``gaussian=(sxy, compat)`` is the smoothness kernel, ``bilateral=(sxy, srgb, compat)`` the
-appearance kernel on the RGB image. :data:`PRESETS` holds the published settings (see /work/shared/METHOD.md);
+appearance kernel on the RGB image. :data:`PRESETS` holds the published settings (docs/METHOD.md, section 5);
 ``crf_refine(image, x, 'deeplab')`` applies one by name.
 """
 from __future__ import annotations

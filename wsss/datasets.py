@@ -48,6 +48,10 @@ class DatasetError(ValueError):
     """Bad dataset input; the message names the file and the problem."""
 
 
+class MissingSplit(DatasetError):
+    """The split file of a requested split does not exist (the split is absent, not damaged)."""
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """The one image reader: RGB uint8 HxWx3 (EXIF orientation is not applied, as in VOC/COCO tooling)."""
     try:
@@ -304,7 +308,7 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
     classes = _classes_from(opts["classes"], root)
     split_file = _resolve(root, opts["split_dir"], split) / f"{split}.txt"
     if not split_file.is_file():
-        raise DatasetError(f"{split_file}: split file is missing (split '{split}')")
+        raise MissingSplit(f"{split_file}: split file is missing (split '{split}')")
     ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
     if not ids:
         raise DatasetError(f"{split_file}: split file lists no images")

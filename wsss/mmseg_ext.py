@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from mmengine.hooks import Hook
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS as ENGINE_MODEL_WRAPPERS
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.models.backbones import MobileNetV2
-from mmseg.registry import DATASETS, MODELS, TRANSFORMS
+from mmseg.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
 
 from wsss.datasets import read_image, read_label_png
 from wsss.maps import voc_palette
@@ -138,16 +139,13 @@ def default_mobilenet_v2_checkpoint() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / TV_MOBILENET_V2_FILE
 
 
-_WARNED_NO_WEIGHTS = False
-
-
 @MODELS.register_module()
 class TVMobileNetV2(MobileNetV2):
     """mmseg's MobileNetV2 initialised from a torchvision ``mobilenet_v2`` checkpoint.
 
     ``tv_checkpoint``: path to the torchvision state dict; ``'imagenet'`` = the offline file in torch's hub
-    cache; None = random init. A missing ImageNet file falls back to random init with one warning; an
-    explicit path that is missing, or a checkpoint that does not cover every backbone weight, is an error.
+    cache (downloaded there when missing; unavailable: wsss.weights.PretrainedWeightsError); None = random
+    init. A missing path, or a checkpoint that does not cover every backbone weight, is an error.
     """
 
     def __init__(self, tv_checkpoint: str | None = "imagenet", **kwargs: Any) -> None:
@@ -173,22 +171,44 @@ class TVMobileNetV2(MobileNetV2):
         return unused
 
     def init_weights(self) -> None:
-        global _WARNED_NO_WEIGHTS
         super().init_weights()
         if not self.tv_checkpoint:
             return
-        path = default_mobilenet_v2_checkpoint() if self.tv_checkpoint == "imagenet" else Path(self.tv_checkpoint)
-        if not path.is_file():
-            if self.tv_checkpoint != "imagenet":
+        if self.tv_checkpoint == "imagenet":
+            from wsss.weights import cached_checkpoint, torchvision_url
+
+            path = cached_checkpoint(torchvision_url("mobilenet_v2"), "segment.pretrained")
+        else:
+            path = Path(self.tv_checkpoint)
+            if not path.is_file():
                 raise FileNotFoundError(f"{path}: torchvision MobileNetV2 checkpoint not found")
-            if not _WARNED_NO_WEIGHTS:
-                log.warning("%s: ImageNet MobileNetV2 weights not found; the backbone starts from random init "
-                            "(run tools/get_pretrained.py to install them)", path)
-                _WARNED_NO_WEIGHTS = True
-            return
         unused = self.load_torchvision(path)
         log.info("MobileNetV2 backbone: loaded %d tensors from %s (unused: %d, e.g. %s)",
                  len(self.state_dict()), path, len(unused), unused[:2])
+
+
+# ----------------------------------------------------------------------------------------------- progress
+@HOOKS.register_module()
+class ConsoleProgressHook(Hook):
+    """A progress bar over the training iterations on the console (rank 0); mmengine's own per-iteration log
+    goes to its log file (wsss.segmentation keeps mmengine's console output off the console)."""
+
+    priority = "VERY_LOW"
+
+    def before_train(self, runner: Any) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc="segment", unit="it", dynamic_ncols=True,
+                        mininterval=1.0, disable=runner.rank != 0)
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self.bar.update(1)
+        loss = (outputs or {}).get("loss") if isinstance(outputs, Mapping) else None
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss.item() if hasattr(loss, 'item') else float(loss):.4f}", refresh=False)
+
+    def after_train(self, runner: Any) -> None:
+        self.bar.close()
 
 
 # ----------------------------------------------------------------------------------------------- DDP on CPU

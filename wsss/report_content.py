@@ -269,30 +269,51 @@ def _curves(run: Run, out: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ examples
-def _chunked_scores(ctx: Any, ids: list[str], label_dir: Path, ds: Any) -> dict[str, float | None]:
-    """Per-image mIoU of ``label_dir/<id>.png`` against the masks (ids without a readable file are left out)."""
+def _chunked_scores(ctx: Any, ids: list[str], label_dir: Path, ds: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """(per-image mIoU of ``label_dir/<id>.png`` against the masks, {id: why not scored}) -- an image that
+    cannot be scored (file missing, unreadable, other size) is counted and named in the report, never dropped
+    silently."""
     from pipeline.parallel import map_chunks
     from wsss.datasets import DatasetError, read_label_png
     from wsss.report import image_miou
 
-    def work(chunk: list[str]) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
+    def work(chunk: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+        out: dict[str, float] = {}
+        skipped: dict[str, str] = {}
         for id_ in chunk:
             path = label_dir / f"{id_}.png"
             if not path.is_file():
+                skipped[id_] = f"{path.name} missing"
                 continue
             try:
                 pred, gt = read_label_png(path), ds.mask(id_)
-                if pred.shape == gt.shape:
-                    out[id_] = image_miou(pred, gt, ds.num_classes)
-            except (DatasetError, ValueError, OSError):
+            except (DatasetError, ValueError, OSError) as e:
+                skipped[id_] = str(e)
                 continue
-        return out
+            if pred.shape != gt.shape:
+                skipped[id_] = f"{path.name}: {pred.shape} vs mask {gt.shape}"
+                continue
+            out[id_] = image_miou(pred, gt, ds.num_classes)
+        return out, skipped
 
-    scores: dict[str, float | None] = {}
-    for p in map_chunks(ids, work, workers=ctx.workers, desc="report: per-image IoU", log=ctx.log):
-        scores.update(p)  # type: ignore[arg-type]
-    return scores
+    scores: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for part, why in map_chunks(ids, work, workers=ctx.workers, desc="report: per-image IoU", log=ctx.log):
+        scores.update(part)
+        skipped.update(why)
+    if skipped:
+        ctx.log.warning("report: %d of %d images in %s could not be scored, e.g. %s", len(skipped), len(ids),
+                        label_dir, "; ".join(list(skipped.values())[:3]))
+    return scores, skipped
+
+
+def _skip_note(skipped: dict[str, str], total: int) -> str:
+    from wsss.report import esc
+
+    if not skipped:
+        return ""
+    return (f" <b>{len(skipped)} of {total} images could not be scored</b> (left out of the ranking), e.g. "
+            + esc("; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])) + ".")
 
 
 def pick_sample(ids: list[str], scores: dict[str, float | None], num_examples: int,
@@ -389,13 +410,15 @@ def _examples(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any
 
     src = _pseudo_source(run)
     scores: dict[str, float | None] = {}
+    unscored: dict[str, str] = {}
     worst_why = None
     if not ds.has_masks:
         worst_why = f"split '{ds.split}' has no ground-truth masks"
     elif src is None:
         worst_why = "no pseudo-label stage (random_walk, crf, bao) has finished"
     else:
-        scores = _chunked_scores(ctx, ids, run.work / src / "labels", ds)
+        scores, unscored = _chunked_scores(ctx, ids, run.work / src / "labels", ds)
+        info.update(unscored=len(unscored))
     first, worst = pick_sample(ids, scores, n_ex, n_worst)
     info.update(split=ds.split, sample_ids=first, worst_ids=worst, worst_source=src, seed_threshold=t)
 
@@ -430,7 +453,7 @@ def _examples(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any
         notes.append("Worst images: " + run.na("worst pseudo-label images", worst_why))
     else:
         notes.append(f"Worst images: the {len(worst)} lowest per-image mIoU of the {esc(PSEUDO[src])} pseudo-labels "
-                     f"({len(scores)} of {len(ids)} images scored).")
+                     f"({len(scores)} of {len(ids)} images scored)." + _skip_note(unscored, len(ids)))
     for s in ("bao", "crf", "random_walk"):
         if not run.enabled.get(s):
             notes.append(f"{esc(PSEUDO[s])}: " + run.na(f"{s} column", run.reason(s)))
@@ -458,7 +481,9 @@ def _examples(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any
             vds = None
         if vds is not None:
             vids = list(vds.ids)
-            vscores = _chunked_scores(ctx, vids, pred_dir, vds) if vds.has_masks else {}
+            vscores, vunscored = _chunked_scores(ctx, vids, pred_dir, vds) if vds.has_masks else ({}, {})
+            if vunscored:
+                parts.append("<p class=\"note\">" + _skip_note(vunscored, len(vids)) + "</p>")
             vfirst, vworst = pick_sample(vids, vscores, n_ex, n_worst)
             info.update(pred_split=pred_split, pred_sample_ids=vfirst, pred_worst_ids=vworst)
             variants = (run.file_json("eval_segment", "miou.json")[0] or {}).get("variants") or {}
@@ -511,6 +536,12 @@ def build_report(ctx: Any) -> dict[str, Any]:
              f"{esc(ds_cfg.get('root', '?'))} &middot; generated "
              f"{esc(_dt.datetime.now().isoformat(timespec='seconds'))}</p>")
 
+    inits = [(n, str(res["backbone_init"])) for n, res in r.results.items()
+             if isinstance(res, dict) and res.get("backbone_init")]
+    if inits:
+        items = "".join(f"<li><b>{esc(n)}</b>: {'<b>RANDOM INIT</b> ' if i.startswith('random') else ''}{esc(i)}</li>"
+                        for n, i in inits)
+        page.add("<h2>Backbone initialisation</h2>", f"<ul>{items}</ul>")
     page.add("<h2>mIoU</h2>",
              table(["result", "mIoU (%)", "split", "note"], _metric_rows(r), numeric=(1,)),
              "<p class=\"note\">All numbers from the stages' results.json (wsss.metrics / mmseg IoUMetric).</p>")

@@ -12,17 +12,19 @@ under torchrun). Evaluation fuses softmax over scales and flips itself (the same
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.cache import atomic_path, atomic_write_text
-from pipeline.compat import trusted_checkpoints
+from pipeline.compat import QuietStackMessages, trusted_checkpoints
 from pipeline.distributed import shutdown_distributed, world
 from wsss.datasets import DatasetError, SegDataset, image_size, out_of_range_values, read_label_png
 
@@ -124,8 +126,51 @@ def _replace_type(obj: Any, old: str, new: str) -> Any:
     return obj
 
 
-def _is_remote(ckpt: Any) -> bool:
-    return isinstance(ckpt, str) and ("://" in ckpt) and not Path(ckpt).is_file()
+def apply_backbone_weights(mm: Any, pretrained: Any, where: str) -> str:
+    """Point the mmseg model config ``mm`` at local backbone weights; returns how the backbone starts.
+
+    ``pretrained`` (``segment.pretrained``): True = the weights the model config names (mmseg's own recipe:
+    ``open-mmlab://resnet101_v1c`` and the like through mmengine's table; torchvision's ImageNet MobileNetV2 for
+    ``TVMobileNetV2``), found in or downloaded to torch.hub's cache, else a PretrainedWeightsError naming the
+    file; a path or checkpoint name = that checkpoint; False = random init (said in the result)."""
+    from wsss.weights import PretrainedWeightsError, cached_checkpoint, resolve_checkpoint, torchvision_url
+
+    backbone = mm.model.backbone
+    tv = backbone.get("type") == "TVMobileNetV2"
+    if pretrained in (False, None, ""):
+        mm.model.pretrained = None
+        backbone.init_cfg = None
+        if tv:
+            backbone.tv_checkpoint = None
+        return "random init (segment.pretrained=False)"
+    if pretrained is True:
+        if tv:
+            file = cached_checkpoint(torchvision_url("mobilenet_v2"), "segment.pretrained")
+        else:
+            spec = mm.model.get("pretrained") or (backbone.get("init_cfg") or {}).get("checkpoint")
+            if not spec:
+                raise PretrainedWeightsError(
+                    f"segment.pretrained=True but the model config {where} names no backbone weights "
+                    "(model.pretrained or model.backbone.init_cfg.checkpoint): set segment.pretrained to a "
+                    "checkpoint path, or to False for random init")
+            file = resolve_checkpoint(spec, "segment.pretrained")
+    else:
+        file = resolve_checkpoint(pretrained, "segment.pretrained")
+    mm.model.pretrained = None
+    if tv:
+        backbone.tv_checkpoint = str(file)
+        backbone.init_cfg = None
+    else:
+        backbone.init_cfg = dict(type="Pretrained", checkpoint=str(file))
+    return f"checkpoint {file}"
+
+
+def model_config(cfg: Any) -> tuple[Any, Path]:
+    """The mmseg model config named by ``segment.model`` (loaded) and its path."""
+    from mmengine.config import Config
+
+    path = resolve_model_config(cfg.get("segment", {}).get("model"))
+    return Config.fromfile(str(path)), path
 
 
 def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -166,17 +211,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
         mm.model.auxiliary_head.num_classes = num_classes
     mm.model.data_preprocessor.size = crop
     mm.data_preprocessor = mm.model.data_preprocessor
-    if _is_remote(mm.model.get("pretrained")):
-        log.warning("segment: model config asks for pretrained weights %s (a download); not fetched: set "
-                    "segment.backbone_checkpoint to a local file. Backbone starts from random init.",
-                    mm.model.pretrained)
-        mm.model.pretrained = None
-    if seg.get("backbone_checkpoint"):
-        ck = Path(seg["backbone_checkpoint"]).expanduser()
-        if not ck.is_file():
-            raise FileNotFoundError(f"segment.backbone_checkpoint: {ck} not found")
-        mm.model.pretrained = None
-        mm.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(ck))
+    backbone_init = apply_backbone_weights(mm, seg.get("pretrained", True), str(model_path))
     if not cuda:
         mm.model = _replace_type(mm.model.to_dict(), "SyncBN", "BN")
     check_num_classes(mm, num_classes, str(model_path))
@@ -270,8 +305,10 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
             log.warning("segment.tensorboard: tensorboard is not installed; scalars go to vis_data/scalars.json only")
     mm.visualizer = dict(type="SegLocalVisualizer", vis_backends=vis, name="visualizer")
     mm.custom_imports = dict(imports=["wsss.mmseg_ext"], allow_failed_imports=False)
+    mm.custom_hooks = [*(mm.get("custom_hooks") or []), dict(type="ConsoleProgressHook")]
     mm.wsss = dict(model_config=str(model_path), labels=str(lab_dir), train_split=train_ds.split,
-                   val_split=val_ds.split if val_ds is not None else None, num_classes=num_classes)
+                   val_split=val_ds.split if val_ds is not None else None, num_classes=num_classes,
+                   backbone_init=backbone_init)
     return mm
 
 
@@ -302,6 +339,30 @@ def _loss_history(runner: Any) -> list[float]:
         return []
 
 
+_DEVNULL: Any = None
+
+
+@contextlib.contextmanager
+def mmengine_console_quiet(enabled: bool = True) -> Iterator[None]:
+    """Keep mmengine's console output off the console while its Runner is built and trains.
+
+    mmengine's logger binds its console handler to ``sys.stdout`` when the Runner builds it, then logs the
+    environment, the whole config and the hook table there (~550 lines on the demo): ``sys.stdout`` points to
+    os.devnull meanwhile. mmengine's own file log (``mmseg/<timestamp>/<timestamp>.log``) keeps everything; the
+    caller adds a WARNING handler on stderr so that mmengine's warnings still show."""
+    if not enabled:
+        yield
+        return
+    global _DEVNULL
+    if _DEVNULL is None:  # stays open: mmengine's logger outlives the Runner and keeps writing to its stream
+        _DEVNULL = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    real, sys.stdout = sys.stdout, _DEVNULL
+    try:
+        yield
+    finally:
+        sys.stdout = real
+
+
 def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
           train_ds: SegDataset, val_ds: SegDataset | None,
           logger: logging.Logger | None = None) -> dict[str, Any]:
@@ -323,27 +384,38 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     rank, world_size = world()
     if rank == 0:
         dump_config(mm, out_dir / "mmseg_config.py")
+    if mm.wsss.backbone_init.startswith("random"):
+        lg.warning("segment: backbone from RANDOM init (segment.pretrained=False)")
     lg.info("segment: %s on %d images of '%s' with labels from %s; %d iterations, batch %d, crop %s",
             Path(mm.wsss.model_config).name, len(train_ds), train_ds.split, mm.wsss.labels,
             mm.train_cfg.max_iters, mm.train_dataloader.batch_size, mm.crop_size)
     owns_group = mm.launcher == "pytorch" and mm.env_cfg.dist_cfg.backend == "gloo" and _init_cpu_distributed("gloo")
     # mmengine's visualizer is a per-name singleton: a second run in this process must not write into the first's dir
     mm.visualizer.name = f"wsss_segment_{os.getpid()}_{time.time_ns()}"
-    runner = Runner.from_cfg(mm)
-    t0 = time.perf_counter()
-    try:
-        with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
-            runner.train()
-    except BaseException:
-        if owns_group:
-            shutdown_distributed(synchronize=False)
-        raise
+    with mmengine_console_quiet(os.environ.get("WSSS_VERBOSE") != "1"):
+        runner = Runner.from_cfg(mm)
+        warnings_to_console = logging.StreamHandler(sys.stderr)
+        warnings_to_console.setLevel(logging.WARNING)
+        warnings_to_console.addFilter(QuietStackMessages())
+        runner.logger.addHandler(warnings_to_console)
+        t0 = time.perf_counter()
+        try:
+            with trusted_checkpoints():  # mmengine resumes from its own checkpoint in our work dir
+                runner.train()
+        except BaseException:
+            if owns_group:
+                shutdown_distributed(synchronize=False)
+            raise
+        finally:
+            runner.logger.removeHandler(warnings_to_console)
+    lg.info("segment: mmengine's full log is in %s", Path(runner.log_dir))
     elapsed = time.perf_counter() - t0
     losses = _loss_history(runner)
     done_iters = int(runner.iter)
     metrics: dict[str, Any] = dict(iters=done_iters, labels_from=str(seg.get("labels_from", "random_walk")),
                                    label_dir=mm.wsss.labels, train_images=len(train_ds),
-                                   model_config=mm.wsss.model_config, train_seconds=round(elapsed, 1),
+                                   model_config=mm.wsss.model_config, backbone_init=mm.wsss.backbone_init,
+                                   train_seconds=round(elapsed, 1),
                                    world_size=world_size)
     if losses:
         k = max(1, min(10, len(losses) // 4))

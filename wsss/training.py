@@ -72,6 +72,31 @@ def _scalars(out: Mapping[str, Tensor]) -> dict[str, float]:
     return {k: float(v.detach().float().mean()) for k, v in out.items() if isinstance(v, Tensor) and v.numel() >= 1}
 
 
+def usable_workers(wanted: Any) -> int:
+    """DataLoader workers: the configured number, at most the cores this process may use (more only thrash;
+    the augmentation of a sample does not depend on the worker that loads it)."""
+    return max(0, min(int(wanted or 0), len(os.sched_getaffinity(0))))
+
+
+def read_train_log(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) of each step in ``train_log.jsonl``. A cut last line (the process was killed while
+    writing it) is dropped with a warning; an unreadable line before it is an error naming file and line."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    out = []
+    for i, ln in enumerate(lines, 1):
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            if i == len(lines):
+                logging.getLogger("wsss.training").warning(
+                    "%s: dropped a cut last line (%d characters; killed while writing it)", path, len(ln))
+                break
+            raise ValueError(f"{path}:{i}: not a JSON record ({ln[:60]!r}); delete the file to start the log "
+                             "over") from None
+        out.append((ln, rec if isinstance(rec, dict) else {}))
+    return out
+
+
 def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.utils.data.Dataset,
           step_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]], cfg: Mapping[str, Any], out_dir: Path,
           log: logging.Logger | None = None, collate: Callable | None = None) -> dict[str, Any]:
@@ -145,15 +170,14 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         if log_file.exists():  # drop steps after the checkpoint: they will be redone
-            keep = [ln for ln in log_file.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("iter", 0) <= iteration]
+            keep = [ln for ln, rec in read_train_log(log_file) if rec.get("iter", 0) <= iteration]
             atomic_write_text(log_file, "".join(ln + "\n" for ln in keep))
         try:
             from torch.utils.tensorboard import SummaryWriter
-
+        except ImportError:
+            log.warning("tensorboard is not installed: no TensorBoard scalars (train_log.jsonl has them all)")
+        else:
             writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=iteration + 1)
-        except Exception:  # noqa: BLE001  (tensorboard not installed)
-            writer = None
 
     net: nn.Module = model
     if distributed:
@@ -182,7 +206,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                 dataset.set_epoch(epoch)
             indices = epoch_indices(n, epoch, seed, rank, world)[skip * bs:]
             loader = torch.utils.data.DataLoader(
-                dataset, batch_size=bs, sampler=indices, num_workers=int(cfg.get("num_workers", 0)),
+                dataset, batch_size=bs, sampler=indices, num_workers=usable_workers(cfg.get("num_workers", 0)),
                 collate_fn=collate, drop_last=drop_last, pin_memory=device.type == "cuda")
             t_epoch = time.time()
             for batch in loader:

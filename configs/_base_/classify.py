@@ -1,5 +1,5 @@
 # Sections `classify` (the multi-label classifier: BAS or the CAM baseline) and `seeds` (seed maps from it).
-# Defaults: the BAS WSSS settings for PASCAL VOC (METHOD.md "BAS"); the demo config shrinks sizes and epochs.
+# Defaults: the BAS WSSS settings for PASCAL VOC (docs/METHOD.md, section 1); the demo config shrinks sizes and epochs.
 
 classify = dict(
     method="bas",  # 'bas' (foreground generator + background activation suppression) or 'cam' (plain CAM)

@@ -1,6 +1,6 @@
 # Sections `crf`, `ir_labels`, `affinity`, `random_walk`, `eval_pseudo`: seed refinement (dense CRF and
 # IRN-style inter-pixel affinity + random walk) and the evaluation of the pseudo-labels. VOC defaults from
-# METHOD.md ("IRN-style refinement", "Dense CRF settings"). `split=None` everywhere = the split the seeds were made for.
+# docs/METHOD.md (sections 4-6). `split=None` everywhere = the split the seeds were made for.
 
 # CRF-only pseudo-labels from the seeds.
 crf = dict(

@@ -17,7 +17,10 @@ segment = dict(
     crop_size=None,  # random crop (None: the model config's, 512)
     img_scale=(2048, 512),  # (long, short) resize target; training rescales it by ratio_range, testing uses it
     ratio_range=(0.5, 2.0),
-    backbone_checkpoint=None,  # local backbone weights (mmseg 'Pretrained' init); nothing is downloaded
+    # backbone weights: True = the ones the model config names (mmseg's recipe: open-mmlab://resnet101_v1c via
+    # mmengine; ImageNet MobileNetV2 via torchvision), from torch.hub's cache or downloaded there (offline and
+    # absent: an error naming the file, before any stage runs); a path = that checkpoint; False = random init
+    pretrained=True,
     val_interval=None,  # validate on the val split's ground truth every n iterations (None: model config's; 0: never)
     checkpoint_interval=None,  # None: the model config's (2000)
     max_keep_ckpts=2,

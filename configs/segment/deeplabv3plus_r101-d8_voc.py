@@ -2,5 +2,3 @@
 # Inherits the config inside the installed mmseg package ('mmseg::' = <mmseg>/.mim/configs); our data, the class
 # count and the 'segment' section are applied by wsss/segmentation.py.
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.py'
-# no download: the shipped 'open-mmlab://resnet101_v1c' is replaced by segment.backbone_checkpoint when given
-model = dict(pretrained=None)

@@ -1,6 +1,6 @@
 # DeepLabV3+ with a MobileNetV2 backbone (output stride 8), small enough to train on CPU in minutes (demo).
 # Inherits mmseg's shipped MobileNetV2 DeepLabV3+ config; the backbone is mmseg's MobileNetV2 initialised from
-# torchvision's ImageNet checkpoint (offline, in torch's hub cache) by wsss.mmseg_ext.TVMobileNetV2.
+# torchvision's ImageNet checkpoint (torch.hub's cache; segment.pretrained) by wsss.mmseg_ext.TVMobileNetV2.
 _base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'
 crop_size = (128, 128)
 model = dict(

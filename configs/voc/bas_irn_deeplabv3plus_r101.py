@@ -1,5 +1,5 @@
 # PASCAL VOC 2012 + SBD: BAS (ResNet-50, OS16) seeds -> CRF / IRN-style affinity -> DeepLabV3+ R101 in MMSegmentation.
-# Expects data/VOCdevkit/VOC2012 (see configs/_base_/datasets/voc.py); the paper's hyper-parameters (METHOD.md).
+# Expects data/VOCdevkit/VOC2012 (see configs/_base_/datasets/voc.py); the paper's hyper-parameters (docs/METHOD.md).
 _base_ = [
     "../_base_/datasets/voc.py",
     "../_base_/classify.py",

@@ -230,6 +230,17 @@ def test_report_partial_run_says_what_is_missing(tmp_path):
     assert (work / "report/curves_classify.png").is_file() and (work / "report/examples_pseudo.png").is_file()
 
 
+def test_unreadable_pseudo_labels_are_counted_not_dropped(tmp_path):
+    """A damaged label file used to vanish from the worst-images ranking; now it is counted and named."""
+    root, work = build_work(tmp_path)
+    (work / "random_walk/labels/t1.png").write_bytes(b"garbage")
+    (work / "random_walk/labels/t2.png").unlink()
+    report.run(make_ctx(tmp_path, work, root))
+    text = (work / "report/index.html").read_text(encoding="utf-8")
+    assert "2 of 5 images could not be scored" in text and "t2.png missing" in text and "t1.png" in text
+    assert "(3 of 5 images scored)" in text
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 

@@ -27,7 +27,7 @@ from wsss.maps import save_label_png  # noqa: E402
 def make_cfg(root: Path, tmp: Path, **seg) -> Config:
     segment = dict(model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", labels_from="random_walk", iters=12,
                    batch_size=2, crop_size=64, img_scale=(128, 64), val_interval=12, checkpoint_interval=8,
-                   log_interval=4, num_workers=0, lr=0.02, tensorboard=True)
+                   log_interval=4, num_workers=0, lr=0.02, tensorboard=True, pretrained=False)
     segment.update(seg)
     return Config(dict(dataset=dict(type="custom", root=str(root), cache_dir=str(tmp / "cache")),
                        runtime=dict(device="cpu", seed=0, amp=False), segment=segment,
@@ -161,6 +161,27 @@ def test_bad_inputs_fail_before_training(tmp_path, trained):
     with pytest.raises(ValueError, match="num_classes = 21"):
         run_stage("segment", make_cfg(root, tmp_path, num_classes=21), wd)
     assert not (wd / "segment" / "mmseg").exists()  # nothing was trained
+
+
+def test_damaged_val_masks_fail_before_training_and_a_missing_val_split_is_said(tmp_path, trained, caplog):
+    """A corrupt val mask used to become a warning ('no validation'); it is an error naming the file now."""
+    import shutil
+
+    from wsss.datasets import DatasetError
+
+    _, root, _, _, _ = trained
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    wd = tmp_path / "wd"
+    fake_pseudo_labels(data, wd)
+    val_id = (data / "ImageSets/Segmentation/val.txt").read_text().split()[0]
+    (data / "SegmentationClass" / f"{val_id}.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=rf"{val_id}.png: cannot read label PNG"):
+        run_stage("segment", make_cfg(data, tmp_path, iters=2), wd)
+    assert not (wd / "segment" / "mmseg").exists()
+    (data / "ImageSets/Segmentation/val.txt").unlink()  # no val split at all: trains, without validation
+    res = run_stage("segment", make_cfg(data, tmp_path, iters=2, val_interval=2, checkpoint_interval=2), wd)
+    assert res["iters"] == 2 and "no validation during training" in caplog.text and "val_mIoU" not in res
 
 
 def test_ddp_two_processes_gloo(tmp_path):

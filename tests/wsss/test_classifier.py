@@ -1,8 +1,6 @@
 """BAS/CAM classifier: loss terms, gradient routing, learning, backbone weight loading, checkpoint checks."""
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -184,30 +182,6 @@ def test_backbone_loads_a_local_checkpoint_and_rejects_a_wrong_one(tmp_path):
     # resnet18 at stride 16 from a local checkpoint (layer4 dilated, not strided)
     bb = build_backbone("resnet18", str(tmp_path / "r18.pth"))
     assert bb.features(torch.randn(1, 3, 64, 64))[-1].shape == (1, 512, 4, 4)
-
-
-def test_pretrained_true_uses_hub_cache_only(tmp_path, monkeypatch):
-    import torchvision
-
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        import wsss.models.backbones as B
-
-        monkeypatch.setattr(B, "_WARNED", set())
-        with pytest.warns(UserWarning, match="RANDOM init"):
-            build_backbone("resnet18", True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # warned once only
-            build_backbone("resnet18", True)
-        torch.manual_seed(7)
-        ref = torchvision.models.resnet18()
-        (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-        torch.save(ref.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
-        bb = build_backbone("resnet18", True)  # found by torchvision's own weights mechanism
-        assert torch.equal(bb.high[0].conv1.weight, ref.layer4[0].conv1.weight)
-    finally:
-        torch.hub.set_dir(old)
 
 
 def test_load_classifier_checks_architecture_and_classes(tmp_path):

@@ -33,7 +33,11 @@ def test_model_configs_inherit_the_shipped_mmseg_configs():
         # keys that only the shipped bases define
         assert cfg.tta_model.type == "SegTTAModel", f
         assert cfg.model.type == "EncoderDecoder" and cfg.model.decode_head.loss_decode.type == "CrossEntropyLoss"
-        assert cfg.model.pretrained is None  # nothing downloaded
+        # the recipe's own backbone weights stay named (mmengine resolves them; wsss.weights checks them first)
+        if cfg.model.backbone.type == "TVMobileNetV2":
+            assert cfg.model.backbone.tv_checkpoint == "imagenet", f
+        else:
+            assert str(cfg.model.pretrained).startswith("open-mmlab://resnet"), f
     r101 = Config.fromfile(str(REPO / "configs/segment/deeplabv3plus_r101-d8_voc.py"))
     assert r101.model.backbone.depth == 101 and r101.model.decode_head.type == "DepthwiseSeparableASPPHead"
     assert r101.train_cfg.max_iters == 20000 and r101.crop_size == (512, 512)
@@ -129,7 +133,8 @@ def test_num_classes_mismatch_and_config_build(tmp_path):
 
     ds = _tiny(tmp_path)
     cfg = Config(dict(runtime=dict(device="cpu", seed=0), segment=dict(
-        model="configs/segment/deeplabv3plus_r50-d8_voc.py", labels_from="gt", num_classes=21, iters=7)))
+        model="configs/segment/deeplabv3plus_r50-d8_voc.py", labels_from="gt", num_classes=21, iters=7,
+        pretrained=False)))
     with pytest.raises(ValueError, match="num_classes = 21 but dataset"):
         build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, None, None)
     cfg.segment.num_classes = None

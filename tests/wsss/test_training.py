@@ -133,6 +133,23 @@ def test_train_logs_history_lr_and_resumes_exactly(tmp_path):
     _same(ref, m2)
 
 
+def test_resume_survives_a_cut_last_log_line_and_names_a_damaged_one(tmp_path, caplog):
+    ds = Toy()
+    m = _tiny()
+    with pytest.raises(Crash):
+        train(m, m.param_groups(), ds, _crashing(3), CFG, tmp_path, None)
+    log_file = tmp_path / "train_log.jsonl"
+    with open(log_file, "a") as f:
+        f.write('{"iter": 3, "epoch": 2, "lo')  # killed while writing the line
+    m2 = _tiny()
+    res = train(m2, m2.param_groups(), ds, _step, CFG, tmp_path, None)
+    assert res["iterations"] == 4 and "dropped a cut last line" in caplog.text
+    assert [json.loads(ln)["iter"] for ln in log_file.read_text().splitlines()] == [1, 2, 3, 4]
+    log_file.write_text('{"iter": 1}\ngarbage\n{"iter": 2}\n')
+    with pytest.raises(ValueError, match=r"train_log.jsonl:2: not a JSON record"):
+        train(m2, m2.param_groups(), ds, _step, CFG, tmp_path, None)
+
+
 def test_mid_epoch_checkpoint_resume(tmp_path):
     ds = Toy(n=12)
     cfg = dict(CFG, epochs=1, ckpt_interval=1)

@@ -11,13 +11,12 @@ the generator map and the classifier map share one grid.
   stride set to 1 and the later 3x3 depthwise convs dilated by 2 (keeps the receptive field, as DeepLabV3's
   MobileNet does), ending in the 1280-channel conv. Stride 16 for both, 96 / 1280 channels.
 
-ImageNet weights come through torchvision's own weights mechanism, offline only (see :func:`build_backbone`).
+ImageNet weights come through torchvision's own weights mechanism (see :func:`build_backbone`).
 """
 from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,7 +28,6 @@ log = logging.getLogger("wsss.models")
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 BACKBONES = RESNETS + ("mobilenet_v2",)
-_WARNED: set[str] = set()
 
 
 class Backbone(nn.Module):
@@ -66,10 +64,6 @@ class Backbone(nn.Module):
         return self.forward_high(self.forward_mid(x))
 
 
-def _weights_file(weights) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-
-
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """A state dict from a local checkpoint: plain, or under 'state_dict'/'model'; DDP 'module.' prefixes dropped."""
     if not path.is_file():
@@ -91,18 +85,11 @@ def _torchvision_model(name: str, pretrained: bool | str | os.PathLike | None) -
     # BasicBlock ResNets (18/34) reject torchvision's dilation flag: _basic_resnet_stride16 does it after build
     kwargs = dict(replace_stride_with_dilation=[False, False, True]) if name in ("resnet50", "resnet101") else {}
     if pretrained is True:
+        from wsss.weights import cached_checkpoint
+
         weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
-        file = _weights_file(weights)
-        if file.is_file():
-            # torchvision finds the file in its hub cache and does not download
-            return torchvision.models.get_model(name, weights=weights, **kwargs)
-        if name not in _WARNED:
-            _WARNED.add(name)
-            msg = (f"ImageNet weights for {name} are not in {file.parent} ({file.name}); using RANDOM init "
-                   "(no download is attempted: place the file there, see tools/get_pretrained.py)")
-            warnings.warn(msg, stacklevel=3)
-            log.warning(msg)
-        return torchvision.models.get_model(name, weights=None, **kwargs)
+        cached_checkpoint(weights.url, "classify.pretrained")  # in torch.hub's cache, or a clear error
+        return torchvision.models.get_model(name, weights=weights, **kwargs)  # torchvision finds it there
     model = torchvision.models.get_model(name, weights=None, **kwargs)
     if pretrained in (False, None, ""):
         return model
@@ -119,6 +106,25 @@ def _torchvision_model(name: str, pretrained: bool | str | os.PathLike | None) -
     model.load_state_dict({k: state[k] for k in wanted}, strict=False)
     log.info("backbone %s: loaded %d tensors from %s", name, len(wanted), path)
     return model
+
+
+def check_pretrained(name: str, pretrained: bool | str | os.PathLike | None) -> None:
+    """Fail now, with the file named, if the weights ``pretrained`` asks for are not available."""
+    from wsss.weights import cached_checkpoint, resolve_checkpoint
+
+    if pretrained is True:
+        cached_checkpoint(torchvision.models.get_model_weights(name).IMAGENET1K_V1.url, "classify.pretrained")
+    elif pretrained not in (False, None, ""):
+        resolve_checkpoint(pretrained, "classify.pretrained")
+
+
+def describe_init(pretrained: bool | str | os.PathLike | None, key: str) -> str:
+    """How a backbone was initialised, for results and the report."""
+    if pretrained is True:
+        return "ImageNet (torchvision weights)"
+    if pretrained in (False, None, ""):
+        return f"random init ({key}=False)"
+    return f"checkpoint {pretrained}"
 
 
 def _mobilenet_stride16(m: nn.Module) -> None:
@@ -144,9 +150,9 @@ def _basic_resnet_stride16(m: nn.Module) -> None:
 
 
 def build_backbone(name: str = "resnet50", pretrained: bool | str | os.PathLike | None = True) -> Backbone:
-    """``pretrained``: True = torchvision ImageNet weights from ``torch.hub.get_dir()/checkpoints`` (never
-    downloaded; missing -> one warning and random init), False/None = random init, or a local checkpoint path
-    (a torchvision state dict of that architecture; its classification head is ignored)."""
+    """``pretrained``: True = torchvision's ImageNet weights (its weights API: torch.hub's cache, downloaded
+    there when missing; unavailable -> wsss.weights.PretrainedWeightsError), False/None = random init, or a
+    local checkpoint path (a torchvision state dict of that architecture; its classification head is ignored)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone '{name}'; choose one of {list(BACKBONES)}")
     m = _torchvision_model(name, pretrained)

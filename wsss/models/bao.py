@@ -1,6 +1,6 @@
 """BAO: a student with an explicit background channel, so label maps need no background threshold.
 
-See METHOD.md "BAO". The pieces, each a few lines:
+See docs/METHOD.md, section 3. The pieces, each a few lines:
 
 - :func:`teacher_labels` — the first teacher labels from seed maps, without a threshold: argmax over
   ``[1 - max_c normCAM_c, normCAM_1..C]`` (the seed maps are already max-normalised per class).

@@ -1,7 +1,8 @@
 """Multi-label classifiers that give class maps: the CAM baseline and BAS (Background Activation Suppression).
 
 One network serves both seed sources: the classifier head (1x1 conv, no bias, on the high features) gives the
-CAM; BAS adds a foreground-map generator (3x3 conv, no bias, sigmoid, on the mid features). See METHOD.md "BAS".
+CAM; BAS adds a foreground-map generator (3x3 conv, no bias, sigmoid, on the mid features).
+See docs/METHOD.md, section 1.
 
 BAS training step (per image one random positive class p):
 - background branch: the detached mid features with the foreground erased, ``mid * (1 - M_p)``, run through
