@@ -34,7 +34,8 @@ def numbers(work: Path) -> dict:
     res = json.loads((work / "eval_seeds/results.json").read_text())
     cls = json.loads((work / "classify/results.json").read_text())
     ev = json.loads((work / "eval_seeds/eval.json").read_text())
-    iou = ev.get("best", {}).get("iou") or {}
+    best = ev.get("best", {})
+    iou = dict(zip(best.get("class_names") or [], best.get("iou") or []))
     return {k: res.get(k) for k in ("best_miou", "best_threshold", "bao_miou")} | {
         "classify_wall_s": cls.get("wall_s"), "final_area": (cls.get("area_per_epoch") or [None])[-1],
         "final_bg_wins": (cls.get("bg_wins_per_epoch") or [None])[-1], "area_per_epoch": cls.get("area_per_epoch"),

@@ -18,7 +18,24 @@ classify = dict(
     # True keeps those losses in the generator alone. On the demo data (MobileNetV2, 240 iterations) False shrank
     # the maps faster (area 0.35 vs 0.40) and gave better BAS seeds (32.2 vs 25.5 mIoU at the best threshold)
     detach_generator_input=False,
+    # BAS generator and background branch (wsss/models/classifier.py; measurements: bench/README.md "realcut").
+    # bias: the BAS code's generator has none; MobileNetV2's mid features are signed (a linear bottleneck) and
+    # near zero-mean, so without one the map cannot be lowered as a whole and its area stays near 0.5
+    generator_bias=True,
+    # 'replicate' (or 'reflect'): the 3x3 generator sees no artificial zero ring at the image border
+    # ('zeros', the BAS code, gives border pixels their own response)
+    generator_padding="replicate",
+    # BatchNorm of the background branch: 'shared' = the statistics of the un-erased forward pass of the same
+    # step, so erasing removes activation; 'batch' (the BAS code's deep copy in train mode) renormalises the
+    # erased batch by its own statistics, which scales what is left back up; 'running' = eval-mode statistics
+    bg_norm="shared",
+    fg_pool="mean",  # foreground guidance: 'mean' = GAP(cam * M) (BAS code), 'masked' = mean of cam inside M
+    # lr multiplier of the generator (the classifier head has 10; the BAS code gives both 10). The area term moves
+    # the map slowly: on a 148-iteration CPU schedule the mean map area ended at 0.33 with x10 and 0.18 with x50
+    # (true area per present class ~0.07), and x50 gave the better seeds. Measured only on short schedules
+    generator_lr_mult=50.0,
     epochs=10,
+    iters=None,  # None = epochs x iterations per epoch; a number = the schedule length in iterations
     batch_size=16,  # per process (DDP: per rank)
     # backbone lr; new heads (classifier, generator) x10. Measured on the demo data (MobileNetV2, batch 8): 0.01
     # diverges (the head's step scales with the 1280-d feature norm), 0.001 trains cleanly

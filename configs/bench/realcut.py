@@ -1,7 +1,10 @@
 # The "realcut" benchmark (tools/make_bench_data.py): real photo cut-outs with their real masks (7 classes:
 # person, quokka, socks, ice_cube_tray, mouse_traps, book, soap) pasted 1-3 per image with unlabelled
 # distractors on real photo backgrounds, 600 train / 150 val images of ~224 px. Pretrained MobileNetV2, CPU.
-# Inherits the demo config (same method and refinement); sizes follow the ~224 px images.
+# Inherits the demo config (same method and refinement); sizes follow the ~224 px images. Build the data with
+# `python tools/make_bench_data.py --out data/realcut`. The seed-source numbers of bench/README.md ("realcut") used a
+# smaller setting of this config (300 images, 144/128 px, 148 iterations; bench/bench_realcut.sh small); this full
+# schedule has not been measured yet.
 _base_ = ["../demo/demo.py"]
 experiment = "realcut"
 dataset = dict(root="data/realcut", train_split="train", val_split="val")
