@@ -15,7 +15,9 @@ from wsss.datasets import build_dataset
 from wsss.demo_data import make_demo_dataset
 from wsss.maps import load_seeds
 
-EXTERNAL = ["classify.enabled=False", "bao.enabled=False", "seeds.source=external"]
+# no classifier, so no BAO (it refines the classifier): the refinement stages take the threshold path
+EXTERNAL = ["classify.enabled=False", "bao.enabled=False", "seeds.source=external", "crf.background=threshold",
+            "ir_labels.background=threshold", "random_walk.background=threshold"]
 
 
 def irn_maps(mask: np.ndarray, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:

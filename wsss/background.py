@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import UserError
+
 MODES = ("learned", "threshold")
+
+
+class UserInputError(UserError, ValueError):
+    """A config combination that cannot work (the CLI reports it with exit code 2)."""
 
 
 def background_mode(cfg: Mapping[str, Any], section: str) -> str:
@@ -37,7 +43,7 @@ def background_inputs(cfg: Mapping[str, Any], section: str, threshold_keys: tupl
     scfg = cfg.get(section, None) or {}
     if background_mode(cfg, section) == "learned":
         if not section_enabled(cfg, "bao"):
-            raise ValueError(f"{section}.background='learned' reads the BAO stage's background maps, but "
+            raise UserInputError(f"{section}.background='learned' reads the BAO stage's background maps, but "
                              f"bao.enabled=False: enable bao, or set {section}.background='threshold'")
         return ("bao",)
     if any(uses_calib(scfg.get(k)) for k in threshold_keys):
