@@ -200,7 +200,10 @@ def pair_loss(emb: Tensor, labels: Tensor, offsets: Sequence[tuple[int, int]], c
     else:
         sums = _pair_sums(emb, labels, offsets, eps)
     bg, fg, ng = (sums[i] / (sums[i + 3] + eps) for i in range(3))
-    return {"loss": bg / 4 + fg / 4 + ng / 2, "bg": bg.detach(), "fg": fg.detach(), "neg": ng.detach(),
+    loss = bg / 4 + fg / 4 + ng / 2
+    if emb.requires_grad and not loss.requires_grad:  # no confident pair in the batch: a step with zero gradient
+        loss = loss + 0.0 * emb.sum()
+    return {"loss": loss, "bg": bg.detach(), "fg": fg.detach(), "neg": ng.detach(),
             "n_bg": sums[3].detach(), "n_fg": sums[4].detach(), "n_neg": sums[5].detach()}
 
 

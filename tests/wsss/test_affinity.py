@@ -115,6 +115,8 @@ def test_pair_loss_equals_reference_loss_and_gradient(chunk):
     # no known pair at all: zero loss, zero counts
     out = pair_loss(emb, torch.full((2, 9, 11), 255), offs)
     assert out["loss"].item() == 0 and out["n_bg"].item() == 0
+    # ... and a training step on such a batch is a zero-gradient step, not a crash (it was: no grad_fn)
+    assert torch.equal(torch.autograd.grad(out["loss"], emb)[0], torch.zeros_like(emb))
 
 
 class TinyBackbone(torch.nn.Module):
