@@ -55,8 +55,8 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
                          int(scfg.get("exp_times", 8)))
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
     return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, seeds.size, stride, bg_mode,
-                            float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_threshold is None else bg_threshold,
-                            ignore)
+                            bg_threshold if bg_threshold is not None or bg_mode != "threshold"
+                            else float(scfg.get("sem_seg_bg_thres", 0.25)), ignore)
 
 
 def run(ctx) -> dict:
