@@ -60,7 +60,7 @@ def make_ctx(tmp: Path, name: str, work: str = "work", **sections) -> StageConte
         ir_labels=dict(iters=5),
         affinity=dict(grid_stride=4, dims=(8, 8, 8), embed_dim=16, train_radius=4, epochs=10, batch_size=3,
                       lr=0.1, crop_size=32, resize_range=(48, 64), chunk=16),
-        random_walk=dict(radius=3, beta=10, exp_times=5, flip=True),
+        random_walk=dict(radius=3, beta=10, exp_times=5, flip=True, sem_seg_bg_thres="calib"),  # unused: learned
         eval_pseudo=dict(),
     ))
     for k, v in sections.items():
