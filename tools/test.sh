@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash tools/install.sh
 .venv/bin/python -m pip install -q --disable-pip-version-check pytest ruff
 .venv/bin/ruff check .
+.venv/bin/python tools/get_pretrained.py  # the quality-floor tests train from the ImageNet MobileNetV2
 exec .venv/bin/python -m pytest "$@"

@@ -10,5 +10,5 @@ _base_ = [
 ]
 experiment = "coco_bas_irn_r101"
 classify = dict(epochs=5, loss_weights=dict(area=0.5))  # smaller objects than VOC: a lighter area constraint
-seeds = dict(scales=(1.0, 0.5, 1.5))
+seeds = dict(source="bas", scales=(1.0, 0.5, 1.5))  # BAS maps as in the paper (base default: bas+cam)
 segment = dict(model="configs/segment/deeplabv3plus_r101-d8_coco.py")
