@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 import wsss  # noqa: F401
 from stages.seeds import image_seeds
+from tools.demo_data import make_demo_dataset
 from wsss.datasets import build_dataset
-from wsss.demo_data import make_demo_dataset
 from wsss.models import build_classifier
 
 

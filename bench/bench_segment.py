@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.stage import StageContext
     from stages import segment
-    from wsss.demo_data import make_demo_dataset
+    from tools.demo_data import make_demo_dataset
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

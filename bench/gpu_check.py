@@ -168,7 +168,7 @@ def pipeline_rows(tmp: Path, logs: Path, device: str = "cuda") -> list[dict[str,
 
     ``device='cpu'`` (``--orchestration-on-cpu``) runs the same steps on CPU with gloo: a check of this script's
     own orchestration on a machine without a GPU, not of CUDA."""
-    from wsss.demo_data import make_demo_dataset
+    from tools.demo_data import make_demo_dataset
 
     backend = "nccl" if device == "cuda" else "gloo"
     data, work = tmp / "demo", tmp / "work"

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.test_end_to_end import cli, status
+from tools.demo_data import make_demo_dataset
 from wsss.datasets import build_dataset
-from wsss.demo_data import make_demo_dataset
 from wsss.maps import load_seeds
 
 # no classifier, so no BAO (it refines the classifier): the refinement stages take the threshold path

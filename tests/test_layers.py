@@ -38,7 +38,7 @@ def _violations(layer: str, allowed, root: Path = ROOT) -> list[str]:
     for path in sorted((root / layer).rglob("*.py")):
         for name in sorted(imported_modules(path, root)):
             top = name.split(".")[0]
-            if top in ("pipeline", "wsss", "stages") and top != layer and not allowed(name):
+            if top in ("pipeline", "wsss", "stages", "tools") and top != layer and not allowed(name):
                 bad.append(f"{path.relative_to(root)} imports {name}")
     return bad
 
@@ -49,12 +49,16 @@ def test_engine_imports_neither_library_nor_stages():
 
 def test_library_never_imports_stages_and_only_named_engine_parts():
     def allowed(name: str) -> bool:
-        if name.startswith("stages"):
+        if name.startswith(("stages", "tools")):  # tools (incl. the demo-data generator) sit above the library
             return False
         parts = name.split(".")
         return any(".".join(parts[:i]) in LIBRARY_MAY_USE for i in range(2, len(parts) + 1)) or name == "pipeline"
 
     assert _violations("wsss", allowed) == []
+
+
+def test_stages_never_import_the_tools():
+    assert _violations("stages", lambda name: not name.startswith("tools")) == []
 
 
 def test_the_check_sees_an_upward_import(tmp_path):

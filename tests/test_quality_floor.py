@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wsss.demo_data import make_demo_dataset
+from tools.demo_data import make_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

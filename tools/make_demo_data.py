@@ -6,7 +6,7 @@ Example::
     python tools/make_demo_data.py --out data/demo --seed 0 --n-train 240 --n-val 60 --size 128
 
 Does nothing (and says so) when the folder already holds a complete build with the same parameters;
-``--force`` rebuilds. See wsss/demo_data.py for what the images contain.
+``--force`` rebuilds. See tools/demo_data.py for what the images contain.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wsss.demo_data import DemoDataError, ensure_demo_dataset, make_demo_dataset  # noqa: E402
+from tools.demo_data import DemoDataError, ensure_demo_dataset, make_demo_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ def test_content_hashes_are_computed_once_and_cached(tmp_path):
 
 def _demo_plan(tmp_path: Path, **options) -> dict[str, dict]:
     from stages import load_stages
-    from wsss.demo_data import make_demo_dataset
+    from tools.demo_data import make_demo_dataset
 
     root = tmp_path / "data"
     if not root.exists():  # the demo config derives 'auto' sizes from the train split: a real (tiny) one

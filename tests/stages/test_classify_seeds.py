@@ -13,7 +13,7 @@ from mmengine.config import Config
 import wsss  # noqa: F401
 from pipeline.stage import StageContext
 from stages import classify, seeds
-from wsss.demo_data import make_demo_dataset
+from tools.demo_data import make_demo_dataset
 from wsss.maps import load_seeds
 
 torch.set_num_threads(2)

@@ -16,8 +16,8 @@ from PIL import Image
 from pydensecrf.utils import unary_from_labels
 
 from stages.ir_labels import confident_labels
+from tools.demo_data import render_demo_image
 from wsss.crf import crf_labels, crf_labels_many, seed_label_crf, seed_label_crfs
-from wsss.demo_data import render_demo_image
 from wsss.maps import save_label_png
 
 PARAMS = dict(gaussian=(3, 3), bilateral=(50, 5, 10), iters=10, gt_prob=0.7)

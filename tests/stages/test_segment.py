@@ -20,7 +20,7 @@ import wsss  # noqa: E402,F401  (stack fixes first)
 from mmengine.config import Config  # noqa: E402
 
 from pipeline.stage import StageContext  # noqa: E402
-from wsss.demo_data import make_demo_dataset  # noqa: E402
+from tools.demo_data import make_demo_dataset  # noqa: E402
 from wsss.maps import save_label_png  # noqa: E402
 
 

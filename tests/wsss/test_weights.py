@@ -113,7 +113,7 @@ def test_deeplab_backbone_uses_the_recipe_weights_or_says_why_not(empty_hub, con
 
 def test_cli_stops_before_any_stage_when_weights_are_missing(tmp_path):
     """A full run whose classifier wants ImageNet weights that are not there: exit 2 before classify starts."""
-    from wsss.demo_data import make_demo_dataset
+    from tools.demo_data import make_demo_dataset
 
     data = tmp_path / "data"
     make_demo_dataset(data, seed=0, n_train=4, n_val=2, size=48)

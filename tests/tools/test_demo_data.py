@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss.demo_data import (
+from tools.demo_data import (
     CLASSES,
     IGNORE,
     demo_dataset_complete,

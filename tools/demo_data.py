@@ -428,7 +428,7 @@ def _check_args(seed: int, n_train: int, n_val: int, size: int, ignore_width: in
 
 def _readme(params: dict[str, Any], summary: dict[str, Any]) -> str:
     lines = [
-        "Synthetic WSSS demo dataset (VOC layout), made by wsss/demo_data.py (tools/make_demo_data.py).",
+        "Synthetic WSSS demo dataset (VOC layout), made by tools/demo_data.py (tools/make_demo_data.py).",
         "",
         "Five object classes, each with its own shape AND texture, in random per-instance colours:",
     ]
