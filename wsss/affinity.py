@@ -16,22 +16,7 @@ Features: the classifier backbone gives features at strides 4, 8, 16 (mid) and 1
 through a 1x1 conv + GroupNorm + ReLU, is bilinearly resized to the stride-``grid_stride`` grid (default 4:
 IRN's grid; the stride-16 levels are *upsampled*), concatenated, and mapped by a 1x1 conv to the embedding.
 
-Why the demo's affinity path was bad, and what changed (demo train split, 240 images, 2 shared CPU cores):
-- Symptom: random-walk pseudo-labels 20.3 mIoU (seeds 64.4, CRF 80.8); walked maps ~100% foreground.
-- Cause: the head was barely trained. The affinity labels are clean (98.2% of confident pixels agree with the
-  ground truth), but the loss ended at 0.58 (a constant affinity scores 0.69): on ir-label pairs the trained
-  net gave bg-bg 0.65, fg-fg 0.63, fg-bg 0.52 (means; the walk needs same >> different). 120 SGD iterations at
-  lr 0.05 on stride-8/16 features only; IRN runs ~1000 iterations. Each took 1.4-2.8 s because the loss built
-  full-grid (B, n_off, h, w) affinity and mask tensors under activation checkpointing and re-ran the frozen
-  backbone every step.
-- Fix: :func:`pair_loss` (same value and gradient as :func:`affinity_loss`, per-offset overlaps only, optional
-  checkpointing), :class:`FeatureCache` (frozen features computed once at a fixed scale + mirror), the
-  stride-4 level added (``levels=(0, 1, 2, 3)``, as IRN's edge branch) and lr 0.5 for 8 epochs in the demo
-  config. Head-only step ~0.2-0.4 s on the contended machine (12 s / 30-iteration epoch when uncontended).
-  Result: loss 0.39 (bg 0.40, fg 0.50, neg 0.34); pair affinities bg-bg 0.74, fg-fg 0.66, fg-bg 0.32 (means;
-  fg-bg 5% quantile 0.07); random-walk pseudo-labels 51.1 with the walk unchanged, 73.0 with the demo's walk
-  length fixed (see wsss/random_walk.py). Tried on a cached-feature loop, 4-6 epochs: SGD lr 0.05 -> loss
-  0.53, Adam 1e-3 -> 0.45, SGD 0.5 + 4 levels -> 0.375.
+How the demo's affinity training was diagnosed and fixed (numbers, dead ends): docs/DEVLOG.md.
 """
 from __future__ import annotations
 

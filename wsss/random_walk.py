@@ -11,15 +11,8 @@ mat-vecs on the K columns at once: O(hw * n_off) memory, O(2^exp_times * hw * n_
 *squaring* of the sparse matrix is not used: ``T^(2^j)`` has radius ``2^j * r`` and fills in to dense.
 :func:`random_walk_dense` is IRN's dense algorithm, kept as the reference for tests and the benchmark.
 
-Walk length scales with the grid: the walk spreads seed mass ~``radius * sqrt(steps)`` cells, so IRN's 2^8
-steps on a VOC grid (~125 cells wide at stride 4) reach about as far, relative to the image, as 2^4 steps on
-the demo's 32x32 grid. With 2^8 steps on the demo every imperfect affinity leaks for 256 steps and the maps
-flatten; measured on 40 demo train images with the fixed affinity net (threshold mode, sem_seg_bg_thres 0.6):
-exp_times 8 -> 46.1, 6 -> ~69 (0.7), 5 -> 65.5, 4 -> 67.0 mIoU; PSA's power background (bg_power 1) 58.9
-at 2^8, 64.1 at 2^4; beta 5 -> 31.3 (too flat), beta 20 at 2^6 -> 68.0; seed_source 'high' ~= 'low'
-(66.9 vs 65.5 at 2^5). The global-max normalisation of ``scores_to_labels`` is IRN's and was kept. Demo config:
-exp_times 4, sem_seg_bg_thres 0.65 (the seed threshold) -> 73.0 mIoU on all 240 train images (seeds 64.4,
-CRF 80.8). These settings were compared WITH the ground truth, like the demo's thresholds.
+The walk spreads seed mass ~``radius * sqrt(steps)`` cells, so its length must follow the grid size
+(``random_walk.exp_times='auto'``); the measurements behind that are in docs/DEVLOG.md.
 """
 from __future__ import annotations
 

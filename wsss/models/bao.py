@@ -18,27 +18,7 @@ See docs/METHOD.md, section 3. The pieces, each a few lines:
 - :func:`normalized_maps` — inference maps: softmax over the valid channels, each channel
   max-normalised over the image; the label is the argmax of [background, classes], no threshold.
 
-Changes after the demo run scored 17.2 mIoU (pixel acc. 42.9) against 54.0 for its own first teacher labels
-(train split, 240 images, MobileNetV2, 4 epochs x 15 iterations; old seeds at scales 1.0/0.5/1.5), measured
-with /tmp/bao_inv scripts (student evaluated after each epoch, inference variants on the saved teacher):
-- the head had no normalisation: MobileNetV2's 1280-d features give hidden activations of rms 2.4, and the
-  3x3 output conv (fan-in 9 x 256) at the head's 10x lr took the seg loss from 1.05 to 15 and 42 in the first
-  two steps (also at lr 0.001: 1.05 -> 5.7 -> 11.4), the gradient through the backbone then ruined the classifier
-  (cls loss 0.09 -> 0.5); after epoch 0, on the seed labels alone, the student scored 15.8 mIoU. Now conv-BN-ReLU
-  (rms 0.71; stable: 0.94 -> 0.88 over 12 steps). Test: ``test_head_is_stable_at_a_large_learning_rate``;
-- the trained classifier head was in the 10x group with the new head; it is not new, now at 1x;
-- the stage trained at resize 512 on 128 px demo images (4x zoomed crops never seen at inference); bao's
-  resize / resize_range / crop / lr now default to the classifier's (stages/bao.py ``classifier_scale``):
-  teacher after epoch 0 15.8 -> 22.5 from that alone.
-Result (stage, ms+flip, normalised, EMA teacher): 17.24 -> 46.14 (lr 0.001, the classifier's; the demo config's
-bao lr 0.01 still oscillates with the BN head). Still measured on that model: per-channel normalisation helps
-(raw softmax argmax 42.23, fg 0.35 vs 46.14, fg 0.46); multi-scale helps (single scale 36.9); the EMA teacher's
-self-labels drift to foreground (target fg share 0.43 -> 0.60 by the last epoch) and cost 4.3 points: seed labels
-for all 4 epochs (``teacher_from_epoch=4``) give 50.44, fg 0.41. That left it below the 0.5 cut (53.98).
-Longer schedules (current seeds, whose 0.5 cut gives 58.69; 15 iterations per epoch): 4 epochs 56.70, 12 epochs
-59.87, 24 epochs 61.51 on the seeds' labels alone, 61.29 with the EMA teacher's labels from epoch 12 (target fg share
-0.36 -> 0.41, no drift at this length). So the gap was the schedule: from 12 epochs on, the learned background beats
-the fixed cut without any threshold; the GT-chosen best threshold (64.38) stays ahead on the demo.
+How the head, learning rates and schedule were found (numbers, dead ends): docs/DEVLOG.md.
 """
 from __future__ import annotations
 
