@@ -23,7 +23,7 @@ def stages_before(cfg: Any) -> dict[str, bool | str]:
     """Every stage before the report, in order -> enabled, or why its module cannot be loaded."""
     import importlib
 
-    from pipeline.runner import stage_enabled
+    from pipeline.plan import stage_enabled
     from stages import ORDER
 
     out: dict[str, bool | str] = {}

@@ -162,7 +162,7 @@ def test_keys_that_do_not_change_results_do_not_invalidate(tmp_path):
 
 
 def test_summary_groups_labelled_rows_and_records_derived_settings(tmp_path, capsys):
-    from pipeline.runner import _write_summary
+    from pipeline.summary import _write_summary
 
     stages = [{"stage": "eval_seeds", "ran": True, "action": "run", "reason": "", "wall_s": 1.0,
                "rows": [{"name": "seeds, BAO", "mIoU": 61.3, "kind": "ground-truth-free"},

@@ -1,0 +1,69 @@
+"""Peak memory of a stage: this process and its worker processes, sampled from /proc."""
+from __future__ import annotations
+
+import os
+import threading
+
+
+class PeakMemory:
+    """Samples the memory of this process and its children (worker pools) every 0.2 s.
+
+    Uses the proportional set size (PSS: shared pages split between the processes sharing them, so forked
+    workers are not counted several times) where the kernel provides it, else the resident set size.
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        kids: list[int] = []
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    kids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return kids
+
+    def sample(self) -> int:
+        total, todo, seen = 0, [os.getpid()], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            total += self._rss(pid)
+            todo += self._children(pid)
+        self.peak = max(self.peak, total)
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
