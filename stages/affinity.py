@@ -5,7 +5,7 @@ grid and pairs within ``train_radius`` get PSA's affinity ``exp(-mean|f_i - f_j|
 why PSA's pairwise formulation rather than IRN's boundary map). Loss balanced over bg-bg, same-class fg-fg
 and different-label pairs. wsss.training gives SGD + poly, AMP, DDP under torchrun, checkpoints and resume.
 Writes ``model.pth``. ``cache_features`` (demo): the frozen backbone's features are computed once at a fixed
-scale (+ mirror) and training runs the head only (wsss.affinity.FeatureCache); ``train_chunk``: offsets per
+scale (+ mirror) and training runs the head only (wsss.feature_cache); ``train_chunk``: offsets per
 checkpointed group of the pair loss (0 = none, fastest when memory allows).
 """
 from __future__ import annotations
@@ -38,12 +38,12 @@ def run(ctx) -> dict:
     from pipeline.stage import section_enabled
     from wsss.affinity import (
         AffinityDataset,
-        FeatureCache,
         affinity_step,
         build_affinity_net,
         pair_offsets,
         save_affinity_net,
     )
+    from wsss.feature_cache import FeatureCache
     from wsss.maps import seed_split
     from wsss.models import build_classifier, load_classifier
     from wsss.training import train
@@ -69,7 +69,7 @@ def run(ctx) -> dict:
                            crop=crop, grid_stride=stride, flip=False if cache else scfg.get("flip", True), seed=seed)
     if cache:  # frozen backbone: its features at one fixed scale (+ mirror) are computed once, not every iteration
         t0 = time.time()
-        data = FeatureCache(model, data, device, flip=scfg.get("flip", True), seed=seed)
+        data = FeatureCache(model.frozen_features, data, device, flip=scfg.get("flip", True), seed=seed)
         ctx.log.info("cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data), time.time() - t0)
     tcfg = {k: scfg[k] for k in TRAIN_KEYS if k in scfg}
     tcfg.update(amp=runtime.get("amp", True), seed=runtime.get("seed", 0))

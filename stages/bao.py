@@ -17,6 +17,11 @@ Inference with the EMA teacher (``bao.infer_with``): multi-scale + flip (``bao.s
 scales), the learned background channel and the present classes' maps, each normalised per channel, argmax.
 Writes ``labels/<id>.png`` (label PNG) and ``bg/<id>.npz`` (``bg``: float16 HxW background map), resumable.
 
+``bao.freeze_backbone``: only the label-conditioned head learns (the classifier's backbone and head stay as
+trained, as the affinity stage's do); ``bao.cache_features`` (needs it): the frozen features are computed once
+per image and mirror at one scale (the whole image in the crop) and training runs the head alone
+(wsss.feature_cache). Speed and quality of the three modes: bench/README.md ("BAO student").
+
 Training scale and lr default to the classifier's (``bao.resize/resize_range/crop_size/lr`` = None): the
 backbone learned the classes, and the seeds were made, at that scale (see wsss.models.bao for the numbers).
 """
@@ -96,27 +101,47 @@ def run(ctx) -> dict[str, Any]:
     device = ctx.device
     classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg,
                                  "cpu")
-    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)))
+    frozen, cache = bool(scfg.get("freeze_backbone", False)), bool(scfg.get("cache_features", False))
+    if cache and not frozen:
+        raise ValueError("bao.cache_features=True needs bao.freeze_backbone=True (a backbone that learns changes "
+                         "its features every step)")
+    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=frozen)
     del classifier
     model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                      smoothing=float(scfg.get("label_smoothing", 0.4)), cls_weight=float(scfg.get("cls_weight", 1.0)),
                      seg_weight=float(scfg.get("seg_weight", 1.0))).to(device)
     ccfg = dict(ctx.cfg.get("classify", {}))
     resize, resize_range, crop = classifier_scale(scfg, ccfg)
-    data = SeedLabelImages(ds, seed_dir, resize=resize, scale_range=resize_range, crop=crop, flip=True, seed=seed)
+    if cache:  # one fixed scale (the whole image in the crop) + mirror, features computed once
+        import time
+
+        from wsss.feature_cache import FeatureCache
+
+        t0 = time.time()
+        data = FeatureCache(student.features, SeedLabelImages(ds, seed_dir, resize=crop, scale_range=(1.0, 1.0),
+                                                              crop=crop, flip=False, seed=seed),
+                            device, flip=True, seed=seed, flip_keys=("target",), dtype=torch.float16)
+        ctx.log.info("bao: cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data),
+                     time.time() - t0)
+    else:
+        data = SeedLabelImages(ds, seed_dir, resize=resize, scale_range=resize_range, crop=crop, flip=True,
+                               seed=seed)
     tcfg = {k: scfg[k] for k in _TRAIN_KEYS if scfg.get(k) is not None}
     tcfg["lr"] = float(scfg.get("lr") or ccfg.get("lr") or 0.01)
     tcfg.update(amp=bool(runtime.get("amp", True)), seed=seed)
     epochs = int(tcfg.get("epochs", 1))
-    ctx.log.info("bao: %d images of %s, %d foreground classes; %d epochs, seed labels for epochs < %d then the "
-                 "EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,
-                 epochs, teacher_from, model.ema_momentum, scales, " + flip" if flip else "", infer_with)
+    ctx.log.info("bao: %d images of %s, %d foreground classes; %s; %d epochs, seed labels for epochs < %d then "
+                 "the EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,
+                 "frozen backbone, head only" + (" on cached features" if cache else "") if frozen
+                 else "backbone and head", epochs, teacher_from, model.ema_momentum, scales,
+                 " + flip" if flip else "", infer_with)
 
     def step(net, batch):
         m = getattr(net, "module", net)
         use_teacher = int(batch["epoch"].min()) >= teacher_from
         m.update_teacher() if use_teacher else m.sync_teacher()
-        return net(batch["image"], batch["labels"], batch["target"], use_teacher)
+        return net(batch["feats"] if "feats" in batch else batch["image"], batch["labels"], batch["target"],
+                   use_teacher)
 
     result = train(model, model.param_groups(), data, step, tcfg, ctx.out_dir, ctx.log)
     # the step after the last optimizer update (the checkpoint never holds it, so this is exact on resume)
@@ -157,7 +182,8 @@ def run(ctx) -> dict[str, Any]:
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(labels_dir),
             "background_maps": str(bg_dir), "inference": {"scales": list(scales), "flip": flip, "model": infer_with,
                                                            "rule": "argmax over normalised [background, classes]"},
-            "fg_fraction_of_computed": fg_frac, "epochs": result["epochs"], "iterations": result["iterations"],
+            "fg_fraction_of_computed": fg_frac, "frozen_backbone": frozen, "cached_features": cache,
+            "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,
             "history": history}
 

@@ -235,7 +235,8 @@ class AffinityNet(nn.Module):
 
     @torch.no_grad()
     def frozen_features(self, images: Tensor) -> list[Tensor]:
-        """The backbone levels the head reads (``self.levels``, in order): what :class:`FeatureCache` stores."""
+        """The backbone levels the head reads (``self.levels``, in order): what a feature cache stores
+        (:class:`wsss.feature_cache.FeatureCache`)."""
         feats = self.backbone.backbone_features(images)
         return [feats[i].detach() for i in self.levels]
 
@@ -343,50 +344,6 @@ class AffinityDataset(torch.utils.data.Dataset):
         lab_out[oy:oy + ch, ox:ox + cw] = label[y0:y0 + ch, x0:x0 + cw]
         grid = downsample_labels(lab_out, self.grid_stride)
         return {"image": torch.from_numpy(img_out), "labels": torch.from_numpy(grid.astype(np.int64))}
-
-
-class FeatureCache(torch.utils.data.Dataset):
-    """Precomputed frozen-backbone features of every image and its mirror, with their grid labels.
-
-    The backbone is frozen and in eval mode, so its features depend only on the input crop: with a fixed
-    scale (``resize_range = (crop, crop)``) and flip as the only augmentation they can be computed once
-    (2 forward passes per image) instead of every iteration, and training runs the small head only. Each
-    epoch picks the plain or mirrored copy per image from (seed, epoch, index), like :class:`AffinityDataset`.
-    Memory: ``2 * N * sum_l C_l * h_l * w_l`` floats (demo: 240 images, ~120 MB); meant for small datasets.
-    """
-
-    def __init__(self, model: AffinityNet, source: AffinityDataset, device=None, batch_size: int = 16,
-                 flip: bool = True, seed: int = 0):
-        self.seed, self.epoch, self.flip = int(seed), 0, bool(flip)
-        device = device or next(model.parameters()).device
-        # items[i][m]: (features per level, grid labels) of image i, m = 0 plain, 1 mirrored
-        self.items: list[list[tuple[list[Tensor], Tensor]]] = []
-        source.set_epoch(0)  # the fixed-scale crop placement of epoch 0
-        was_training = model.training
-        model.eval()
-        for start in range(0, len(source), batch_size):
-            batch = [source[i] for i in range(start, min(start + batch_size, len(source)))]
-            images = torch.stack([b["image"] for b in batch]).to(device)
-            labels = torch.stack([b["labels"] for b in batch])
-            copies = [[] for _ in batch]
-            for mirror in ((False, True) if self.flip else (False,)):
-                feats = [f.float().cpu() for f in model.frozen_features(images.flip(-1) if mirror else images)]
-                for j, lab in enumerate(labels):
-                    copies[j].append(([f[j].clone() for f in feats], lab.flip(-1).clone() if mirror else lab))
-            self.items.extend(copies)
-        model.train(was_training)
-        self.n = len(source)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        m = int(np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5) if self.flip else 0
-        feats, labels = self.items[i][m]
-        return {"feats": feats, "labels": labels}
 
 
 def affinity_step(offsets: Sequence[tuple[int, int]], chunk: int = 0):

@@ -16,6 +16,11 @@ bao = dict(
     resize=None,  # long side before the random rescale; None = classify.resize (train at the classifier's scale)
     resize_range=None,  # random rescale factor range of that long side; None = classify.scale_range
     crop_size=None,  # random crop (padded with ignore) after random rescale + flip; None = classify.crop_size
+    # False: the student's backbone learns too (BAO's recipe); True: only the label-conditioned head learns
+    freeze_backbone=False,
+    # with freeze_backbone: the backbone features of each image (+ mirror) at one scale, computed once (memory:
+    # 2 x images x backbone map in float16; the demo ~80 MB); training then runs the head alone
+    cache_features=False,
     hidden=256,  # channels of the label-conditioned head
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels
     cls_weight=1.0,  # multi-label classification loss weight

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from wsss.affinity import (AffinityNet, FeatureCache, affinity_labels, affinity_loss, affinity_step, downsample_labels,
+from wsss.affinity import (AffinityNet, affinity_labels, affinity_loss, affinity_step, downsample_labels,
                            grid_size, pair_indices, pair_loss, pair_offsets, pair_valid_mask, pairwise_affinity)
+from wsss.feature_cache import FeatureCache
 
 torch.set_num_threads(1)
 
@@ -194,14 +195,14 @@ def test_feature_cache_matches_backbone_and_trains():
     net = AffinityNet(TinyBackbone(), grid_stride=4, dims=(8, 8, 8), embed_dim=16, levels=[0, 1, 2])
     images = torch.randn(5, 3, 32, 48)
     labels = torch.randint(0, 2, (5, 8, 12))
-    cache = FeatureCache(net, _Crops(images, labels), batch_size=2, flip=True, seed=0)
+    cache = FeatureCache(net.frozen_features, _Crops(images, labels), batch_size=2, flip=True, seed=0)
     assert len(cache) == 5
     plain, mirror = cache.items[3]
-    for f, g in zip(plain[0], net.frozen_features(images[3:4])):
+    for f, g in zip(plain["feats"], net.frozen_features(images[3:4])):
         torch.testing.assert_close(f, g[0])
-    for f, g in zip(mirror[0], net.frozen_features(images[3:4].flip(-1))):
+    for f, g in zip(mirror["feats"], net.frozen_features(images[3:4].flip(-1))):
         torch.testing.assert_close(f, g[0])
-    assert torch.equal(mirror[1], labels[3].flip(-1)) and torch.equal(plain[1], labels[3])
+    assert torch.equal(mirror["labels"], labels[3].flip(-1)) and torch.equal(plain["labels"], labels[3])
     picks = set()
     for epoch in range(6):  # the mirrored copy is picked per (seed, epoch, index), deterministically
         cache.set_epoch(epoch)
@@ -211,6 +212,6 @@ def test_feature_cache_matches_backbone_and_trains():
     # the step on cached features equals the step on the images (same embedding, same loss)
     batch = torch.utils.data.default_collate([cache.items[i][0] for i in range(2)])
     step = affinity_step(pair_offsets(3))
-    on_feats = step(net, {"feats": batch[0], "labels": batch[1]})
+    on_feats = step(net, {"feats": batch["feats"], "labels": batch["labels"]})
     on_images = step(net, {"image": images[:2], "labels": labels[:2]})
     assert on_feats["loss"].item() == pytest.approx(on_images["loss"].item(), rel=1e-5)

@@ -289,3 +289,80 @@ def test_training_scale_follows_the_classifier():
     ccfg = dict(resize=144, scale_range=(0.8, 1.2), crop_size=128)
     assert classifier_scale(dict(resize=None, resize_range=None, crop_size=None), ccfg) == (144, (0.8, 1.2), 128)
     assert classifier_scale(dict(resize=300, resize_range=(0.5, 1.5), crop_size=96), ccfg) == (300, (0.5, 1.5), 96)
+
+
+def test_frozen_student_trains_the_head_only_and_cached_features_give_the_same_loss():
+    from wsss.feature_cache import FeatureCache
+
+    torch.manual_seed(0)
+    backbone, cls_head = _TinyBackbone(), nn.Conv2d(4, 2, 1, bias=False)
+    model = BAOModel(BAOStudent(backbone, cls_head, num_classes=2, hidden=8, frozen_backbone=True), ema_momentum=0.5)
+    model.train()
+    assert not model.student.backbone.training and not model.student.cls_head.training  # BN stays the classifier's
+    (group,) = model.param_groups()
+    assert group["lr_mult"] == 10.0
+    assert {id(p) for p in group["params"]} == {id(p) for p in model.student.head.parameters()}
+    frozen_before = [p.clone() for p in model.student.backbone.parameters()]
+    teacher_backbone = [p.clone() for p in model.teacher.backbone.parameters()]
+    images = torch.randn(3, 3, 16, 16)
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    target = torch.zeros(3, 16, 16, dtype=torch.long)
+    target[:, 4:10, 4:10] = 1
+    opt = torch.optim.SGD([p for g in model.param_groups() for p in g["params"]], lr=0.1)
+    out = model(images, labels, target)
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.student.backbone.parameters())
+    opt.step()
+    for b, p in zip(frozen_before, model.student.backbone.parameters()):
+        assert torch.equal(b, p)
+    # the EMA follows the head; the teacher's frozen backbone is left bit-identical
+    head_before = [p.clone() for p in model.teacher.head.parameters()]
+    model.update_teacher()
+    for b, t, s in zip(head_before, model.teacher.head.parameters(), model.student.head.parameters()):
+        torch.testing.assert_close(t, 0.5 * b + 0.5 * s)
+    for b, t in zip(teacher_backbone, model.teacher.backbone.parameters()):
+        assert torch.equal(b, t)
+
+    class _Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return {"image": images[i], "labels": labels[i], "target": target[i], "epoch": torch.tensor(0)}
+
+    cache = FeatureCache(model.student.features, _Items(), flip=True, seed=0, flip_keys=("target",))
+    plain, mirror = cache.items[1]
+    assert torch.equal(mirror["target"], target[1].flip(-1)) and torch.equal(mirror["labels"], labels[1])
+    cache.set_epoch(5)
+    assert int(cache[0]["epoch"]) == 5  # the served epoch drives the teacher schedule
+    batch = torch.utils.data.default_collate([cache.items[i][0] for i in range(3)])
+    on_feats = model(batch["feats"], batch["labels"], batch["target"], use_teacher=True)
+    on_images = model(images, labels, target, use_teacher=True)
+    assert on_feats["loss"].item() == pytest.approx(on_images["loss"].item(), rel=1e-5)
+    with pytest.raises(ValueError, match="freeze_backbone"):
+        BAOStudent(_TinyBackbone(), nn.Conv2d(4, 2, 1), num_classes=2, hidden=8)(batch["feats"], labels)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "cached"])
+def test_bao_stage_frozen_backbone(tmp_path, mode):
+    from stages import bao
+    from wsss.models.classifier import load_classifier
+
+    ctx = make_workdir(tmp_path)
+    ctx("bao").cfg.bao.update(freeze_backbone=True, cache_features=mode == "cached")
+    res = bao.run(ctx("bao"))
+    assert res["frozen_backbone"] and res["cached_features"] == (mode == "cached") and res["iterations"] == 4
+    assert len(list((ctx("bao").out_dir / "labels").glob("*.png"))) == 4
+    state = torch.load(ctx("bao").out_dir / "model.pth")["state_dict"]
+    classifier = load_classifier(ctx("bao").input_dir("classify") / "model.pth", ctx("bao").cfg.classify, 2)
+    for k, v in classifier.backbone.state_dict().items():  # the student's backbone is the classifier's, unchanged
+        assert torch.equal(state[f"student.backbone.{k}"], v), k
+
+
+def test_bao_cache_needs_a_frozen_backbone(tmp_path):
+    from stages import bao
+
+    ctx = make_workdir(tmp_path)
+    ctx("bao").cfg.bao.update(freeze_backbone=False, cache_features=True)
+    with pytest.raises(ValueError, match=r"bao.cache_features=True needs bao.freeze_backbone=True"):
+        bao.run(ctx("bao"))

@@ -136,29 +136,65 @@ class LabelConditionedHead(nn.Module):
 
 
 class BAOStudent(nn.Module):
-    """The classifier's backbone + 1x1 classifier head, plus the label-conditioned background head."""
+    """The classifier's backbone + 1x1 classifier head, plus the label-conditioned background head.
 
-    def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256):
+    ``frozen_backbone``: the backbone and classifier head keep the classifier's weights (no gradient, BN in eval
+    mode) and only the new head learns; its input may then be the backbone's cached features (a list holding the
+    stride-16 map, :class:`wsss.feature_cache.FeatureCache`) instead of images.
+    """
+
+    def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256,
+                 frozen_backbone: bool = False):
         super().__init__()
         self.backbone = backbone
         self.cls_head = cls_head
         self.num_classes = num_classes
+        self.frozen_backbone = bool(frozen_backbone)
         self.head = LabelConditionedHead(backbone.high_channels, num_classes, hidden)
+        if self.frozen_backbone:
+            for p in list(self.backbone.parameters()) + list(self.cls_head.parameters()):
+                p.requires_grad_(False)
+            self.backbone.eval()
+            self.cls_head.eval()
 
     @classmethod
-    def from_classifier(cls, classifier: nn.Module, hidden: int = 256) -> BAOStudent:
-        return cls(copy.deepcopy(classifier.backbone), copy.deepcopy(classifier.head), classifier.num_classes, hidden)
+    def from_classifier(cls, classifier: nn.Module, hidden: int = 256, frozen_backbone: bool = False) -> BAOStudent:
+        return cls(copy.deepcopy(classifier.backbone), copy.deepcopy(classifier.head), classifier.num_classes, hidden,
+                   frozen_backbone)
 
-    def forward(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """(logits (B, C+1, h, w) at the feature stride, class scores (B, C))."""
-        high = self.backbone(images)
+    def train(self, mode: bool = True) -> BAOStudent:
+        super().train(mode)
+        if self.frozen_backbone:  # BN statistics stay the classifier's
+            self.backbone.eval()
+            self.cls_head.eval()
+        return self
+
+    def features(self, images: Tensor) -> list[Tensor]:
+        """[the stride-16 backbone map] of images: what the head reads (and a feature cache stores)."""
+        if self.frozen_backbone:
+            with torch.no_grad():
+                return [self.backbone(images)]
+        return [self.backbone(images)]
+
+    def forward(self, images: Tensor | Sequence[Tensor], labels: Tensor) -> tuple[Tensor, Tensor]:
+        """(logits (B, C+1, h, w) at the feature stride, class scores (B, C)) of images (B, 3, H, W), or of
+        their cached features (a list, frozen backbone only)."""
+        if isinstance(images, Tensor):
+            high = self.features(images)[0]
+        elif self.frozen_backbone:
+            high = images[0]
+        else:
+            raise ValueError("BAOStudent: cached features need a frozen backbone (bao.freeze_backbone=True)")
         scores = self.cls_head(high).mean((2, 3))
         return self.head(high, labels), scores
 
     def param_groups(self) -> list[dict]:
-        """Backbone and the (trained) classifier head at the base lr, the new head at 10x (``lr_mult``)."""
-        return [dict(params=list(self.backbone.parameters()) + list(self.cls_head.parameters()), lr_mult=1.0),
-                dict(params=list(self.head.parameters()), lr_mult=10.0)]
+        """Backbone and the (trained) classifier head at the base lr, the new head at 10x (``lr_mult``); the head
+        only when the backbone is frozen."""
+        head = dict(params=list(self.head.parameters()), lr_mult=10.0)
+        if self.frozen_backbone:
+            return [head]
+        return [dict(params=list(self.backbone.parameters()) + list(self.cls_head.parameters()), lr_mult=1.0), head]
 
 
 class BAOModel(nn.Module):
@@ -190,15 +226,21 @@ class BAOModel(nn.Module):
     def param_groups(self) -> list[dict]:
         return self.student.param_groups()
 
+    def _learning(self) -> tuple[nn.Module, nn.Module]:
+        """(teacher part, student part) that the EMA follows: the head alone when the backbone is frozen."""
+        if self.student.frozen_backbone:
+            return self.teacher.head, self.student.head
+        return self.teacher, self.student
+
     def update_teacher(self) -> None:
-        ema_update(self.teacher, self.student, self.ema_momentum)
+        ema_update(*self._learning(), self.ema_momentum)
 
     def sync_teacher(self) -> None:
         """teacher <- student (the EMA with momentum 0), while the seeds still provide the labels."""
-        ema_update(self.teacher, self.student, 0.0)
+        ema_update(*self._learning(), 0.0)
 
     @torch.no_grad()
-    def teacher_targets(self, images: Tensor, labels: Tensor, seed_targets: Tensor) -> Tensor:
+    def teacher_targets(self, images: Tensor | Sequence[Tensor], labels: Tensor, seed_targets: Tensor) -> Tensor:
         was = self.teacher.training
         self.teacher.eval()
         logits, _ = self.teacher(images, labels)
@@ -208,7 +250,9 @@ class BAOModel(nn.Module):
         target = logits.masked_fill(~vmask, float("-inf")).argmax(1)
         return torch.where(seed_targets == IGNORE, seed_targets, target)
 
-    def forward(self, images: Tensor, labels: Tensor, seed_targets: Tensor, use_teacher: bool = False) -> dict:
+    def forward(self, images: Tensor | Sequence[Tensor], labels: Tensor, seed_targets: Tensor,
+                use_teacher: bool = False) -> dict:
+        """Losses on a batch of images (or of their cached features, frozen backbone)."""
         labels = labels.float()
         target = self.teacher_targets(images, labels, seed_targets) if use_teacher else seed_targets
         logits, scores = self.student(images, labels)
