@@ -315,10 +315,8 @@ class AffinityDataset(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        from PIL import Image
-
         from wsss.datasets import read_label_png
-        from wsss.transforms import normalize, resize_long
+        from wsss.transforms import resize_flip_crop
 
         id_ = self.ids[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -329,19 +327,7 @@ class AffinityDataset(torch.utils.data.Dataset):
             raise ValueError(f"{lpath}: affinity labels are {label.shape[1]}x{label.shape[0]}, the image "
                              f"{self.ds.image_path(id_)} is {image.shape[1]}x{image.shape[0]}; re-run ir_labels")
         long_side = int(rng.integers(self.resize_range[0], self.resize_range[1] + 1))
-        image = resize_long(image, long_side)
-        label = np.asarray(Image.fromarray(label).resize(image.shape[1::-1], Image.NEAREST))
-        if self.flip and rng.random() < 0.5:
-            image, label = image[:, ::-1], label[:, ::-1]
-        x = normalize(np.ascontiguousarray(image))
-        c, h, w = x.shape
-        img_out = np.zeros((c, self.crop, self.crop), np.float32)
-        lab_out = np.full((self.crop, self.crop), IGNORE, np.uint8)
-        ch, cw = min(self.crop, h), min(self.crop, w)
-        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        oy, ox = int(rng.integers(0, self.crop - ch + 1)), int(rng.integers(0, self.crop - cw + 1))
-        img_out[:, oy:oy + ch, ox:ox + cw] = x[:, y0:y0 + ch, x0:x0 + cw]
-        lab_out[oy:oy + ch, ox:ox + cw] = label[y0:y0 + ch, x0:x0 + cw]
+        img_out, lab_out = resize_flip_crop(image, rng, long_side, self.crop, self.flip, label, IGNORE)
         grid = downsample_labels(lab_out, self.grid_stride)
         return {"image": torch.from_numpy(img_out), "labels": torch.from_numpy(grid.astype(np.int64))}
 

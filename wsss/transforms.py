@@ -38,30 +38,49 @@ def resize_long(image: np.ndarray, long_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
 
 
-def train_transform(image: np.ndarray, rng: np.random.Generator, resize: int = 512,
-                    scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448, flip: bool = True) -> np.ndarray:
-    """Random long-side resize (``resize`` x U(scale_range)), flip, normalise, random crop to ``crop`` (zero
-    padding = the mean colour after normalisation). Returns float32 3 x crop x crop."""
+def random_long_side(rng: np.random.Generator, resize: int, scale_range: Sequence[float]) -> int:
+    """``resize`` x U(scale_range), at least 8 px: the random rescale of classifier and BAO training."""
     lo, hi = scale_range
-    long_side = max(8, round(resize * rng.uniform(lo, hi)))
+    return max(8, round(resize * rng.uniform(lo, hi)))
+
+
+def resize_flip_crop(image: np.ndarray, rng: np.random.Generator, long_side: int, crop: int, flip: bool = True,
+                     label: np.ndarray | None = None, ignore: int = 255) -> tuple[np.ndarray, np.ndarray | None]:
+    """The one training augmentation of the pipeline, for an image alone or with its label map.
+
+    Resize to ``long_side`` (bilinear; the label nearest), flip both with probability 1/2 (``flip``), normalise,
+    and take the same random ``crop`` x ``crop`` window of both; sides smaller than the crop are padded at a random
+    offset (image: zeros = the mean colour after normalisation; label: ``ignore``). Draws from ``rng`` in a fixed
+    order (flip, then the window), so a sample keyed by (seed, epoch, index) is the same on every resume.
+    Returns (float32 3 x crop x crop, uint8 crop x crop or None).
+    """
     image = resize_long(image, long_side)
+    h, w = image.shape[:2]
+    if label is not None and label.shape != (h, w):
+        label = np.asarray(Image.fromarray(label).resize((w, h), Image.NEAREST))
     if flip and rng.random() < 0.5:
         image = image[:, ::-1]
+        label = None if label is None else label[:, ::-1]
     x = normalize(image)
-    return random_crop(x, crop, rng)
-
-
-def random_crop(x: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """A crop x crop window of a CxHxW array; smaller sides are zero-padded at a random offset."""
-    c, h, w = x.shape
-    out = np.zeros((c, crop, crop), np.float32)
     ch, cw = min(crop, h), min(crop, w)
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
     oy = int(rng.integers(0, crop - ch + 1))
     ox = int(rng.integers(0, crop - cw + 1))
+    out = np.zeros((3, crop, crop), np.float32)
     out[:, oy:oy + ch, ox:ox + cw] = x[:, y0:y0 + ch, x0:x0 + cw]
-    return out
+    if label is None:
+        return out, None
+    lab = np.full((crop, crop), ignore, np.uint8)
+    lab[oy:oy + ch, ox:ox + cw] = label[y0:y0 + ch, x0:x0 + cw]
+    return out, lab
+
+
+def train_transform(image: np.ndarray, rng: np.random.Generator, resize: int = 512,
+                    scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448, flip: bool = True) -> np.ndarray:
+    """The classifier's augmentation: :func:`resize_flip_crop` at a long side of ``resize`` x U(scale_range).
+    Returns float32 3 x crop x crop."""
+    return resize_flip_crop(image, rng, random_long_side(rng, resize, scale_range), crop, flip)[0]
 
 
 class LabeledImages(torch.utils.data.Dataset):

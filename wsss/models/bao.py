@@ -291,30 +291,11 @@ def predict_maps(student: BAOStudent, image: Tensor, labels: Tensor, scales: Seq
 def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, resize: int = 512,
                           scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448,
                           flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier's augmentation (random long-side resize, flip, normalise, random crop) applied to an
-    image and its label map together: bilinear / nearest resize, the same flip and window; label padding is
-    ignore (255). Returns (float32 3 x crop x crop, uint8 crop x crop)."""
-    from PIL import Image
+    """The classifier's augmentation applied to an image and its label map together (label padding is ignore,
+    255): :func:`wsss.transforms.resize_flip_crop`. Returns (float32 3 x crop x crop, uint8 crop x crop)."""
+    from wsss.transforms import random_long_side, resize_flip_crop
 
-    from wsss.transforms import normalize, resize_long
-
-    lo, hi = scale_range
-    long_side = max(8, round(resize * rng.uniform(lo, hi)))
-    image = resize_long(image, long_side)
-    h, w = image.shape[:2]
-    if label.shape != (h, w):
-        label = np.asarray(Image.fromarray(label).resize((w, h), Image.NEAREST))
-    if flip and rng.random() < 0.5:
-        image, label = image[:, ::-1], label[:, ::-1]
-    x = normalize(image)
-    out = np.zeros((3, crop, crop), np.float32)
-    lab = np.full((crop, crop), IGNORE, np.uint8)
-    ch, cw = min(crop, h), min(crop, w)
-    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    oy, ox = int(rng.integers(0, crop - ch + 1)), int(rng.integers(0, crop - cw + 1))
-    out[:, oy:oy + ch, ox:ox + cw] = x[:, y0:y0 + ch, x0:x0 + cw]
-    lab[oy:oy + ch, ox:ox + cw] = label[y0:y0 + ch, x0:x0 + cw]
-    return out, lab
+    return resize_flip_crop(image, rng, random_long_side(rng, resize, scale_range), crop, flip, label, IGNORE)
 
 
 class SeedLabelImages(LabeledImages):
