@@ -66,9 +66,9 @@ def run(ctx) -> dict:
     import torch
 
     from pipeline.parallel import exists, for_each_item
-    from wsss.affinity import load_affinity_net
     from wsss.background import background_mode, load_background, provenance_label, threshold_value
     from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
+    from wsss.models.affinity_net import load_affinity_net
 
     scfg = dict(ctx.stage_cfg)
     background = background_mode(ctx.cfg, NAME)

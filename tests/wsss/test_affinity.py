@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsss.affinity import (AffinityNet, affinity_labels, affinity_loss, affinity_step, downsample_labels,
+from wsss.affinity import (affinity_labels, affinity_loss, affinity_step, downsample_labels,
                            grid_size, pair_indices, pair_loss, pair_offsets, pair_valid_mask, pairwise_affinity)
 from wsss.feature_cache import FeatureCache
+from wsss.models.affinity_net import AffinityNet
 
 torch.set_num_threads(1)
 
