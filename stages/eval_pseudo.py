@@ -14,7 +14,7 @@ from typing import Any
 NAME = "eval_pseudo"
 INPUTS = ("crf", "random_walk")
 CONFIG_KEYS = ("dataset", "calib", "eval_pseudo", "seeds.split")
-PATHS = {"crf": "crf", "random_walk": "affinity + random walk"}
+REFINERS = {"crf": "crf", "random_walk": "affinity + random walk"}  # the refinement stages -> their names in tables
 
 
 def seed_numbers(work_dir) -> dict[str, Any] | None:
@@ -55,14 +55,14 @@ def run(ctx) -> dict:
     ids, calib = split_reported(ctx.cfg, ds)
     if not ids:
         raise ValueError(f"split '{ds.split}': every image is in the calibration split; nothing left to report")
-    cms = confusion_of_folders({p: ctx.input_dir(p) / "labels" for p in PATHS}, ds.mask_path, ids, ds.num_classes,
+    cms = confusion_of_folders({p: ctx.input_dir(p) / "labels" for p in REFINERS}, ds.mask_path, ids, ds.num_classes,
                                workers=ctx.workers, log=ctx.log)
     names = list(ds.classes)
-    kinds = {p: path_provenance(ctx.work_dir, p) for p in PATHS}
+    kinds = {p: path_provenance(ctx.work_dir, p) for p in REFINERS}
     summaries: dict[str, dict] = {}
     for p, cm in cms.items():
         summaries[p] = summarize(cm, names)
-        ctx.log.info("pseudo-labels, %s, %s (%s, %d images, %d calibration images excluded):\n%s", PATHS[p],
+        ctx.log.info("pseudo-labels, %s, %s (%s, %d images, %d calibration images excluded):\n%s", REFINERS[p],
                      kinds[p], ds.split, len(ids), len(calib), format_table(summaries[p], names))
     rows = []
     if seeds and seeds.get("bao_miou") is not None:
@@ -70,7 +70,7 @@ def run(ctx) -> dict:
     if seeds and seeds.get("best_miou") is not None:
         rows.append((f"seeds (t={seeds.get('best_threshold')})", seeds["best_miou"],
                      seeds.get("best_kind", "chosen with ground truth")))
-    rows += [(PATHS[p], summaries[p]["mIoU"], kinds[p]) for p in PATHS]
+    rows += [(REFINERS[p], summaries[p]["mIoU"], kinds[p]) for p in REFINERS]
     table = "\n".join([f"{'source':<28} {'mIoU':>6}  how its background was set",
                        *(f"{n:<28} " + (f"{m:6.2f}" if m is not None else f"{'-':>6}") + f"  {k}"
                          for n, m, k in rows)])
@@ -78,9 +78,9 @@ def run(ctx) -> dict:
                  len(calib), table)
     print(table)
     results = {"split": ds.split, "num_images": len(ids), "num_calib_images": len(calib), "seeds": seeds,
-               **{f"{p}_miou": summaries[p]["mIoU"] for p in PATHS}, **{f"{p}_kind": kinds[p] for p in PATHS},
-               "rows": [{"name": f"pseudo-labels, {PATHS[p]}", "mIoU": summaries[p]["mIoU"], "kind": kinds[p]}
-                        for p in PATHS]}
+               **{f"{p}_miou": summaries[p]["mIoU"] for p in REFINERS}, **{f"{p}_kind": kinds[p] for p in REFINERS},
+               "rows": [{"name": f"pseudo-labels, {REFINERS[p]}", "mIoU": summaries[p]["mIoU"], "kind": kinds[p]}
+                        for p in REFINERS]}
     if ctx.is_main:
-        atomic_write_json(ctx.out_dir / "eval.json", {**results, **{p: summaries[p] for p in PATHS}})
+        atomic_write_json(ctx.out_dir / "eval.json", {**results, **{p: summaries[p] for p in REFINERS}})
     return results

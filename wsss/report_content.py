@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wsss.report_examples import example_rows, pick_sample  # noqa: F401  (pick_sample: re-exported)
-from wsss.report_run import Run
+from wsss.report_run import RunRecord
 from wsss.report_sections import (
     auto_settings_rows,
     class_names,
@@ -34,7 +34,7 @@ def build_report(ctx: Any, stages: dict[str, bool | str]) -> dict[str, Any]:
     rcfg = dict(ctx.stage_cfg)
     out = ctx.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    r = Run(ctx, stages)
+    r = RunRecord(ctx, stages)
     title = f"WSSS run report: {ctx.cfg.get('experiment', Path(ctx.work_dir).name)}"
     page = Page(title)
     ds_cfg = dict(ctx.cfg.get("dataset", {}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wsss.report_run import PSEUDO, Run
+from wsss.report_run import PSEUDO, RunRecord
 
 
 # ------------------------------------------------------------------------------------------------ examples
@@ -111,7 +111,7 @@ def _row_label(id_: str, kind: str, score: float | None, what: str) -> str:
     return f"{id_}\n{kind}" + (f", {what} mIoU {score:.1f}" if score is not None else "")
 
 
-def _pseudo_source(run: Run) -> str | None:
+def _pseudo_source(run: RunRecord) -> str | None:
     """The pseudo-labels whose worst images are shown: those segment trained on, else the first available."""
     want = str(run.cfg.get("segment", {}).get("labels_from", "random_walk"))
     order = [want] + [s for s in ("random_walk", "crf", "bao") if s != want]
@@ -121,7 +121,7 @@ def _pseudo_source(run: Run) -> str | None:
     return None
 
 
-def example_rows(run: Run, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any]]:
+def example_rows(run: RunRecord, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any]]:
     """Contact sheets (HTML parts) and what was sampled."""
     from wsss.maps import seed_split
     from wsss.report import Cell, colour_legend, contact_sheet, esc, img

@@ -10,7 +10,7 @@ PSEUDO = {"crf": "CRF", "random_walk": "affinity + random walk", "bao": "BAO (le
 
 
 # ------------------------------------------------------------------------------------------------ gathering
-class Run:
+class RunRecord:
     """What the stages of one work dir left behind, with a reason for everything that is not there."""
 
     def __init__(self, ctx: Any, stages: dict[str, bool | str]):

@@ -5,12 +5,12 @@ from pathlib import Path
 from typing import Any
 
 from wsss.report import GT_FREE, TUNED  # result kinds, shared with eval_seeds
-from wsss.report_run import TRAINERS, Run
+from wsss.report_run import TRAINERS, RunRecord
 
 # ------------------------------------------------------------------------------------------------ sections
 
 
-def _metric_rows(run: Run) -> list[tuple[str, list[str]]]:
+def _metric_rows(run: RunRecord) -> list[tuple[str, list[str]]]:
     """(kind, row) per result; kind says how the result's settings were chosen (ground-truth-free, tuned with
     ground truth on the calibration split, oracle, fully supervised), so the report keeps the groups apart."""
     from wsss.report import esc, fmt
@@ -54,7 +54,7 @@ def _metric_rows(run: Run) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def grouped_metric_tables(run: Run) -> list[str]:
+def grouped_metric_tables(run: RunRecord) -> list[str]:
     """One mIoU table per kind, ground-truth-free first, tuned with ground truth next, the rest after."""
     from wsss.report import esc, table
 
@@ -69,7 +69,7 @@ def grouped_metric_tables(run: Run) -> list[str]:
     return parts
 
 
-def auto_settings_rows(run: Run) -> list[list[str]]:
+def auto_settings_rows(run: RunRecord) -> list[list[str]]:
     """The settings derived from the data ('auto'), from summary.json, with the reason."""
     from wsss.report import esc, read_json_or_none
 
@@ -97,7 +97,7 @@ def _details(res: dict) -> str:
     return esc(", ".join(parts[:10]))
 
 
-def stage_rows(run: Run) -> list[list[str]]:
+def stage_rows(run: RunRecord) -> list[list[str]]:
     from wsss.report import esc, fmt
 
     rows = []
@@ -123,7 +123,7 @@ def stage_rows(run: Run) -> list[list[str]]:
     return rows
 
 
-def class_names(run: Run, ds: Any) -> list[str] | None:
+def class_names(run: RunRecord, ds: Any) -> list[str] | None:
     if ds is not None:
         return list(ds.classes)
     for stage, fname, key in (("eval_seeds", "eval.json", "best"), ("eval_pseudo", "eval.json", "crf")):
@@ -137,7 +137,7 @@ def class_names(run: Run, ds: Any) -> list[str] | None:
     return None
 
 
-def per_class_series(run: Run, names: list[str]) -> tuple[dict[str, list[float | None]], list[str]]:
+def per_class_series(run: RunRecord, names: list[str]) -> tuple[dict[str, list[float | None]], list[str]]:
     """{label: IoU per class (None undefined)} from the evaluation files, and the reasons for missing ones."""
     series: dict[str, list[float | None]] = {}
     missing: list[str] = []
@@ -178,7 +178,7 @@ def per_class_series(run: Run, names: list[str]) -> tuple[dict[str, list[float |
     return series, missing
 
 
-def training_curves(run: Run, out: Path) -> list[str]:
+def training_curves(run: RunRecord, out: Path) -> list[str]:
     """Training-curve sections (HTML); PNGs written to ``out``."""
     from wsss.report import esc, img, mmseg_scalar_files, mmseg_series, plot_curves, read_jsonl, train_log_series
 
