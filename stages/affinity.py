@@ -64,7 +64,8 @@ def run(ctx) -> dict:
                            crop=crop, grid_stride=stride, flip=False if cache else scfg.get("flip", True), seed=seed)
     if cache:  # frozen backbone: its features at one fixed scale (+ mirror) are computed once, not every iteration
         t0 = time.time()
-        data = FeatureCache(model.frozen_features, data, device, flip=scfg.get("flip", True), seed=seed)
+        data = FeatureCache(model.frozen_features, data, device, flip=scfg.get("flip", True), seed=seed,
+                            config_key="affinity.cache_features")
         ctx.log.info("cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data), time.time() - t0)
     tcfg = {k: scfg[k] for k in TRAIN_KEYS if k in scfg}
     tcfg.update(amp=runtime.get("amp", True), seed=runtime.get("seed", 0))

@@ -120,7 +120,8 @@ def run(ctx) -> dict[str, Any]:
         t0 = time.time()
         data = FeatureCache(student.features, SeedLabelImages(ds, seed_dir, resize=crop, scale_range=(1.0, 1.0),
                                                               crop=crop, flip=False, seed=seed),
-                            device, flip=True, seed=seed, flip_keys=("target",), dtype=torch.float16)
+                            device, flip=True, seed=seed, flip_keys=("target",), dtype=torch.float16,
+                            config_key="bao.cache_features")
         ctx.log.info("bao: cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data),
                      time.time() - t0)
     else:

@@ -22,7 +22,8 @@ class FeatureCache(torch.utils.data.Dataset):
     called under ``torch.no_grad`` on the source's epoch-0 items (their fixed-scale crops). ``flip_keys``: the
     other keys that are spatial and are mirrored with the image (e.g. label maps); the rest are copied as they
     are, except an ``epoch`` key, which reports the epoch being served. ``dtype``: the stored feature type
-    (float16 halves the memory; items come back as float32).
+    (float16 halves the memory; items come back as float32). A cache that would not fit in half of the memory
+    available is refused after the first batch, with an error naming ``config_key``.
     Memory: ``2 * N * sum_l C_l * h_l * w_l`` elements; meant for datasets that fit in memory (the demo: 240
     images, ~120 MB).
     """
@@ -30,7 +31,7 @@ class FeatureCache(torch.utils.data.Dataset):
     def __init__(self, features: Callable[[Tensor], Sequence[Tensor]], source: torch.utils.data.Dataset,
                  device: torch.device | str = "cpu", batch_size: int = 16, flip: bool = True, seed: int = 0,
                  flip_keys: Sequence[str] = ("labels",), image_key: str = "image",
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, config_key: str = "cache_features"):
         self.seed, self.epoch, self.flip = int(seed), 0, bool(flip)
         self.n = len(source)
         # items[i][m]: the cached item of image i, m = 0 plain, 1 mirrored
@@ -49,6 +50,8 @@ class FeatureCache(torch.utils.data.Dataset):
                                 for k, v in item.items() if k != image_key}
                         copies[j].append({"feats": [f[j].clone() for f in feats], **rest})
                 self.items.extend(copies)
+                if start == 0:
+                    check_memory(copies[0], self.n, config_key)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -62,3 +65,26 @@ class FeatureCache(torch.utils.data.Dataset):
         if "epoch" in item:  # a source that reports its epoch (BAO's teacher schedule) gets the served one
             item["epoch"] = torch.tensor(self.epoch)
         return item
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux /proc/meminfo), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(copies: list[dict], n: int, config_key: str) -> None:
+    """Raise before filling the cache when ``n`` images like this one (its plain + mirrored copies) would take
+    more than half of the available memory."""
+    per_image = sum(f.numel() * f.element_size() for c in copies for f in c["feats"])
+    need, avail = per_image * n, available_memory()
+    if avail is not None and need > avail // 2:
+        raise ValueError(f"{config_key}=True: the frozen features of {n} images would take {need / 2**30:.1f} GiB, "
+                          f"more than half of the {avail / 2**30:.1f} GiB available; set {config_key}=False "
+                          "(features are then computed at every step)")

@@ -366,3 +366,22 @@ def test_bao_cache_needs_a_frozen_backbone(tmp_path):
     ctx("bao").cfg.bao.update(freeze_backbone=False, cache_features=True)
     with pytest.raises(ValueError, match=r"bao.cache_features=True needs bao.freeze_backbone=True"):
         bao.run(ctx("bao"))
+
+
+def test_feature_cache_refuses_what_does_not_fit(monkeypatch):
+    import wsss.feature_cache as fc
+
+    class _Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return {"image": torch.zeros(3, 16, 16), "labels": torch.zeros(4, 4)}
+
+    backbone = _TinyBackbone()  # 4 x 4 x 4 float32 per copy: 2 copies x 256 B x 4 images = 2 KiB
+    monkeypatch.setattr(fc, "available_memory", lambda: 4096)
+    assert len(fc.FeatureCache(lambda x: [backbone(x)], _Items(), batch_size=2)) == 4  # 2 KiB <= half of 4 KiB
+    monkeypatch.setattr(fc, "available_memory", lambda: 4000)
+    with pytest.raises(ValueError, match=r"bao.cache_features=True: the frozen features of 4 images.*"
+                                         r"set bao.cache_features=False"):
+        fc.FeatureCache(lambda x: [backbone(x)], _Items(), batch_size=2, config_key="bao.cache_features")
