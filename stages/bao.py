@@ -80,8 +80,9 @@ def run(ctx) -> dict[str, Any]:
     from pipeline.cache import atomic_save_npz
     from pipeline.parallel import for_each_item
     from wsss.maps import SeedMaps, open_seed_folder, save_label_png, seed_labels
-    from wsss.models.bao import BAOModel, BAOStudent, SeedLabelImages, predict_maps
+    from wsss.models.bao import BAOModel, BAOStudent, predict_maps
     from wsss.models.classifier import load_classifier
+    from wsss.train_data import SeedLabelImages
     from wsss.training import train
     from wsss.transforms import to_tensor
 

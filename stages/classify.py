@@ -50,8 +50,8 @@ def run(ctx) -> dict[str, Any]:
 
     from wsss.models.backbones import describe_init
     from wsss.models.classifier import build_classifier, save_classifier
+    from wsss.train_data import LabeledImages
     from wsss.training import train
-    from wsss.transforms import LabeledImages
 
     scfg = dict(ctx.stage_cfg)
     runtime = dict(ctx.cfg.get("runtime", {}))

@@ -3,7 +3,7 @@
 SGD (momentum, weight decay) with a poly learning rate per parameter group (``lr_mult``), AMP on CUDA,
 DistributedDataParallel when ``torch.distributed`` is initialised, atomic checkpoints every epoch (and every
 ``ckpt_interval`` iterations) and exact resume: the shuffle is seeded by (seed, epoch), datasets that have
-``set_epoch`` are told the epoch (wsss.transforms.LabeledImages keys its augmentation on it), and the global
+``set_epoch`` are told the epoch (wsss.train_data.LabeledImages keys its augmentation on it), and the global
 torch RNG is reseeded from (seed, iteration, rank) before every step, so a killed run that resumes ends with
 the same weights as one that never stopped.
 

@@ -83,31 +83,6 @@ def train_transform(image: np.ndarray, rng: np.random.Generator, resize: int = 5
     return resize_flip_crop(image, rng, random_long_side(rng, resize, scale_range), crop, flip)[0]
 
 
-class LabeledImages(torch.utils.data.Dataset):
-    """A ``SegDataset`` split as (image, multi-hot labels) training samples with seeded augmentation.
-
-    ``set_epoch`` (called by wsss.training.train) changes the augmentation draw per epoch.
-    """
-
-    def __init__(self, ds, resize: int = 512, scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448,
-                 flip: bool = True, seed: int = 0):
-        self.ds, self.ids = ds, list(ds.ids)
-        self.resize, self.scale_range, self.crop, self.flip = resize, tuple(scale_range), crop, flip
-        self.seed, self.epoch = int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        id_ = self.ids[i]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        x = train_transform(self.ds.image(id_), rng, self.resize, self.scale_range, self.crop, self.flip)
-        return {"image": torch.from_numpy(x), "labels": torch.from_numpy(self.ds.labels(id_))}
-
-
 def scaled_batch(image: np.ndarray, scale: float, flip: bool = True) -> torch.Tensor:
     """The image at ``scale`` (bilinear), normalised, stacked with its horizontal flip: (2 or 1)x3xhxw."""
     x = to_tensor(image)

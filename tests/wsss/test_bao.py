@@ -14,12 +14,12 @@ from wsss.models.bao import (
     BAOStudent,
     class_balanced_ce,
     ema_update,
-    joint_train_transform,
     normalized_maps,
     predict_maps,
     teacher_labels,
     valid_channels,
 )
+from wsss.train_data import joint_train_transform
 
 torch.set_num_threads(1)
 

@@ -30,8 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wsss.transforms import LabeledImages
-
 IGNORE = 255
 
 
@@ -286,42 +284,3 @@ def predict_maps(student: BAOStudent, image: Tensor, labels: Tensor, scales: Seq
                              align_corners=False)
         total += prob[:1] + (prob[1:].flip(-1) if flip else 0)
     return channel_normalize(total)[0]
-
-
-def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, resize: int = 512,
-                          scale_range: Sequence[float] = (0.7, 1.3), crop: int = 448,
-                          flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier's augmentation applied to an image and its label map together (label padding is ignore,
-    255): :func:`wsss.transforms.resize_flip_crop`. Returns (float32 3 x crop x crop, uint8 crop x crop)."""
-    from wsss.transforms import random_long_side, resize_flip_crop
-
-    return resize_flip_crop(image, rng, random_long_side(rng, resize, scale_range), crop, flip, label, IGNORE)
-
-
-class SeedLabelImages(LabeledImages):
-    """(image, multi-hot labels, first teacher labels, epoch) samples: the teacher labels come from each image's seed
-    file (:func:`teacher_labels`), augmented with the image. Seeded per (seed, epoch, index) like
-    ``wsss.transforms.LabeledImages``, so a resumed run sees the same data."""
-
-    def __init__(self, ds, seed_dir, resize: int = 512, scale_range: Sequence[float] = (0.7, 1.3),
-                 crop: int = 448, flip: bool = True, seed: int = 0):
-        from pathlib import Path
-
-        super().__init__(ds, resize, scale_range, crop, flip, seed)
-        self.seed_dir = Path(seed_dir)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from wsss.maps import load_seeds
-
-        id_ = self.ids[i]
-        image = self.ds.image(id_)
-        seeds = load_seeds(self.seed_dir / f"{id_}.npz")
-        if tuple(seeds.size) != image.shape[:2]:
-            raise ValueError(f"{self.seed_dir / f'{id_}.npz'}: seed size {seeds.size} differs from the image size "
-                             f"{image.shape[:2]} ({self.ds.image_path(id_)})")
-        label = teacher_labels(seeds.high, seeds.keys)
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        x, lab = joint_train_transform(image, label, rng, self.resize, self.scale_range, self.crop, self.flip)
-        return {"image": torch.from_numpy(x), "labels": torch.from_numpy(self.ds.labels(id_)),
-                "target": torch.from_numpy(lab.astype(np.int64)),
-                "epoch": torch.tensor(self.epoch)}  # tells the training step which teacher labels to use
