@@ -90,8 +90,6 @@ class AffinityDataset(torch.utils.data.Dataset):
 
     def __init__(self, ds, label_dir, resize_range: Sequence[int] = (320, 640), crop: int = 512,
                  grid_stride: int = 4, flip: bool = True, seed: int = 0):
-        from pathlib import Path
-
         self.ds, self.ids, self.label_dir = ds, list(ds.ids), Path(label_dir)
         self.resize_range, self.crop, self.grid_stride, self.flip = tuple(resize_range), int(crop), grid_stride, flip
         self.seed, self.epoch = int(seed), 0
