@@ -23,7 +23,7 @@ per image and mirror at one scale (the whole image in the crop) and training run
 (wsss.feature_cache). Speed and quality of the three modes: bench/README.md ("BAO student").
 
 Training scale and lr default to the classifier's (``bao.resize/resize_range/crop_size/lr`` = None): the
-backbone learned the classes, and the seeds were made, at that scale (see wsss.models.bao for the numbers).
+backbone learned the classes, and the seeds were made, at that scale (numbers: docs/DEVLOG.md).
 """
 from __future__ import annotations
 

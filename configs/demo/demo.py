@@ -41,7 +41,8 @@ affinity = dict(epochs=8, batch_size=8, crop_size=128, lr=0.5, train_radius="aut
                 dims=(32, 32, 64, 64), embed_dim=64, cache_features=True, train_chunk=0)
 # segment: 600 iterations. The learning curve on ground-truth labels (bench/bench_segment_curve.py, one 900-iteration
 # poly run, val mIoU) is 26.3 / 69.7 / 80.3 / 82.3 / 84.7 / 85.2 at 150..900 iterations; a complete 300-iteration
-# schedule gave only 45.4 with per-class swings (ring 0.1), so 300 could not rank pseudo-labels.
+# schedule gave only 45.4 with per-class swings (ring 0.1), so 300 could not rank pseudo-labels. NB: that curve is the
+# demo's val split, the split eval_segment reports, so this schedule length is chosen with its ground truth.
 segment = dict(model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", iters=600, batch_size=8, crop_size="auto",
                img_scale="auto", ratio_range=(0.75, 1.5), val_interval=0, checkpoint_interval=100,
                log_interval=20, num_workers=0)
