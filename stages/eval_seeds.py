@@ -17,7 +17,8 @@ import numpy as np
 
 from pipeline.stage import section_enabled
 from wsss.maps import check_seed_keys, open_seed_folder
-from wsss.report import GT_FREE, ORACLE, TUNED, plot_sweep  # noqa: F401  (TUNED: the third result kind)
+from wsss.report.charts import plot_sweep
+from wsss.report.kinds import GT_FREE, ORACLE, TUNED  # noqa: F401  (TUNED: the third result kind)
 
 NAME = "eval_seeds"
 INPUTS = ("seeds",)

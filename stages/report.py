@@ -41,6 +41,6 @@ def inputs(cfg: Any) -> tuple[str, ...]:
 
 
 def run(ctx) -> dict[str, Any]:
-    from wsss.report_content import build_report
+    from wsss.report.content import build_report
 
     return build_report(ctx, stages_before(ctx.cfg))

@@ -11,6 +11,7 @@ import numpy as np
 from mmengine.config import Config
 from PIL import Image
 
+import stages  # noqa: F401  registers the data hooks the engine reads datasets through
 from pipeline.config import load_config
 from pipeline.fingerprint import FileHashes, code_version, project_imports
 from pipeline.runner import plan_stages, run_stages

@@ -21,8 +21,8 @@ from stages import report
 from tests.helpers import blob_mask, make_voc_layout
 from wsss.maps import load_seeds, save_label_png, save_seeds, seed_labels
 from wsss.metrics import ConfusionMatrix, summarize
-from wsss.report import image_miou, referenced_images
-from wsss.report_content import pick_sample
+from wsss.report.examples import image_miou, pick_sample
+from wsss.report.page import referenced_images
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["background", "cat", "dog"]

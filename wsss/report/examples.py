@@ -4,7 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wsss.report_run import PSEUDO, RunRecord
+import numpy as np
+
+from wsss.report.run import PSEUDO, RunRecord
+
+
+def image_miou(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float | None:
+    """mIoU (percent) of one image, over the classes in its ground truth or prediction; None if no valid pixel."""
+    from wsss.metrics import ConfusionMatrix, summarize
+
+    cm = ConfusionMatrix(num_classes)
+    cm.update(pred, gt)
+    return summarize(cm, [str(i) for i in range(num_classes)])["mIoU"]
 
 
 # ------------------------------------------------------------------------------------------------ examples
@@ -14,7 +25,6 @@ def _chunked_scores(ctx: Any, ids: list[str], label_dir: Path, ds: Any) -> tuple
     silently."""
     from pipeline.parallel import map_chunks
     from wsss.datasets import DatasetError, read_label_png
-    from wsss.report import image_miou
 
     def work(chunk: list[str]) -> tuple[dict[str, float], dict[str, str]]:
         out: dict[str, float] = {}
@@ -47,7 +57,7 @@ def _chunked_scores(ctx: Any, ids: list[str], label_dir: Path, ds: Any) -> tuple
 
 
 def _skip_note(skipped: dict[str, str], total: int) -> str:
-    from wsss.report import esc
+    from wsss.report.page import esc
 
     if not skipped:
         return ""
@@ -67,7 +77,7 @@ def pick_sample(ids: list[str], scores: dict[str, float | None], num_examples: i
 def _label_cell(path: Path, height: int, what: str):
     from wsss.datasets import read_label_png
     from wsss.maps import colorize
-    from wsss.report import Cell, thumbnail
+    from wsss.report.charts import Cell, thumbnail
 
     if not path.is_file():
         return Cell(text=f"no {what}")
@@ -79,7 +89,7 @@ def _label_cell(path: Path, height: int, what: str):
 
 def _image_cells(ds: Any, id_: str, height: int):
     from wsss.maps import colorize
-    from wsss.report import Cell, thumbnail
+    from wsss.report.charts import Cell, thumbnail
 
     try:
         image = Cell(thumbnail(ds.image(id_), height, nearest=False))
@@ -97,7 +107,7 @@ def _image_cells(ds: Any, id_: str, height: int):
 
 def _seed_cell(path: Path, t: float, height: int):
     from wsss.maps import colorize, load_seeds, seed_labels
-    from wsss.report import Cell, thumbnail
+    from wsss.report.charts import Cell, thumbnail
 
     if not path.is_file():
         return Cell(text="no seed file")
@@ -124,8 +134,9 @@ def _pseudo_source(run: RunRecord) -> str | None:
 def example_rows(run: RunRecord, out: Path, rcfg: dict) -> tuple[list[str], dict[str, Any]]:
     """Contact sheets (HTML parts) and what was sampled."""
     from wsss.maps import seed_split
-    from wsss.report import Cell, colour_legend, contact_sheet, esc, img
-    from wsss.report import fmt as f
+    from wsss.report.charts import Cell, contact_sheet
+    from wsss.report.page import colour_legend, esc, img
+    from wsss.report.page import fmt as f
 
     ctx, cfg = run.ctx, run.cfg
     n_ex, n_worst = int(rcfg.get("num_examples", 6)), int(rcfg.get("num_worst", 4))

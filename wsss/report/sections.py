@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wsss.report import GT_FREE, TUNED  # result kinds, shared with eval_seeds
-from wsss.report_run import TRAINERS, RunRecord
+from wsss.report.kinds import GT_FREE, TUNED  # result kinds, shared with eval_seeds
+from wsss.report.run import TRAINERS, RunRecord
 
 # ------------------------------------------------------------------------------------------------ sections
 
@@ -13,7 +13,7 @@ from wsss.report_run import TRAINERS, RunRecord
 def _metric_rows(run: RunRecord) -> list[tuple[str, list[str]]]:
     """(kind, row) per result; kind says how the result's settings were chosen (ground-truth-free, tuned with
     ground truth on the calibration split, oracle, fully supervised), so the report keeps the groups apart."""
-    from wsss.report import esc, fmt
+    from wsss.report.page import esc, fmt
 
     rows: list[tuple[str, list[str]]] = []
 
@@ -56,7 +56,7 @@ def _metric_rows(run: RunRecord) -> list[tuple[str, list[str]]]:
 
 def grouped_metric_tables(run: RunRecord) -> list[str]:
     """One mIoU table per kind, ground-truth-free first, tuned with ground truth next, the rest after."""
-    from wsss.report import esc, table
+    from wsss.report.page import esc, table
 
     groups: dict[str, list[list[str]]] = {}
     for kind, row in _metric_rows(run):
@@ -71,7 +71,8 @@ def grouped_metric_tables(run: RunRecord) -> list[str]:
 
 def auto_settings_rows(run: RunRecord) -> list[list[str]]:
     """The settings derived from the data ('auto'), from summary.json, with the reason."""
-    from wsss.report import esc, read_json_or_none
+    from wsss.report.page import esc
+    from wsss.report.reading import read_json_or_none
 
     summary, _ = read_json_or_none(run.work / "summary.json")
     auto = (summary or {}).get("auto_settings") if isinstance(summary, dict) else None
@@ -85,7 +86,7 @@ _SKIP_DETAIL = ("wall_s", "peak_rss_mb", "history", "final", "skipped", "reason"
 
 
 def _details(res: dict) -> str:
-    from wsss.report import esc, fmt
+    from wsss.report.page import esc, fmt
 
     parts = []
     for k, v in res.items():
@@ -98,7 +99,7 @@ def _details(res: dict) -> str:
 
 
 def stage_rows(run: RunRecord) -> list[list[str]]:
-    from wsss.report import esc, fmt
+    from wsss.report.page import esc, fmt
 
     rows = []
     for name in run.stages:
@@ -112,7 +113,7 @@ def stage_rows(run: RunRecord) -> list[list[str]]:
         status = f"skipped: {res.get('reason', '')}" if res.get("skipped") else "done"
         manifest = run.work / name / "manifest.json"
         if manifest.is_file():
-            from wsss.report import read_json_or_none
+            from wsss.report.reading import read_json_or_none
 
             m, _ = read_json_or_none(manifest)
             if isinstance(m, dict) and m.get("state") not in (None, "done"):
@@ -180,7 +181,9 @@ def per_class_series(run: RunRecord, names: list[str]) -> tuple[dict[str, list[f
 
 def training_curves(run: RunRecord, out: Path) -> list[str]:
     """Training-curve sections (HTML); PNGs written to ``out``."""
-    from wsss.report import esc, img, mmseg_scalar_files, mmseg_series, plot_curves, read_jsonl, train_log_series
+    from wsss.report.charts import plot_curves
+    from wsss.report.page import esc, img
+    from wsss.report.reading import mmseg_scalar_files, mmseg_series, read_jsonl, train_log_series
 
     parts = []
     for name in TRAINERS:

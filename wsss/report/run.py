@@ -16,7 +16,7 @@ class RunRecord:
     def __init__(self, ctx: Any, stages: dict[str, bool | str]):
         """``stages``: every stage before the report, in order -> enabled (True / False), or why its module
         cannot be loaded (a string); the stage layer supplies it."""
-        from wsss.report import read_json_or_none
+        from wsss.report.reading import read_json_or_none
 
         self.ctx, self.cfg, self.work = ctx, ctx.cfg, Path(ctx.work_dir)
         self.missing: list[str] = []  # every "not available" line, for the summary at the end
@@ -51,13 +51,13 @@ class RunRecord:
                                       else "no reason recorded")
 
     def na(self, what: str, reason: str) -> str:
-        from wsss.report import na
+        from wsss.report.page import na
 
         self.missing.append(f"{what}: {reason}")
         return na(reason)
 
     def file_json(self, stage: str, filename: str) -> tuple[Any, str | None]:
-        from wsss.report import read_json_or_none
+        from wsss.report.reading import read_json_or_none
 
         if not self.ok(stage):
             return None, self.reason(stage)

@@ -1,7 +1,7 @@
 """The run report's content: reads what the stages of a work directory wrote and lays out the HTML page.
 
-Used by ``stages/report.py``; the HTML/plot primitives live in ``wsss.report``, the run's data in
-``wsss.report_run``, the sections in ``wsss.report_sections`` and ``wsss.report_examples``. See the stage's
+Used by ``stages/report.py``; the HTML writer is ``wsss.report.page``, the pictures ``wsss.report.charts``, the
+run's data ``wsss.report.run``, the sections ``wsss.report.sections`` and ``wsss.report.examples``. See the stage's
 docstring for what the page shows.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from wsss.report_examples import example_rows, pick_sample  # noqa: F401  (pick_sample: re-exported)
-from wsss.report_run import RunRecord
-from wsss.report_sections import (
+from wsss.report.examples import example_rows
+from wsss.report.run import RunRecord
+from wsss.report.sections import (
     auto_settings_rows,
     class_names,
     grouped_metric_tables,
@@ -26,8 +26,9 @@ from wsss.report_sections import (
 def build_report(ctx: Any, stages: dict[str, bool | str]) -> dict[str, Any]:
     """Write ``<out_dir>/index.html`` (+ PNGs, sample.json) for the run in ``ctx.work_dir``; returns its summary."""
     from pipeline.cache import atomic_write_json, atomic_write_text
-    from wsss.report import Page, esc, img, plot_per_class, plot_sweep, referenced_images, table
-    from wsss.report import fmt as f
+    from wsss.report.charts import plot_per_class, plot_sweep
+    from wsss.report.page import Page, esc, img, referenced_images, table
+    from wsss.report.page import fmt as f
 
     if not ctx.is_main:
         return {}

@@ -1,0 +1,226 @@
+"""One split of a dataset: ids, image paths, image-level labels (from a label file or derived once from the masks,
+cached) and, when present, masks. :func:`build_dataset` is the one reader for every dataset type.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.cache import atomic_write_json
+from wsss.datasets.files import (
+    DatasetError,
+    MissingSplit,
+    check_mask,
+    image_size,
+    read_classes,
+    read_image,
+    read_label_png,
+)
+from wsss.datasets.layout import ids_in, options, resolve_path, split_file_path
+
+log = logging.getLogger("wsss.datasets")
+
+
+@dataclass
+class SegDataset:
+    """A split of a dataset: ids, image paths, image-level labels, and (when present) masks."""
+
+    root: Path
+    split: str
+    classes: list[str]
+    ids: list[str]
+    img_dir: Path
+    img_suffix: str
+    mask_dir: Path | None
+    mask_suffix: str
+    label_sets: dict[str, list[int]] = field(default_factory=dict)  # id -> foreground indices (0-based)
+    skipped_no_foreground: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        """Including background."""
+        return len(self.classes)
+
+    @property
+    def num_fg(self) -> int:
+        return len(self.classes) - 1
+
+    @property
+    def has_masks(self) -> bool:
+        return self.mask_dir is not None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image_path(self, id_: str) -> Path:
+        return self.img_dir / f"{id_}{self.img_suffix}"
+
+    def mask_path(self, id_: str) -> Path:
+        if self.mask_dir is None:
+            raise DatasetError(f"{self.root}: this dataset has no masks (split {self.split})")
+        return self.mask_dir / f"{id_}{self.mask_suffix}"
+
+    def image(self, id_: str) -> np.ndarray:
+        return read_image(self.image_path(id_))
+
+    def mask(self, id_: str) -> np.ndarray:
+        path = self.mask_path(id_)
+        mask = read_label_png(path)
+        check_mask(mask, self.num_classes, path)
+        return mask
+
+    def labels(self, id_: str) -> np.ndarray:
+        """Multi-hot float32 vector over the foreground classes."""
+        vec = np.zeros(self.num_fg, np.float32)
+        vec[self.label_sets[id_]] = 1.0
+        return vec
+
+    def label_set(self, id_: str) -> list[int]:
+        return list(self.label_sets[id_])
+
+
+def _classes_from(spec: Any, root: Path) -> list[str]:
+    if isinstance(spec, str):
+        return read_classes(resolve_path(root, spec, ""))
+    names = list(spec)
+    if not names or names[0] != "background":
+        raise DatasetError(f"dataset classes must start with 'background' (got {names[:3]}...)")
+    return names
+
+
+def _labels_from_file(path: Path, ids: list[str], classes: list[str]) -> dict[str, list[int]]:
+    """Image-level labels from JSON {id: [class names or foreground indices 0..C-1]}."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: label file is missing")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, Mapping):
+        raise DatasetError(f"{path}: expected a JSON object {{image_id: [classes]}}")
+    index = {n: i - 1 for i, n in enumerate(classes) if i > 0}
+    out: dict[str, list[int]] = {}
+    missing = [i for i in ids if i not in data]
+    if missing:
+        raise DatasetError(f"{path}: no labels for {len(missing)} image(s) of the split, e.g. {missing[:5]}")
+    for id_ in ids:
+        fg = []
+        for c in data[id_]:
+            if isinstance(c, str):
+                if c not in index:
+                    raise DatasetError(f"{path}: image {id_} has label '{c}', not a foreground class of {classes}")
+                fg.append(index[c])
+            elif isinstance(c, int) and 0 <= c < len(classes) - 1:
+                fg.append(c)
+            else:
+                raise DatasetError(f"{path}: image {id_} has label {c!r}; "
+                                   f"expected a class name or 0..{len(classes) - 2}")
+        out[id_] = sorted(set(fg))
+    return out
+
+
+def _derive_one(args: tuple[str, str, str, int]) -> tuple[str, list[int] | str]:
+    id_, mask_path, img_path, num_classes = args
+    try:
+        mask = read_label_png(mask_path)
+        check_mask(mask, num_classes, mask_path, image_size(img_path))
+    except DatasetError as e:
+        return id_, f"ERROR {e}"
+    vals = np.unique(mask)
+    return id_, [int(v) - 1 for v in vals if 0 < v < num_classes]
+
+
+def derive_labels(ds: SegDataset, cache_dir: Path | None, workers: int = 0) -> dict[str, list[int]]:
+    """Image-level labels from the masks (every mask validated once), cached by split and mask files.
+
+    The cache key covers the mask folder, the class list, the ids and every mask's size and mtime, so an
+    edited mask is validated again.
+    """
+    stats = [(lambda s: (s.st_size, s.st_mtime_ns))(ds.mask_path(i).stat()) for i in ds.ids]
+    key = hashlib.sha1(json.dumps([str(ds.mask_dir.resolve()), ds.mask_suffix, ds.classes, ds.ids, stats]).encode()
+                       ).hexdigest()[:16]
+    cache = cache_dir / f"labels_{ds.split}_{key}.json" if cache_dir else None
+    if cache and cache.is_file():
+        return {k: list(v) for k, v in json.loads(cache.read_text()).items()}
+    jobs = [(i, str(ds.mask_path(i)), str(ds.image_path(i)), ds.num_classes) for i in ds.ids]
+    from tqdm import tqdm
+
+    if workers > 1 and len(jobs) > 64:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_derive_one, jobs, chunksize=32), total=len(jobs),
+    desc=f"labels from masks ({ds.split})", mininterval=1.0))
+    else:
+        results = [_derive_one(j) for j in jobs]
+    errors = [r for _, r in results if isinstance(r, str)]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DatasetError(errors[0][6:] + more)
+    labels = {i: r for i, r in results}  # type: ignore[misc]
+    if cache:
+        atomic_write_json(cache, labels)
+    return labels
+
+
+def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_foreground: bool | None = None,
+    check_files: bool = True) -> SegDataset:
+    """Build one split from a dataset config (see ``PRESETS`` for the keys and their defaults).
+
+    ``split`` defaults to ``train_split``. Images with no foreground label are dropped (warned and counted)
+    from training splits; ``require_foreground`` overrides that (default: True for the train split).
+    """
+    opts = options(cfg)
+    root = Path(opts["root"]).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root does not exist")
+    split = split or opts["train_split"]
+    classes = _classes_from(opts["classes"], root)
+    split_file = split_file_path(opts, split)
+    if not split_file.is_file():
+        raise MissingSplit(f"{split_file}: split file is missing (split '{split}')")
+    ids = ids_in(split_file)
+    if not ids:
+        raise DatasetError(f"{split_file}: split file lists no images")
+    img_dir = resolve_path(root, opts["img_dir"], split)
+    mask_dir = resolve_path(root, opts["mask_dir"], split) if opts.get("mask_dir") else None
+    if mask_dir is not None and not mask_dir.is_dir():
+        if not opts.get("label_file"):
+            raise DatasetError(f"{mask_dir}: mask folder is missing and no label_file is configured "
+                               "(image-level labels come from masks or a label file)")
+        mask_dir = None
+    ds = SegDataset(root=root, split=split, classes=classes, ids=ids, img_dir=img_dir,
+    img_suffix=opts["img_suffix"], mask_dir=mask_dir, mask_suffix=opts["mask_suffix"])
+    if check_files:
+        missing = [i for i in ids if not ds.image_path(i).is_file()]
+        if missing:
+            raise DatasetError(f"{ds.image_path(missing[0])}: image listed in {split_file} is missing"
+                               + (f" ({len(missing)} missing in all, e.g. {missing[:5]})" if len(missing) > 1 else ""))
+        if mask_dir is not None:
+            missing = [i for i in ids if not ds.mask_path(i).is_file()]
+            if missing:
+                raise DatasetError(f"{ds.mask_path(missing[0])}: mask of an image listed in {split_file} is missing"
+                                   + (f" ({len(missing)} missing in all)" if len(missing) > 1 else ""))
+    if opts.get("label_file"):
+        ds.label_sets = _labels_from_file(resolve_path(root, opts["label_file"], split), ids, classes)
+    else:
+        cache_dir = Path(opts.get("cache_dir", "workdirs/.cache")) / "datasets"
+        workers = int(opts.get("workers", 0) or (os.cpu_count() or 1))
+        ds.label_sets = derive_labels(ds, cache_dir, workers)
+    if require_foreground is None:
+        require_foreground = split == opts["train_split"]
+    if require_foreground:
+        ds.skipped_no_foreground = [i for i in ds.ids if not ds.label_sets[i]]
+        if ds.skipped_no_foreground:
+            log.warning("%s: %d image(s) of split '%s' have no foreground label and are skipped, e.g. %s",
+    split_file, len(ds.skipped_no_foreground), split, ds.skipped_no_foreground[:5])
+            ds.ids = [i for i in ds.ids if ds.label_sets[i]]
+    return ds

@@ -1,0 +1,111 @@
+"""Reading one dataset file: an image, a label PNG, an image's size, a ``classes.txt``; mask checks.
+
+Every bad input raises :class:`DatasetError` naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.errors import UserError
+
+IGNORE = 255
+
+
+class DatasetError(UserError, ValueError):
+    """Bad dataset input; the message names the file and the problem (the CLI prints it and exits with 2)."""
+
+
+class MissingSplit(DatasetError):
+    """The split file of a requested split does not exist (the split is absent, not damaged)."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The one image reader: RGB uint8 HxWx3 (EXIF orientation is not applied, as in VOC/COCO tooling)."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image file is missing") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: cannot read image ({e})") from None
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """A label map PNG (palette or grayscale) as its index values, uint8 HxW."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "I", "I;16"):
+                raise DatasetError(f"{path}: label PNG has mode {im.mode}; expected palette (P) or grayscale (L)")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: label file is missing") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: cannot read label PNG ({e})") from None
+    if arr.dtype != np.uint8:
+        if arr.max(initial=0) > 255:
+            raise DatasetError(f"{path}: label values up to {arr.max()} do not fit uint8")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) from the file header, without decoding."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file is missing") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: cannot read ({e})") from None
+
+
+BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")
+
+
+def read_classes(path: str | os.PathLike, require_background: bool = True) -> list[str]:
+    """The class list of a ``classes.txt``: one name per line, label i = line i.
+
+    Blank lines, ``#`` comments and labelme's ``__ignore__`` line are skipped. The first name must be a
+    background name (label 0 is background in every mask); with ``require_background=False`` (the evaluation
+    tool) a foreground-only list gets ``background`` prepended instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: class list file is missing (one class per line, first line 'background')")
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name and name != "__ignore__":
+            names.append(name)
+    if not names:
+        raise DatasetError(f"{path}: no class names found")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DatasetError(f"{path}: duplicate class names {dup}")
+    if names[0].lower() not in BACKGROUND_NAMES:
+        if require_background:
+            raise DatasetError(f"{path}: first line must be 'background' (got {names[:1]})")
+        names.insert(0, "background")
+    return names
+
+
+def check_mask(mask: np.ndarray, num_classes: int, path: str | os.PathLike,
+               shape: tuple[int, int] | None = None) -> None:
+    """Raise if the mask has values outside [0, num_classes) ∪ {255} or the wrong size."""
+    if shape is not None and tuple(mask.shape[:2]) != tuple(shape):
+        raise DatasetError(f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+                           f"size {shape[1]}x{shape[0]}")
+    bad = out_of_range_values(mask, num_classes)
+    if bad:
+        raise DatasetError(f"{path}: mask values {bad} are outside the class range 0..{num_classes - 1} "
+                           f"(and {IGNORE} = ignore)")
+
+
+def out_of_range_values(labels: np.ndarray, num_classes: int) -> list[int]:
+    """The values of a label map that are neither a class id in [0, num_classes) nor ignore (255)."""
+    vals = np.unique(labels)
+    return vals[(vals >= num_classes) & (vals != IGNORE)].tolist()

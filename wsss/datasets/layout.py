@@ -1,0 +1,127 @@
+"""Where a dataset's files are: the presets per dataset type (VOC, VOC+SBD, converted COCO, custom VOC layout),
+split files, image paths, and the list of files a split consists of (for the cache's data fingerprint).
+
+Reads split files only, never images or masks.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from wsss.datasets.files import DatasetError, MissingSplit
+
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor")
+
+# Per dataset type: the defaults a config overrides. ``{split}`` in a path is replaced by the split name.
+PRESETS: dict[str, dict[str, Any]] = {
+    "voc": dict(img_dir="JPEGImages", img_suffix=".jpg", mask_dir="SegmentationClass", mask_suffix=".png",
+                split_dir="ImageSets/Segmentation", train_split="train", val_split="val", classes=VOC_CLASSES),
+    # SBD augmentation as commonly distributed: SegmentationClassAug/ + ImageSets/Segmentation/train_aug.txt
+    "voc_aug": dict(img_dir="JPEGImages", img_suffix=".jpg", mask_dir="SegmentationClassAug", mask_suffix=".png",
+                    split_dir="ImageSets/Segmentation", train_split="train_aug", val_split="val",
+                    classes=VOC_CLASSES),
+    # COCO 2014 after tools/convert_coco.py
+    "coco": dict(img_dir="{split}", img_suffix=".jpg", mask_dir="SegmentationClass/{split}", mask_suffix=".png",
+                 split_dir="ImageSets", train_split="train2014", val_split="val2014", classes="classes.txt"),
+    # Any VOC-layout dataset with its own classes.txt (first line: background)
+    "custom": dict(img_dir="JPEGImages", img_suffix=".jpg", mask_dir="SegmentationClass", mask_suffix=".png",
+                   split_dir="ImageSets/Segmentation", train_split="train", val_split="val", classes="classes.txt"),
+}
+
+
+def resolve_path(root: Path, p: str, split: str) -> Path:
+    """A path of the config (``{split}`` filled in), relative to the dataset root unless absolute."""
+    p = p.format(split=split)
+    return Path(p) if os.path.isabs(p) else root / p
+
+
+def split_file_path(opts: Mapping[str, Any], split: str) -> Path:
+    """``<split_dir>/<split>.txt`` of a dataset config with its preset filled in (:func:`options`)."""
+    return resolve_path(Path(opts["root"]).expanduser(), opts["split_dir"], split) / f"{split}.txt"
+
+
+def ids_in(split_file: Path) -> list[str]:
+    """The image ids of a split file (first word of each non-blank line)."""
+    return [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+
+
+def options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset config with its type's preset filled in; raises on an unknown type or a missing root."""
+    cfg = dict(cfg)
+    kind = cfg.get("type", "custom")
+    if kind not in PRESETS:
+        raise DatasetError(f"unknown dataset type '{kind}'; choose one of {sorted(PRESETS)}")
+    opts = {**PRESETS[kind], **{k: v for k, v in cfg.items() if v is not None}}
+    if "root" not in opts:
+        raise DatasetError("dataset config has no 'root'")
+    return opts
+
+
+def read_split_ids(cfg: Mapping[str, Any], split: str | None = None) -> list[str]:
+    """The ids listed in a split file of a dataset config (default: the train split; no image or mask reads)."""
+    opts = options(cfg)
+    split = split or opts["train_split"]
+    split_file = split_file_path(opts, split)
+    if not split_file.is_file():
+        raise MissingSplit(f"{split_file}: split file is missing (split '{split}')")
+    return ids_in(split_file)
+
+
+def split_image_paths(cfg: Mapping[str, Any], split: str | None = None) -> dict[str, Path]:
+    """{id: image path} of a split, from the split file alone (no label or mask reads)."""
+    opts = options(cfg)
+    split = split or opts["train_split"]
+    img_dir = resolve_path(Path(opts["root"]).expanduser(), opts["img_dir"], split)
+    return {i: img_dir / f"{i}{opts['img_suffix']}" for i in read_split_ids(cfg, split)}
+
+
+def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, Path]]:
+    """The files one split of a dataset consists of, as (path relative to the root, path).
+
+    Uses the reader's own presets, so the cache (pipeline.fingerprint) and the reader never disagree on which
+    files count.
+    """
+    cfg = dict(dataset_cfg)
+    kind = cfg.get("type", "custom")
+    opts = {**PRESETS.get(kind, PRESETS["custom"]), **{k: v for k, v in cfg.items() if v is not None}}
+    root = Path(str(opts.get("root", "."))).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root does not exist")
+    root = root.resolve()
+
+    def resolve(p: str) -> Path:
+        p = p.format(split=split)
+        return Path(p) if os.path.isabs(p) else root / p
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.relative_to(root))
+        except ValueError:
+            return str(p.resolve())
+
+    split_file = resolve(opts["split_dir"]) / f"{split}.txt"
+    files = [split_file]
+    if isinstance(opts.get("classes"), str):
+        files.append(resolve(opts["classes"]))
+    if opts.get("label_file"):
+        files.append(resolve(opts["label_file"]))
+    ids = ids_in(split_file) if split_file.is_file() else []
+    img_dir = resolve(opts["img_dir"])
+    files += [img_dir / f"{i}{opts['img_suffix']}" for i in ids]
+    if opts.get("mask_dir"):
+        mask_dir = resolve(opts["mask_dir"])
+        if mask_dir.is_dir():
+            files += [mask_dir / f"{i}{opts['mask_suffix']}" for i in ids]
+    return [(rel(p), p) for p in files]
+
+
+def split_name(dataset_cfg: Mapping[str, Any], which: str) -> str:
+    """A split named directly, or ``train`` / ``val`` meaning the dataset's ``train_split`` / ``val_split``."""
+    if which not in ("train", "val"):
+        return which
+    preset = PRESETS.get(dataset_cfg.get("type", "custom"), PRESETS["custom"])
+    return dataset_cfg.get(f"{which}_split") or preset[f"{which}_split"]
