@@ -140,7 +140,7 @@ def run(ctx) -> dict[str, Any]:
 
     def step(net, batch):
         m = getattr(net, "module", net)
-        use_teacher = int(batch["epoch"].min()) >= teacher_from
+        use_teacher = data.epoch >= teacher_from  # train() sets the epoch on the dataset before each epoch
         m.update_teacher() if use_teacher else m.sync_teacher()
         return net(batch["feats"] if "feats" in batch else batch["image"], batch["labels"], batch["target"],
                    use_teacher)

@@ -21,7 +21,7 @@ class FeatureCache(torch.utils.data.Dataset):
     ``features`` maps a batch of images (B, 3, H, W) to a list of level features (each (B, C, h, w)); it is
     called under ``torch.no_grad`` on the source's epoch-0 items (their fixed-scale crops). ``flip_keys``: the
     other keys that are spatial and are mirrored with the image (e.g. label maps); the rest are copied as they
-    are, except an ``epoch`` key, which reports the epoch being served. ``dtype``: the stored feature type
+    are. ``dtype``: the stored feature type
     (float16 halves the memory; items come back as float32). A cache that would not fit in half of the memory
     available is refused after the first batch, with an error naming ``config_key``.
     Memory: ``2 * N * sum_l C_l * h_l * w_l`` elements; meant for datasets that fit in memory (the demo: 240
@@ -62,8 +62,6 @@ class FeatureCache(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         m = int(np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5) if self.flip else 0
         item = {**self.items[i][m], "feats": [f.float() for f in self.items[i][m]["feats"]]}
-        if "epoch" in item:  # a source that reports its epoch (BAO's teacher schedule) gets the served one
-            item["epoch"] = torch.tensor(self.epoch)
         return item
 
 

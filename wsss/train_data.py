@@ -76,8 +76,7 @@ class SeedLabelImages(LabeledImages):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         x, lab = joint_train_transform(image, label, rng, self.resize, self.scale_range, self.crop, self.flip)
         return {"image": torch.from_numpy(x), "labels": torch.from_numpy(self.ds.labels(id_)),
-                "target": torch.from_numpy(lab.astype(np.int64)),
-                "epoch": torch.tensor(self.epoch)}  # tells the training step which teacher labels to use
+                "target": torch.from_numpy(lab.astype(np.int64))}
 
 
 class AffinityDataset(torch.utils.data.Dataset):

@@ -328,13 +328,13 @@ def test_frozen_student_trains_the_head_only_and_cached_features_give_the_same_l
             return 3
 
         def __getitem__(self, i):
-            return {"image": images[i], "labels": labels[i], "target": target[i], "epoch": torch.tensor(0)}
+            return {"image": images[i], "labels": labels[i], "target": target[i]}
 
     cache = FeatureCache(model.student.features, _Items(), flip=True, seed=0, flip_keys=("target",))
     plain, mirror = cache.items[1]
     assert torch.equal(mirror["target"], target[1].flip(-1)) and torch.equal(mirror["labels"], labels[1])
     cache.set_epoch(5)
-    assert int(cache[0]["epoch"]) == 5  # the served epoch drives the teacher schedule
+    assert cache.epoch == 5  # the bao stage's step reads the served epoch here for the teacher schedule
     batch = torch.utils.data.default_collate([cache.items[i][0] for i in range(3)])
     on_feats = model(batch["feats"], batch["labels"], batch["target"], use_teacher=True)
     on_images = model(images, labels, target, use_teacher=True)
