@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.cache import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from tools.synth_labels import ignore_band
 from wsss.maps import save_label_png
 
 GENERATOR_VERSION = 1
@@ -299,25 +300,6 @@ def _render(rng: np.random.Generator, h: int, w: int, shape: Callable, texture: 
     return alpha, col.astype(np.float32), (slice(cy0, cy1), slice(cx0, cx1)), full_area
 
 
-def _ignore_band(label: np.ndarray, width: int) -> np.ndarray:
-    """Set 255 on pixels within ``width`` px (city-block distance) of a label change, as VOC does at boundaries.
-
-    City-block, not chessboard: a 3x3 neighbourhood would make the band ~3 px wide across diagonal edges.
-    """
-    if width <= 0:
-        return label
-    h, w = label.shape
-    pad = np.pad(label, width, mode="edge")
-    edge = np.zeros(label.shape, bool)
-    for dy in range(-width, width + 1):
-        for dx in range(-width, width + 1):
-            if (dy or dx) and abs(dy) + abs(dx) <= width:
-                edge |= pad[width + dy:width + dy + h, width + dx:width + dx + w] != label
-    out = label.copy()
-    out[edge] = IGNORE
-    return out
-
-
 def _image_size(rng: np.random.Generator, size: int, vary_size: bool) -> tuple[int, int]:
     if not vary_size:
         return size, size
@@ -398,7 +380,7 @@ def render_demo_image(seed: int, split: str, index: int, size: int = 128, vary_s
     # sensor noise over everything, so pasted objects carry the same grain as the photo
     img = img + rng.normal(0, rng.uniform(1.5, 5), size=img.shape).astype(np.float32)
     rgb = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    label = _ignore_band(label, ignore_width)
+    label = ignore_band(label, ignore_width)
     return rgb, label, {"size": [h, w], "objects": objects, "overlap": overlap}
 
 

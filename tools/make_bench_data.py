@@ -46,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tools.synth_labels import ignore_band  # noqa: E402
 
 GENERATOR_VERSION = 1
 IGNORE = 255
@@ -235,22 +236,6 @@ def _place(rng: np.random.Generator, cut: tuple[np.ndarray, np.ndarray], h: int,
     return out_rgb, np.clip(alpha, 0, 1)
 
 
-def _ignore_band(label: np.ndarray, width: int = 1) -> np.ndarray:
-    """255 on pixels next to a label change (4-neighbourhood), as VOC marks object boundaries."""
-    if width <= 0:
-        return label
-    out = label.copy()
-    edge = np.zeros(label.shape, bool)
-    dy = label[1:, :] != label[:-1, :]
-    dx = label[:, 1:] != label[:, :-1]
-    edge[1:, :] |= dy
-    edge[:-1, :] |= dy
-    edge[:, 1:] |= dx
-    edge[:, :-1] |= dx
-    out[edge] = IGNORE
-    return out
-
-
 def render_image(seed: int, split: str, index: int, size: int, sources: str, first_class: int,
                  ignore_width: int = 1) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One image: (RGB uint8 HxWx3, label uint8 HxW, info)."""
@@ -294,7 +279,7 @@ def render_image(seed: int, split: str, index: int, size: int, sources: str, fir
             label[vis] = c if ok else IGNORE
             objects.append({"class": fg[c - 1], "source": f"{key[0]}:{key[1]}", "visible_px": nvis,
                             "pasted_px": pasted, "labelled": bool(ok)})
-    label = _ignore_band(label, ignore_width) if ignore_width else label
+    label = ignore_band(label, ignore_width)
     rgb_u8 = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     return rgb_u8, label, {"size": [h, w], "objects": objects, "distractors": n_dis}
 
