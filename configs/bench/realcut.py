@@ -11,6 +11,6 @@ dataset = dict(root="data/realcut", train_split="train", val_split="val")
 classify = dict(epochs=6, resize=176, crop_size=160)
 seeds = dict(scales=(1.0, 1.5))
 affinity = dict(crop_size=192)
-# segment: 20 passes over the train split (iters 'auto'; 750 iterations on data/realcut_small). Chosen from the
-# demo's ground-truth learning curve (bench/README "Segment schedule"), not from realcut's ground truth.
+# segment: 20 passes over the train split (iters 'auto'; 750 iterations on data/realcut_small), as the demo's 600
+# iterations; chosen from the demo's ground-truth learning curve (bench/README), not from realcut's ground truth.
 segment = dict(crop_size=160, img_scale=(224, 192), iters="auto", auto_epochs=20)
