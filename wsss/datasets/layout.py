@@ -94,8 +94,7 @@ def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, P
     root = root.resolve()
 
     def resolve(p: str) -> Path:
-        p = p.format(split=split)
-        return Path(p) if os.path.isabs(p) else root / p
+        return resolve_path(root, p, split)
 
     def rel(p: Path) -> str:
         try:
