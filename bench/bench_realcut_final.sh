@@ -3,11 +3,11 @@
 #   1. the default ground-truth-free pipeline (BAS+CAM seeds, learned background, CRF + random walk, DeepLab on the
 #      random-walk labels) through eval_segment;
 #   2. the yardstick: the same DeepLab recipe on the ground-truth masks of the same train split, validated every
-#      150 iterations (its learning curve), then eval_segment;
+#      225 iterations (its learning curve), then eval_segment;
 #   3. the CAM baseline (classify.method=cam, seeds.source=cam) through eval_seeds, whose threshold is chosen on the
 #      calibration split like the BAS+CAM row of run 1.
 #
-#   bash bench/bench_realcut_final.sh [work_root]      (default workdirs/realcut_final; ~1 h on 2 idle cores)
+#   bash bench/bench_realcut_final.sh [work_root]      (default workdirs/realcut_final; ~1.5 h on 2 idle cores)
 #
 # Prints the key numbers of each run; the stage results stay in <work_root>/{pipeline,gt,cam}.
 set -euo pipefail
@@ -20,10 +20,10 @@ SMALL=(dataset.root=data/realcut_small classify.resize=144 classify.crop_size=12
        classify.epochs=4 "seeds.scales=[1.0]" bao.epochs=8 bao.teacher_from_epoch=4)
 
 $PY -m pipeline.cli run $CFG --work-dir "$W/pipeline" --cfg-options "${SMALL[@]}"
-$PY bench/bench_segment_curve.py --config $CFG --work "$W/gt" --iters 750 --every 150 \
+$PY bench/bench_segment_curve.py --config $CFG --work "$W/gt" --iters 1125 --every 225 \
     --cfg-options "${SMALL[@]}"
 $PY -m pipeline.cli stage eval_segment $CFG --work-dir "$W/gt" --cfg-options "${SMALL[@]}" segment.labels_from=gt \
-    segment.iters=750 segment.val_interval=150 segment.checkpoint_interval=750
+    segment.iters=1125 segment.val_interval=225 segment.checkpoint_interval=1125
 $PY -m pipeline.cli run $CFG --work-dir "$W/cam" --until eval_seeds --cfg-options "${SMALL[@]}" \
     classify.method=cam seeds.source=cam bao.enabled=False
 
