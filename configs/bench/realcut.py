@@ -2,9 +2,9 @@
 # person, quokka, socks, ice_cube_tray, mouse_traps, book, soap) pasted 1-3 per image with unlabelled
 # distractors on real photo backgrounds, 600 train / 150 val images of ~224 px. Pretrained MobileNetV2, CPU.
 # Inherits the demo config (same method and refinement); sizes follow the ~224 px images. Build the data with
-# `python tools/make_bench_data.py --out data/realcut`. The seed-source numbers of bench/README.md ("realcut") used a
-# smaller setting of this config (300 images, 144/128 px, 148 iterations; bench/bench_realcut.sh small); this full
-# schedule has not been measured yet.
+# `python tools/make_bench_data.py --out data/realcut`. Every realcut number of bench/README.md used a smaller setting
+# of this config (300 images, classifier 144/128 px, 148 iterations, BAO 8 epochs; bench/bench_realcut_final.sh);
+# this full setting has not been measured yet.
 _base_ = ["../demo/demo.py"]
 experiment = "realcut"
 dataset = dict(root="data/realcut", train_split="train", val_split="val")
