@@ -56,9 +56,10 @@ def joint_train_transform(image: np.ndarray, label: np.ndarray, rng: np.random.G
 
 
 class SeedLabelImages(LabeledImages):
-    """(image, multi-hot labels, first teacher labels, epoch) samples: the teacher labels come from each image's seed
-    file (:func:`wsss.models.bao.teacher_labels`), augmented with the image. Seeded per (seed, epoch, index) like
-    :class:`LabeledImages`, so a resumed run sees the same data."""
+    """(image, multi-hot labels, first teacher labels) samples: the teacher labels come from each image's seed file
+    (:func:`wsss.models.bao.teacher_labels`), augmented with the image. Seeded per (seed, epoch, index) like
+    :class:`LabeledImages`, so a resumed run sees the same data; the bao stage reads ``epoch`` for its teacher
+    schedule."""
 
     def __init__(self, ds, seed_dir, resize: int = 512, scale_range: Sequence[float] = (0.7, 1.3),
                  crop: int = 448, flip: bool = True, seed: int = 0):

@@ -10,6 +10,8 @@
 #   affinity loss at 0.58, near the 0.69 of a constant affinity);
 # - segment: iters 'auto' at the base's 30 passes (mmseg's VOC recipe). 20 passes were enough on the demo but not on
 #   real photos: on realcut the ground-truth curve was still rising at 20 (bench/README, "realcut end to end").
+# - segment.ratio_range and eval_segment.scales: the demo config's values, kept as they are (not compared against
+#   others on any dataset).
 _base_ = ["./bas_irn.py"]
 experiment = "custom_bas_irn_cpu"
 classify = dict(backbone="mobilenet_v2", pretrained=True, lr=0.001, batch_size=16, num_workers=0)
