@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+_TEMP_MARK = ".tmp."
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -28,7 +30,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp.", suffix=suffix or path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TEMP_MARK}", suffix=suffix or path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -38,6 +40,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True for a file :func:`atomic_path` is writing (or a killed run left half written)."""
+    name = Path(path).name
+    return name.startswith(".") and _TEMP_MARK in name
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the half-written files a killed run left under ``folder``; returns how many.
+
+    They keep the target's suffix (writers need it), so a ``*.npz`` glob would otherwise see them.
+    Call it only while no process writes into ``folder``.
+    """
+    stale = [f for f in Path(folder).rglob(f".*{_TEMP_MARK}*") if f.is_file() and is_temporary(f)]
+    for f in stale:
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+    return len(stale)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

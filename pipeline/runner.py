@@ -33,7 +33,7 @@ from typing import Any
 from mmengine.config import Config
 
 from . import __version__
-from .cache import WorkdirLock, atomic_write_json, read_json
+from .cache import WorkdirLock, atomic_write_json, read_json, remove_temporaries
 from .distributed import barrier, init_distributed, shutdown_distributed, world
 from .logs import _StageLogFile, setup_console_logging  # noqa: F401  (re-exported for the CLI)
 from .memory import PeakMemory
@@ -127,6 +127,10 @@ def _prepare_out_dir(p: StagePlan, out_dir: Path, previous: Path) -> None:
     for path in p.damaged:  # outputs that did not verify: recompute them
         if path.is_file():
             path.unlink()
+    if p.action == "resume" and out_dir.is_dir():
+        n = remove_temporaries(out_dir)  # half-written files of the killed attempt
+        if n:
+            log.info("stage %s: removed %d half-written file(s) of the interrupted attempt", p.name, n)
     if p.action != "rerun" or not out_dir.exists():
         return
     if p.state == "done":

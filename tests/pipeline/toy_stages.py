@@ -7,8 +7,13 @@ import types
 
 import numpy as np
 
-from pipeline.cache import atomic_save_npz
+from pipeline.cache import atomic_save_npz, is_temporary
 from pipeline.parallel import exists, for_each_item
+
+
+def finished_items(folder):
+    """The finished item files (not the half-written ones a kill leaves)."""
+    return sorted(f for f in folder.glob("*.npz") if not is_temporary(f))
 
 
 def _make_numbers():
@@ -30,7 +35,7 @@ def _make_numbers():
         return {"items": n}
 
     def progress(ctx):
-        return len(list((ctx.out_dir / "items").glob("*.npz"))), ctx.stage_cfg.n
+        return len(finished_items(ctx.out_dir / "items")), ctx.stage_cfg.n
 
     def outputs(ctx):
         return {ctx.out_dir / "items" / f"{i}.npz": "npz:value" for i in range(ctx.stage_cfg.n)}
@@ -46,7 +51,7 @@ def _make_total():
     def run(ctx):
         if (ctx.work_dir / "FAIL").exists():  # a failure the tests switch on and off without a config change
             raise ValueError("FAIL marker present")
-        files = sorted(ctx.input_dir("numbers").glob("items/*.npz"))
+        files = finished_items(ctx.input_dir("numbers") / "items")
         total = float(sum(np.load(f)["value"].sum() for f in files)) * ctx.stage_cfg.factor
         return {"total": total, "fake_miou": 50.0}
 
