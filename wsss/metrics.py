@@ -264,7 +264,9 @@ def evaluate_folder(
     for d, what in ((pred_dir, "prediction"), (gt_dir, "ground-truth")):
         if not d.is_dir():
             raise FileNotFoundError(f"{what} folder not found: {d}")
-    ids = sorted(p.stem for p in gt_dir.glob("*.png")) if ids is None else list(ids)
+    if ids is None:  # hidden files: macOS '._x.png' forks, half-written temporaries
+        ids = sorted(p.stem for p in gt_dir.glob("*.png") if not p.name.startswith("."))
+    ids = list(ids)
     if not ids:
         raise ValueError(f"no images to evaluate (ground-truth folder {gt_dir} has no PNGs or the id list is empty)")
     missing_gt = missing_files(gt_dir, ids)

@@ -197,6 +197,7 @@ def _make_folders(tmp_path: Path, n: int = 5) -> tuple[Path, Path, ConfusionMatr
 
 def test_evaluate_folder(tmp_path: Path) -> None:
     pred_dir, gt_dir, cm = _make_folders(tmp_path)
+    (gt_dir / "._img_1.png").write_bytes(b"\x00\x05\x16\x07")  # a macOS resource fork: not an image to score
     expected = summarize(cm, VOC_CLASSES)
     out = evaluate_folder(pred_dir, gt_dir, None, VOC_CLASSES)
     assert out["num_images"] == 5
