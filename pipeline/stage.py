@@ -97,6 +97,21 @@ class StageContext:
         return torch.device(want)
 
     @property
+    def channels_last(self) -> bool:
+        """``runtime.channels_last``: conv nets store activations and weights NHWC (how fast, not what: the
+        same maths, summed in another order). bench/README "Memory layout" has the measured speed-ups."""
+        return bool(self.cfg.get("runtime", {}).get("channels_last", True))
+
+    def place(self, model):
+        """``model`` on the stage's device, in the stage's memory layout (both in place); returns it."""
+        import torch
+
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    @property
     def workers(self) -> int:
         """Worker processes for per-image loops (``runtime.workers``, default: all cores)."""
         from .parallel import default_workers

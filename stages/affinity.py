@@ -56,7 +56,7 @@ def run(ctx) -> dict:
         classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg)
     else:
         classifier = build_classifier(ctx.cfg.get("classify", {}), ds.num_fg)
-    model = build_affinity_net(classifier, scfg).to(device)
+    model = ctx.place(build_affinity_net(classifier, scfg))
     stride = model.grid_stride
     offsets = pair_offsets(int(scfg.get("train_radius", 10)))
     runtime = ctx.cfg.get("runtime", {})

@@ -110,7 +110,8 @@ def run(ctx) -> dict[str, Any]:
     del classifier
     model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                      smoothing=float(scfg.get("label_smoothing", 0.4)), cls_weight=float(scfg.get("cls_weight", 1.0)),
-                     seg_weight=float(scfg.get("seg_weight", 1.0))).to(device)
+                     seg_weight=float(scfg.get("seg_weight", 1.0)))
+    ctx.place(model)
     ccfg = dict(ctx.cfg.get("classify", {}))
     resize, resize_range, crop = classifier_scale(scfg, ccfg)
     if cache:  # one fixed scale (the whole image in the crop) + mirror, features computed once

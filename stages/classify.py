@@ -61,7 +61,7 @@ def run(ctx) -> dict[str, Any]:
                  ds.split, len(ds), ds.num_fg, scfg.get("backbone", "resnet50"))
     seed = int(runtime.get("seed", 0))
     torch.manual_seed(seed)  # same initial heads on every rank (DDP broadcasts rank 0's anyway)
-    model = build_classifier(scfg, ds.num_fg).to(ctx.device)
+    model = ctx.place(build_classifier(scfg, ds.num_fg))
     if scfg.get("pretrained", True) is False:
         ctx.log.warning("classify: backbone from RANDOM init (classify.pretrained=False)")
     data = LabeledImages(ds, resize=int(scfg.get("resize", 512)), scale_range=scfg.get("scale_range", (0.7, 1.3)),

@@ -77,7 +77,7 @@ def run(ctx) -> dict[str, Any]:
     ds = ctx.dataset(_split(ctx), require_foreground=False)
     if not ds.has_masks:
         raise ValueError(f"{ds.root}: split '{ds.split}' has no ground-truth masks to evaluate against")
-    model = load_model(ctx.input_dir("segment"), ctx.device, num_classes=ds.num_classes)
+    model = ctx.place(load_model(ctx.input_dir("segment"), ctx.device, num_classes=ds.num_classes))
     img_scale = tuple(model.cfg.get("img_scale", ctx.cfg.segment.get("img_scale", (2048, 512))))
     scales = tuple(float(s) for s in ecfg.get("scales", (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)))
     names = variants(ecfg)

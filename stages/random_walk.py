@@ -94,7 +94,7 @@ def run(ctx) -> dict:
     def work(id_: str) -> None:
         model = _MODEL.get(os.getpid())
         if model is None:
-            model = _MODEL[os.getpid()] = load_affinity_net(model_path, classify_cfg, num_fg, device)
+            model = _MODEL[os.getpid()] = ctx.place(load_affinity_net(model_path, classify_cfg, num_fg))
         image, seeds = load_image_seeds(ds, id_, seed_dir)
         bg = load_background(bao_dir, id_, seeds.size) if background == "learned" else None
         with torch.no_grad():

@@ -126,7 +126,7 @@ def run(ctx) -> dict[str, Any]:
     ckpt = ctx.input_dir("classify") / "model.pth"
     device = ctx.device
     # the classifier architecture comes from the classify section (a mismatch with the checkpoint is an error)
-    model = load_classifier(ckpt, ctx.cfg.get("classify", {}), ds.num_fg, device)
+    model = ctx.place(load_classifier(ckpt, ctx.cfg.get("classify", {}), ds.num_fg))
     if source != "cam" and model.method != "bas":
         raise ValueError(f"{ckpt}: seeds.source '{source}' needs a BAS classifier, this one is '{model.method}' "
                          "(set seeds.source='cam' or classify.method='bas')")

@@ -9,6 +9,7 @@
 - ``CPUFriendlyDDP``: mmengine's DDP wrapper that drops ``device_ids`` for CPU modules, so multi-process
   training with gloo works on CPU (mmengine always passes ``device_ids=[LOCAL_RANK]``).
 - ``ResumeRNGHook``: torch's RNG state in every checkpoint, restored on resume (exact resume of segment).
+- ``ChannelsLastHook``: the model's conv weights NHWC for training (``runtime.channels_last``; one process).
 """
 from __future__ import annotations
 
@@ -229,6 +230,18 @@ class CPUFriendlyDDP(MMDistributedDataParallel):
 def label_values(path: str | os.PathLike) -> np.ndarray:
     """Distinct values of a label PNG (for input checks)."""
     return np.unique(read_label_png(path))
+
+
+@HOOKS.register_module()
+class ChannelsLastHook(Hook):
+    """Store the model NHWC (channels-last) once its weights are loaded: the convolutions then run NHWC kernels,
+    1.44x faster for the demo's DeepLabV3+ MobileNetV2 training step on CPU (bench/README "Memory layout").
+    Only for a single process: DDP's gradient buckets are laid out when it wraps the model, before this hook."""
+
+    priority = "VERY_HIGH"
+
+    def before_train(self, runner: Any) -> None:
+        runner.model.to(memory_format=torch.channels_last)
 
 
 @HOOKS.register_module()

@@ -1,10 +1,12 @@
-# `device` and `workers` change where and how fast stages run, not what they compute: they are in no fingerprint
-# (CPU and GPU floats can differ in the last bits: after moving a run to a GPU, --force a stage to recompute it).
+# `device`, `workers` and `channels_last` change where and how fast stages run, not what they compute: they are in
+# no fingerprint (CPU and GPU floats, or NCHW and NHWC kernels, can differ in the last bits: after such a change,
+# --force a stage to recompute it).
 # `seed` and `amp` change results: they are in the fingerprints of the stages that use them (classify, bao,
 # affinity, segment), so changing them reruns those stages and everything downstream.
 runtime = dict(
     device="auto",  # 'auto' = CUDA when present, else CPU; or 'cpu', 'cuda', 'cuda:1'
     workers=None,  # processes for per-image loops (CRF, random walk, seeds on CPU); None = all cores
     amp=True,  # automatic mixed precision where it is safe (CUDA only)
+    channels_last=True,  # conv nets in NHWC memory layout: faster on CPU (bench/README "Memory layout"), same maths
     seed=0,  # seeds model initialisation, data order and augmentation
 )
