@@ -144,6 +144,10 @@ def test_num_classes_mismatch_and_config_build(tmp_path):
     assert mm.param_scheduler[0].end == 7 and mm.train_cfg.max_iters == 7
     assert mm.train_dataloader.dataset.label_dir == str(ds.mask_dir)
     assert mm.resume is True and mm.work_dir == str(tmp_path / "out" / "mmseg")
+    assert {"type": "ChannelsLastHook"} in mm.custom_hooks  # runtime.channels_last defaults to on
+    cfg.runtime.channels_last = False
+    mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, ds, None)
+    assert all(h["type"] != "ChannelsLastHook" for h in mm.custom_hooks)
 
 
 def test_iou_metric_equals_eval_miou_tool(tmp_path):
