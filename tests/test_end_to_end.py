@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.cache import is_temporary
 from tools.demo_data import make_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,11 +118,14 @@ def test_unchanged_config_does_nothing_and_a_change_reruns_exactly_downstream(ru
     assert "crf.bg_threshold" in out.stdout
 
 
+def _finished(folder: Path) -> list[Path]:
+    """The seed files written in full (not a temporary file a SIGKILL left mid-write: pipeline.cache.atomic_path)."""
+    return sorted(f for f in folder.glob("*.npz") if not is_temporary(f))
+
+
 def _seed_arrays(folder: Path) -> dict[str, tuple]:
     out = {}
-    for f in sorted(folder.glob("*.npz")):
-        if f.name.startswith("."):  # a temporary file the SIGKILL left mid-write (pipeline.cache.atomic_path)
-            continue
+    for f in _finished(folder):
         with np.load(f) as z:
             out[f.name] = tuple(z[k].tobytes() for k in sorted(z.files))
     return out
@@ -143,16 +147,17 @@ def test_seeds_killed_for_real_resume_to_identical_outputs(run_dir, tmp_path):
             running = json.loads((work / "seeds/manifest.json").read_text())["state"] == "running"
         except (OSError, ValueError, KeyError):
             running = False
-        if running and len(list(maps.glob("*.npz"))) >= 3:
+        if running and len(_finished(maps)) >= 3:
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list(maps.glob("*.npz")))
+    done = len(_finished(maps))
     assert 0 < done < 16, f"the kill landed after {done} of 16 items; the test needs a mid-stage kill"
     assert status(work, data, change)["seeds"]["status"] == "partial"
-    before = {f.name: f.stat().st_mtime_ns for f in maps.glob("*.npz")}
+    before = {f.name: f.stat().st_mtime_ns for f in _finished(maps)}
     cli(work, data, "stage", "seeds", extra=change)
+    assert not [f for f in maps.iterdir() if is_temporary(f)], "the resume left a half-written file"
     resumed = _seed_arrays(maps)
     assert all((maps / k).stat().st_mtime_ns == v for k, v in before.items()), "resume rewrote finished items"
     shutil.rmtree(work / "seeds")
@@ -188,16 +193,17 @@ def test_two_processes_with_torchrun_or_slurm_give_the_same_outputs(run_dir, tmp
     logs = [p.communicate(timeout=600)[0] for p in slurm]
     assert [p.returncode for p in slurm] == [0, 0], "\n".join(log[-3000:] for log in logs)
     assert "rank 1 of 2" in logs[1]
-    # the reference: one process with the same threads per process (OMP_NUM_THREADS=1). Across thread counts
-    # CPU float sums differ in the last bits, which can flip a 1/255 step of a stored map (measured: 1 pixel in
-    # 16 images between 1 and 2 threads), so the comparison keeps the thread count fixed
+    # the reference: one process with the same threads per process (OMP_NUM_THREADS=1), seeds and then crf on
+    # them. Across thread counts CPU float sums differ in the last bits, which can flip a 1/255 step of a stored
+    # map (measured: 1 pixel in 16 images between 1 and 2 threads, NCHW; with NHWC nets one such seed pixel also
+    # changed one CRF label PNG), so the comparison keeps the thread count fixed for both stages
     ref_dir = tmp_path / "ref"
-    shutil.copytree(work, ref_dir, ignore=shutil.ignore_patterns(".lock", "seeds"))
-    one = subprocess.run([sys.executable, "-m", "pipeline.cli", "stage", "seeds", *args[:2], str(ref_dir),
+    shutil.copytree(work, ref_dir, ignore=shutil.ignore_patterns(".lock", "seeds", "crf"))
+    one = subprocess.run([sys.executable, "-m", "pipeline.cli", "stage", "seeds,crf", *args[:2], str(ref_dir),
                           *args[3:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     assert _seed_arrays(copy / "seeds/maps") == _seed_arrays(ref_dir / "seeds/maps")
-    ref = {f.name: f.read_bytes() for f in sorted((work / "crf/labels").glob("*.png"))}
+    ref = {f.name: f.read_bytes() for f in sorted((ref_dir / "crf/labels").glob("*.png"))}
     got = {f.name: f.read_bytes() for f in sorted((copy / "crf/labels").glob("*.png"))}
     assert got == ref and len(ref) == 16
     manifest = json.loads((copy / "crf/manifest.json").read_text())
