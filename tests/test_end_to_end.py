@@ -195,8 +195,8 @@ def test_two_processes_with_torchrun_or_slurm_give_the_same_outputs(run_dir, tmp
     assert "rank 1 of 2" in logs[1]
     # the reference: one process with the same threads per process (OMP_NUM_THREADS=1), seeds and then crf on
     # them. Across thread counts CPU float sums differ in the last bits, which can flip a 1/255 step of a stored
-    # map (measured: 1 pixel in 16 images between 1 and 2 threads, NCHW; with NHWC nets one such seed pixel also
-    # changed one CRF label PNG), so the comparison keeps the thread count fixed for both stages
+    # map (measured: 1 pixel in 16 images between 1 and 2 threads, NCHW; with NHWC nets the 2-thread seeds gave
+    # one CRF label PNG of 16 that differed from the 1-thread one, in CI), so both stages keep the thread count
     ref_dir = tmp_path / "ref"
     shutil.copytree(work, ref_dir, ignore=shutil.ignore_patterns(".lock", "seeds", "crf"))
     one = subprocess.run([sys.executable, "-m", "pipeline.cli", "stage", "seeds,crf", *args[:2], str(ref_dir),
