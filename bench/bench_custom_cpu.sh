@@ -26,22 +26,4 @@ $PY -m pipeline.cli stage segment,eval_segment $CFG --work-dir "$W/gt" \
 $PY -m pipeline.cli run $CFG --work-dir "$W/cam" --until eval_seeds \
     --cfg-options dataset.root="$ROOT" classify.method=cam seeds.source=cam bao.enabled=False
 
-$PY - "$W" <<'EOF'
-import json, sys
-from pathlib import Path
-w = Path(sys.argv[1])
-def res(p):
-    f = w / p / "results.json"
-    return json.loads(f.read_text()) if f.exists() else {}
-for name in ("pipeline", "cam"):
-    print(name, "eval_seeds:", {k: res(f"{name}/eval_seeds").get(k) for k in
-                                ("best_miou", "best_threshold", "best_kind", "bao_miou", "learned_bg_seeds_miou")})
-print("pipeline eval_pseudo:", {k: v for k, v in res("pipeline/eval_pseudo").items() if k.endswith("miou")})
-for name in ("pipeline", "gt"):
-    r = res(f"{name}/eval_segment")
-    print(name, "eval_segment:", {k: v for k, v in r.items() if "miou" in k.lower()})
-for name in ("pipeline", "gt", "cam"):
-    s = w / name / "summary.json"
-    if s.exists():
-        print(name, "stage wall (s):", {r["stage"]: r.get("wall_s") for r in json.loads(s.read_text())["stages"]})
-EOF
+$PY bench/print_runs.py "$W"

@@ -27,17 +27,4 @@ $PY -m pipeline.cli stage eval_segment $CFG --work-dir "$W/gt" --cfg-options "${
 $PY -m pipeline.cli run $CFG --work-dir "$W/cam" --until eval_seeds --cfg-options "${SMALL[@]}" \
     classify.method=cam seeds.source=cam bao.enabled=False
 
-$PY - "$W" <<'EOF'
-import json, sys
-from pathlib import Path
-w = Path(sys.argv[1])
-def res(p):
-    f = w / p / "results.json"
-    return json.loads(f.read_text()) if f.exists() else {}
-for name in ("pipeline", "cam"):
-    print(name, "eval_seeds:", {k: res(f"{name}/eval_seeds").get(k) for k in
-                                ("best_miou", "best_threshold", "best_kind", "bao_miou", "learned_bg_seeds_miou")})
-print("pipeline eval_pseudo:", res("pipeline/eval_pseudo"))
-for name in ("pipeline", "gt"):
-    print(name, "eval_segment:", res(f"{name}/eval_segment"))
-EOF
+$PY bench/print_runs.py "$W"
