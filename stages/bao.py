@@ -108,10 +108,10 @@ def run(ctx) -> dict[str, Any]:
                          "its features every step)")
     student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=frozen)
     del classifier
-    model = BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
-                     smoothing=float(scfg.get("label_smoothing", 0.4)), cls_weight=float(scfg.get("cls_weight", 1.0)),
-                     seg_weight=float(scfg.get("seg_weight", 1.0)))
-    ctx.place(model)
+    model = ctx.place(BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
+                               smoothing=float(scfg.get("label_smoothing", 0.4)),
+                               cls_weight=float(scfg.get("cls_weight", 1.0)),
+                               seg_weight=float(scfg.get("seg_weight", 1.0))))
     ccfg = dict(ctx.cfg.get("classify", {}))
     resize, resize_range, crop = classifier_scale(scfg, ccfg)
     if cache:  # one fixed scale (the whole image in the crop) + mirror, features computed once
