@@ -39,6 +39,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "segment.model": (str, dict),
     "runtime.workers": (int, str),
     "random_walk.beta": (int, float),
+    "bao.freeze_backbone": (bool, str),
 }
 PASSTHROUGH = ("segment.model",)  # a dict here is an mmseg config fragment: not ours to check
 UNIT = (0.0, 1.0)
@@ -65,6 +66,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "random_walk.bg_mode": ("threshold", "power"),
     "random_walk.seed_source": ("stride4", "high"),
     "bao.infer_with": ("teacher", "student"),
+    "bao.freeze_backbone": (False, True, "mid", "all"),
 }
 
 

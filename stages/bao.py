@@ -17,9 +17,10 @@ Inference with the EMA teacher (``bao.infer_with``): multi-scale + flip (``bao.s
 scales), the learned background channel and the present classes' maps, each normalised per channel, argmax.
 Writes ``labels/<id>.png`` (label PNG) and ``bg/<id>.npz`` (``bg``: float16 HxW background map), resumable.
 
-``bao.freeze_backbone``: only the label-conditioned head learns (the classifier's backbone and head stay as
-trained, as the affinity stage's do); ``bao.cache_features`` (needs it): the frozen features are computed once
-per image and mirror at one scale (the whole image in the crop) and training runs the head alone
+``bao.freeze_backbone``: False = everything learns; 'mid' = the backbone up to its stride-16 mid level keeps the
+classifier's weights and its last stage + the heads learn; True = only the label-conditioned head learns (as the
+affinity stage's head does). ``bao.cache_features`` (needs a frozen part): the frozen part's output is computed
+once per image and mirror at one scale (the whole image in the crop) and training runs the rest alone
 (wsss.feature_cache). Speed and quality of the three modes: bench/README.md ("BAO student").
 
 Training scale and lr default to the classifier's (``bao.resize/resize_range/crop_size/lr`` = None): the
@@ -40,6 +41,8 @@ CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "classify.resize
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
 DEFAULT_SCALES = (1.0, 0.5, 1.5, 2.0)
+_STUDENTS = {"none": "backbone and heads learn", "mid": "backbone frozen up to its mid level, the rest learns",
+             "all": "frozen backbone, head only"}
 
 
 def check_seed_classes(ds: Any, seed_dir, ids: list[str]) -> None:
@@ -80,7 +83,7 @@ def run(ctx) -> dict[str, Any]:
     from pipeline.cache import atomic_save_npz
     from pipeline.parallel import for_each_item
     from wsss.maps import SeedMaps, open_seed_folder, save_label_png, seed_labels
-    from wsss.models.bao import BAOModel, BAOStudent, predict_maps
+    from wsss.models.bao import BAOModel, BAOStudent, freeze_mode, predict_maps
     from wsss.models.classifier import load_classifier
     from wsss.train_data import SeedLabelImages
     from wsss.training import train
@@ -102,11 +105,11 @@ def run(ctx) -> dict[str, Any]:
     device = ctx.device
     classifier = load_classifier(ctx.input_dir("classify") / "model.pth", ctx.cfg.get("classify", {}), ds.num_fg,
                                  "cpu")
-    frozen, cache = bool(scfg.get("freeze_backbone", False)), bool(scfg.get("cache_features", False))
-    if cache and not frozen:
-        raise ValueError("bao.cache_features=True needs bao.freeze_backbone=True (a backbone that learns changes "
-                         "its features every step)")
-    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=frozen)
+    freeze, cache = freeze_mode(scfg.get("freeze_backbone", False)), bool(scfg.get("cache_features", False))
+    if cache and freeze == "none":
+        raise ValueError("bao.cache_features=True needs bao.freeze_backbone='mid' or True (a backbone that learns "
+                         "changes its features every step)")
+    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=freeze)
     del classifier
     model = ctx.place(BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                                smoothing=float(scfg.get("label_smoothing", 0.4)),
@@ -124,8 +127,8 @@ def run(ctx) -> dict[str, Any]:
                                                               crop=crop, flip=False, seed=seed),
                             device, flip=True, seed=seed, flip_keys=("target",), dtype=torch.float16,
                             config_key="bao.cache_features")
-        ctx.log.info("bao: cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data),
-                     time.time() - t0)
+        ctx.log.info("bao: cached the frozen part's features (%s) of %d images (+ mirrors) in %.1fs", freeze,
+                     len(data), time.time() - t0)
     else:
         data = SeedLabelImages(ds, seed_dir, resize=resize, scale_range=resize_range, crop=crop, flip=True,
                                seed=seed)
@@ -135,9 +138,8 @@ def run(ctx) -> dict[str, Any]:
     epochs = int(tcfg.get("epochs", 1))
     ctx.log.info("bao: %d images of %s, %d foreground classes; %s; %d epochs, seed labels for epochs < %d then "
                  "the EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,
-                 "frozen backbone, head only" + (" on cached features" if cache else "") if frozen
-                 else "backbone and head", epochs, teacher_from, model.ema_momentum, scales,
-                 " + flip" if flip else "", infer_with)
+                 _STUDENTS[freeze] + (" on cached features" if cache else ""), epochs, teacher_from,
+                 model.ema_momentum, scales, " + flip" if flip else "", infer_with)
 
     def step(net, batch):
         m = getattr(net, "module", net)
@@ -185,7 +187,7 @@ def run(ctx) -> dict[str, Any]:
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(labels_dir),
             "background_maps": str(bg_dir), "inference": {"scales": list(scales), "flip": flip, "model": infer_with,
                                                            "rule": "argmax over normalised [background, classes]"},
-            "fg_fraction_of_computed": fg_frac, "frozen_backbone": frozen, "cached_features": cache,
+            "fg_fraction_of_computed": fg_frac, "frozen_backbone": freeze, "cached_features": cache,
             "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,
             "history": history}

@@ -16,10 +16,12 @@ bao = dict(
     resize=None,  # long side before the random rescale; None = classify.resize (train at the classifier's scale)
     resize_range=None,  # random rescale factor range of that long side; None = classify.scale_range
     crop_size=None,  # random crop (padded with ignore) after random rescale + flip; None = classify.crop_size
-    # False: the student's backbone learns too (BAO's recipe); True: only the label-conditioned head learns
+    # False: the student's backbone learns too (BAO's recipe); 'mid': the backbone up to its stride-16 mid level
+    # stays the classifier's, its last stage and the heads learn; True: only the label-conditioned head learns
+    # (speed / quality of each: bench/README.md, "BAO student")
     freeze_backbone=False,
-    # with freeze_backbone: the backbone features of each image (+ mirror) at one scale, computed once (memory:
-    # 2 x images x backbone map in float16; the demo ~80 MB); training then runs the head alone
+    # with freeze_backbone: the frozen part's output for each image (+ mirror) at one scale, computed once (memory:
+    # 2 x images x that map in float16; the demo ~80 MB with True, 13x less with 'mid'); training runs the rest
     cache_features=False,
     hidden=256,  # channels of the label-conditioned head
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels

@@ -14,6 +14,7 @@ from wsss.models.bao import (
     BAOStudent,
     class_balanced_ce,
     ema_update,
+    freeze_mode,
     normalized_maps,
     predict_maps,
     teacher_labels,
@@ -115,6 +116,25 @@ class _TinyBackbone(nn.Module):
 
     def forward(self, x):
         return torch.relu(self.conv(x))
+
+
+class _TwoPartBackbone(nn.Module):
+    """A backbone cut at its mid level like wsss.models.backbones.Backbone: ``stages`` then ``high``."""
+    high_channels = 4
+
+    def __init__(self):
+        super().__init__()
+        self.stages = nn.ModuleList([nn.Sequential(nn.Conv2d(3, 4, 3, stride=4, padding=1), nn.BatchNorm2d(4))])
+        self.high = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+
+    def forward_mid(self, x):
+        return self.stages[0](x)
+
+    def forward_high(self, mid):
+        return self.high(mid)
+
+    def forward(self, x):
+        return self.forward_high(self.forward_mid(x))
 
 
 def test_bao_model_losses_and_teacher_targets():
@@ -343,20 +363,81 @@ def test_frozen_student_trains_the_head_only_and_cached_features_give_the_same_l
         BAOStudent(_TinyBackbone(), nn.Conv2d(4, 2, 1), num_classes=2, hidden=8)(batch["feats"], labels)
 
 
-@pytest.mark.parametrize("mode", ["frozen", "cached"])
-def test_bao_stage_frozen_backbone(tmp_path, mode):
+def test_mid_frozen_student_trains_the_last_stage_and_heads_and_cached_mid_features_give_the_same_loss():
+    from wsss.feature_cache import FeatureCache
+
+    torch.manual_seed(0)
+    student = BAOStudent(_TwoPartBackbone(), nn.Conv2d(4, 2, 1, bias=False), num_classes=2, hidden=8,
+                         frozen_backbone="mid")
+    model = BAOModel(student, ema_momentum=0.5).train()
+    assert not student.backbone.stages.training and student.backbone.high.training  # frozen BN keeps its stats
+    slow, fast = model.param_groups()
+    assert (slow["lr_mult"], fast["lr_mult"]) == (1.0, 10.0)
+    want = list(student.backbone.high.parameters()) + list(student.cls_head.parameters())
+    assert [id(p) for p in slow["params"]] == [id(p) for p in want]
+    images = torch.randn(3, 3, 16, 16)
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    target = torch.zeros(3, 16, 16, dtype=torch.long)
+    target[:, 4:10, 4:10] = 1
+    mid_before = [p.clone() for p in student.backbone.stages.parameters()]
+    high_before = [p.clone() for p in student.backbone.high.parameters()]
+    opt = torch.optim.SGD([p for g in model.param_groups() for p in g["params"]], lr=0.1)
+    model(images, labels, target)["loss"].backward()
+    assert all(p.grad is None for p in student.backbone.stages.parameters())
+    opt.step()
+    assert all(torch.equal(b, p) for b, p in zip(mid_before, student.backbone.stages.parameters()))
+    assert not all(torch.equal(b, p) for b, p in zip(high_before, student.backbone.high.parameters()))
+    # the EMA follows the last stage and the heads; the teacher's frozen stages stay bit-identical
+    teacher_high = [p.clone() for p in model.teacher.backbone.high.parameters()]
+    teacher_mid = [p.clone() for p in model.teacher.backbone.stages.parameters()]
+    model.update_teacher()
+    for b, t, s in zip(teacher_high, model.teacher.backbone.high.parameters(), student.backbone.high.parameters()):
+        torch.testing.assert_close(t, 0.5 * b + 0.5 * s)
+    assert all(torch.equal(b, t) for b, t in zip(teacher_mid, model.teacher.backbone.stages.parameters()))
+
+    class _Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return {"image": images[i], "labels": labels[i], "target": target[i]}
+
+    cache = FeatureCache(student.features, _Items(), flip=True, seed=0, flip_keys=("target",))
+    assert cache.items[0][0]["feats"][0].shape == (4, 4, 4)  # the mid map is what is cached
+    batch = torch.utils.data.default_collate([cache.items[i][0] for i in range(3)])
+    model.eval()  # BN of the learning stage in eval mode: the same numbers from images and from cached features
+    on_feats = model(batch["feats"], batch["labels"], batch["target"], use_teacher=True)
+    on_images = model(images, labels, target, use_teacher=True)
+    assert on_feats["loss"].item() == pytest.approx(on_images["loss"].item(), rel=1e-5)
+
+
+def test_freeze_mode_names():
+    assert [freeze_mode(v) for v in (False, None, True, "mid", "all", "none")] == \
+        ["none", "none", "all", "mid", "all", "none"]
+    with pytest.raises(ValueError, match="bao.freeze_backbone must be"):
+        freeze_mode("layer3")
+
+
+@pytest.mark.parametrize("freeze,cache", [(True, False), (True, True), ("mid", False), ("mid", True)])
+def test_bao_stage_frozen_backbone(tmp_path, freeze, cache):
     from stages import bao
     from wsss.models.classifier import load_classifier
 
     ctx = make_workdir(tmp_path)
-    ctx("bao").cfg.bao.update(freeze_backbone=True, cache_features=mode == "cached")
+    ctx("bao").cfg.bao.update(freeze_backbone=freeze, cache_features=cache)
     res = bao.run(ctx("bao"))
-    assert res["frozen_backbone"] and res["cached_features"] == (mode == "cached") and res["iterations"] == 4
+    assert res["frozen_backbone"] == freeze_mode(freeze) and res["cached_features"] == cache
+    assert res["iterations"] == 4
     assert len(list((ctx("bao").out_dir / "labels").glob("*.png"))) == 4
     state = torch.load(ctx("bao").out_dir / "model.pth")["state_dict"]
     classifier = load_classifier(ctx("bao").input_dir("classify") / "model.pth", ctx("bao").cfg.classify, 2)
-    for k, v in classifier.backbone.state_dict().items():  # the student's backbone is the classifier's, unchanged
-        assert torch.equal(state[f"student.backbone.{k}"], v), k
+    kept = [k for k in classifier.backbone.state_dict() if freeze is True or k.startswith("stages.")]
+    changed = [k for k in classifier.backbone.state_dict() if k.startswith("high.") and k.endswith("weight")]
+    assert kept and changed
+    for k in kept:  # the frozen part is the classifier's, unchanged
+        assert torch.equal(state[f"student.backbone.{k}"], classifier.backbone.state_dict()[k]), k
+    learned = [not torch.equal(state[f"student.backbone.{k}"], classifier.backbone.state_dict()[k]) for k in changed]
+    assert any(learned) == (freeze == "mid")
 
 
 def test_bao_cache_needs_a_frozen_backbone(tmp_path):
@@ -364,7 +445,7 @@ def test_bao_cache_needs_a_frozen_backbone(tmp_path):
 
     ctx = make_workdir(tmp_path)
     ctx("bao").cfg.bao.update(freeze_backbone=False, cache_features=True)
-    with pytest.raises(ValueError, match=r"bao.cache_features=True needs bao.freeze_backbone=True"):
+    with pytest.raises(ValueError, match=r"bao.cache_features=True needs bao.freeze_backbone='mid' or True"):
         bao.run(ctx("bao"))
 
 

@@ -133,66 +133,99 @@ class LabelConditionedHead(nn.Module):
         return self.out(h)
 
 
+FREEZE_MODES = ("none", "mid", "all")
+
+
+def freeze_mode(value: bool | str | None) -> str:
+    """``bao.freeze_backbone`` as one of FREEZE_MODES: False/None -> 'none', True -> 'all', or the name itself."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "all"
+    if value in FREEZE_MODES:
+        return str(value)
+    raise ValueError(f"bao.freeze_backbone must be False, True, 'mid' or 'all', got {value!r}")
+
+
 class BAOStudent(nn.Module):
     """The classifier's backbone + 1x1 classifier head, plus the label-conditioned background head.
 
-    ``frozen_backbone``: the backbone and classifier head keep the classifier's weights (no gradient, BN in eval
-    mode) and only the new head learns; its input may then be the backbone's cached features (a list holding the
-    stride-16 map, :class:`wsss.feature_cache.FeatureCache`) instead of images.
+    ``frozen_backbone`` (see :func:`freeze_mode`): what keeps the classifier's weights (no gradient, BN in eval
+    mode). 'none': everything learns (BAO's recipe). 'mid': the backbone up to its stride-16 mid level (stem to
+    MobileNetV2's block 13 / ResNet's layer3) is frozen, its last stage, the classifier head and the new head
+    learn. 'all': only the new head learns. With a frozen part the input may be the frozen part's cached output
+    (a list holding one map, :class:`wsss.feature_cache.FeatureCache`) instead of images.
     """
 
     def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256,
-                 frozen_backbone: bool = False):
+                 frozen_backbone: bool | str = False):
         super().__init__()
         self.backbone = backbone
         self.cls_head = cls_head
         self.num_classes = num_classes
-        self.frozen_backbone = bool(frozen_backbone)
+        self.freeze = freeze_mode(frozen_backbone)
         self.head = LabelConditionedHead(backbone.high_channels, num_classes, hidden)
-        if self.frozen_backbone:
-            for p in list(self.backbone.parameters()) + list(self.cls_head.parameters()):
+        for m in self._frozen_modules():
+            for p in m.parameters():
                 p.requires_grad_(False)
-            self.backbone.eval()
-            self.cls_head.eval()
+            m.eval()
+
+    @property
+    def frozen_backbone(self) -> bool:
+        return self.freeze != "none"
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        if self.freeze == "mid":
+            return [self.backbone.stages]
+        return [self.backbone, self.cls_head] if self.freeze == "all" else []
+
+    def learning_modules(self) -> list[nn.Module]:
+        """The parts that learn (and that the EMA teacher follows)."""
+        if self.freeze == "mid":
+            return [self.backbone.high, self.cls_head, self.head]
+        return [self.head] if self.freeze == "all" else [self]
 
     @classmethod
-    def from_classifier(cls, classifier: nn.Module, hidden: int = 256, frozen_backbone: bool = False) -> BAOStudent:
+    def from_classifier(cls, classifier: nn.Module, hidden: int = 256,
+                        frozen_backbone: bool | str = False) -> BAOStudent:
         return cls(copy.deepcopy(classifier.backbone), copy.deepcopy(classifier.head), classifier.num_classes, hidden,
                    frozen_backbone)
 
     def train(self, mode: bool = True) -> BAOStudent:
         super().train(mode)
-        if self.frozen_backbone:  # BN statistics stay the classifier's
-            self.backbone.eval()
-            self.cls_head.eval()
+        for m in self._frozen_modules():  # BN statistics stay the classifier's
+            m.eval()
         return self
 
     def features(self, images: Tensor) -> list[Tensor]:
-        """[the stride-16 backbone map] of images: what the head reads (and a feature cache stores)."""
-        if self.frozen_backbone:
-            with torch.no_grad():
-                return [self.backbone(images)]
-        return [self.backbone(images)]
+        """[the output of the frozen part] of images (what a feature cache stores): the mid map ('mid') or the
+        stride-16 high map ('all'); with nothing frozen, the high map with its gradient."""
+        if self.freeze == "none":
+            return [self.backbone(images)]
+        with torch.no_grad():
+            return [self.backbone.forward_mid(images) if self.freeze == "mid" else self.backbone(images)]
 
     def forward(self, images: Tensor | Sequence[Tensor], labels: Tensor) -> tuple[Tensor, Tensor]:
         """(logits (B, C+1, h, w) at the feature stride, class scores (B, C)) of images (B, 3, H, W), or of
-        their cached features (a list, frozen backbone only)."""
+        their cached features (a list, frozen part only)."""
         if isinstance(images, Tensor):
-            high = self.features(images)[0]
+            feats = self.features(images)[0]
         elif self.frozen_backbone:
-            high = images[0]
+            feats = images[0]
         else:
-            raise ValueError("BAOStudent: cached features need a frozen backbone (bao.freeze_backbone=True)")
+            raise ValueError("BAOStudent: cached features need a frozen backbone (bao.freeze_backbone)")
+        high = self.backbone.forward_high(feats) if self.freeze == "mid" else feats
         scores = self.cls_head(high).mean((2, 3))
         return self.head(high, labels), scores
 
     def param_groups(self) -> list[dict]:
-        """Backbone and the (trained) classifier head at the base lr, the new head at 10x (``lr_mult``); the head
-        only when the backbone is frozen."""
+        """The learning part of the backbone and the (trained) classifier head at the base lr, the new head at
+        10x (``lr_mult``)."""
         head = dict(params=list(self.head.parameters()), lr_mult=10.0)
-        if self.frozen_backbone:
+        if self.freeze == "all":
             return [head]
-        return [dict(params=list(self.backbone.parameters()) + list(self.cls_head.parameters()), lr_mult=1.0), head]
+        base = [self.backbone.high if self.freeze == "mid" else self.backbone, self.cls_head]
+        return [dict(params=[p for m in base for p in m.parameters()], lr_mult=1.0), head]
 
 
 class BAOModel(nn.Module):
@@ -224,18 +257,17 @@ class BAOModel(nn.Module):
     def param_groups(self) -> list[dict]:
         return self.student.param_groups()
 
-    def _learning(self) -> tuple[nn.Module, nn.Module]:
-        """(teacher part, student part) that the EMA follows: the head alone when the backbone is frozen."""
-        if self.student.frozen_backbone:
-            return self.teacher.head, self.student.head
-        return self.teacher, self.student
+    def _ema(self, momentum: float) -> None:
+        """The EMA step on the parts that learn (a frozen part is the same in both)."""
+        for t, s in zip(self.teacher.learning_modules(), self.student.learning_modules()):
+            ema_update(t, s, momentum)
 
     def update_teacher(self) -> None:
-        ema_update(*self._learning(), self.ema_momentum)
+        self._ema(self.ema_momentum)
 
     def sync_teacher(self) -> None:
         """teacher <- student (the EMA with momentum 0), while the seeds still provide the labels."""
-        ema_update(*self._learning(), 0.0)
+        self._ema(0.0)
 
     @torch.no_grad()
     def teacher_targets(self, images: Tensor | Sequence[Tensor], labels: Tensor, seed_targets: Tensor) -> Tensor:
