@@ -36,6 +36,8 @@ def test_shipped_configs_validate(config):
     ({"classify.loss_weights.bass": 1.0}, "did you mean 'classify.loss_weights.bas'"),
     ({"runtime.seed": -1}, "config key 'runtime.seed' = -1"),
     ({"runtime.workers": "many"}, "config key 'runtime.workers' = 'many': must be a number of processes"),
+    ({"bao.freeze_backbone": "layer3"}, "'bao.freeze_backbone' = 'layer3': must be one of False, True, 'mid'"),
+    ({"bao.freeze_backbone": 1.5}, "config key 'bao.freeze_backbone' = 1.5: expected bool or str"),
 ])
 def test_bad_overrides_name_the_key(option, message):
     with pytest.raises(ConfigError) as err:
@@ -48,6 +50,7 @@ def test_bad_overrides_name_the_key(option, message):
     {"segment.iters": 10}, {"segment.crop_size": [64, 64]}, {"runtime.workers": 2}, {"runtime.workers": "auto"},
     {"dataset.img_suffix": ".png"},
     {"crf.enabled": False}, {"affinity.levels": [0, 1]}, {"classify.lr": 1}, {"random_walk.beta": 7.5},
+    {"bao.freeze_backbone": "mid"}, {"bao.freeze_backbone": True},
 ])
 def test_good_overrides_pass(option):
     validate_config(load_config(DEMO, option, hooks=False))
