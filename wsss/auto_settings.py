@@ -7,17 +7,18 @@ of the config by its derived value and records ``cfg.auto_settings = {key: {valu
 into ``summary.json``, the report shows it). Keys that are numbers in the config are left alone.
 
 The rules (reference points in parentheses: VOC, median image 500x375, and the demo, median 139x123):
-- ``classify.resize`` = median long side rounded up to 16, in [64, 512] (VOC 512 as BAS; demo 144);
+- ``classify.resize`` = median long side rounded up to 16, in [64, M] (VOC 512 as BAS; demo 144), where M =
+  ``auto_limits.max_side`` (default 512, the published sizes; the CPU config lowers it to bound the cost);
   ``classify.crop_size`` = 7/8 of it rounded up to 16 (BAS 448 of 512; demo 128);
 - ``seeds.scales`` = (1.0, 0.5, 1.5, 2.0) when a half-scale image still gives a stride-16 map of >= 8 cells
   (resize >= 256), else (1.0, 1.5, 2.0);
-- ``affinity.crop_size`` = median long side rounded up to 16, in [64, 512] (IRN 512), ``affinity.resize_range``
+- ``affinity.crop_size`` = median long side rounded up to 16, in [64, M] (IRN 512), ``affinity.resize_range``
   0.625-1.25 times it (IRN 320-640); ``affinity.train_radius`` =
   sqrt of the crop's grid width (crop / grid_stride), in [3, 10] (IRN 10 on a 128-cell grid; demo 6);
 - ``random_walk.radius`` = min(5, train radius) (IRN 5); ``random_walk.exp_times``: the walk spreads seed mass
   ~ radius * sqrt(steps) cells, so keep that spread at IRN's share of the grid (5 * 16 / 125 = 0.64):
   round(2 * log2(0.64 * grid / radius)), grid = median long side / grid_stride, in [2, 8] (VOC 8; demo 4);
-- ``segment.crop_size`` = median short side rounded up to 16, in [64, 512]; ``segment.img_scale`` = (95th
+- ``segment.crop_size`` = median short side rounded up to 16, in [64, M]; ``segment.img_scale`` = (95th
   percentile long side, that crop), both rounded up to 16 (images kept at their own scale);
 - ``segment.iters`` = ``segment.auto_epochs`` passes over the train split at ``segment.batch_size`` x world size,
   at least 100 (mmseg's VOC recipe is ~30 passes: 20k x 16 / 10582);
@@ -37,6 +38,7 @@ AUTO = "auto"
 MAX_SAMPLE = 2000
 MIN_ITERS = {"classify": 300, "bao": 300, "affinity": 150}
 BASE_EPOCHS = {"classify": 10, "bao": 10, "affinity": 3}
+DEFAULT_MAX_SIDE = 512  # BAS / IRN / mmseg VOC sizes
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "bao.epochs",
              "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
@@ -82,6 +84,16 @@ def _get(cfg: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+def max_side(cfg: Mapping[str, Any]) -> int:
+    """``auto_limits.max_side``: the largest training resize / crop side an 'auto' value may take."""
+    v = _get(cfg, "auto_limits.max_side")
+    if v is None:
+        return DEFAULT_MAX_SIDE
+    if isinstance(v, bool) or not isinstance(v, int) or v < 64:
+        raise ValueError(f"auto_limits.max_side must be an integer >= 64, got {v!r}")
+    return int(v)
+
+
 def _value(cfg: Mapping[str, Any], key: str, derived: dict[str, dict[str, Any]], default: Any) -> Any:
     """A key's effective value: the config's when it gives one, else the derived one, else ``default``."""
     v = _get(cfg, key)
@@ -99,15 +111,17 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
     def put(key: str, value: Any, why: str) -> None:
         out[key] = {"value": value, "why": why}
 
-    resize = _r16(L)
-    put("classify.resize", resize, f"{size}: long side rounded up to 16, in [64, 512]")
+    hi = max_side(cfg)
+    bound = f"in [64, {hi}]" + ("" if hi == DEFAULT_MAX_SIDE else " (auto_limits.max_side)")
+    resize = _r16(L, 64, hi)
+    put("classify.resize", resize, f"{size}: long side rounded up to 16, {bound}")
     put("classify.crop_size", _r16(0.875 * resize, 32), f"7/8 of classify.resize={resize} (BAS: 448 of 512)")
     half = resize * 0.5 / 16
     put("seeds.scales", (1.0, 0.5, 1.5, 2.0) if half >= 8 else (1.0, 1.5, 2.0),
         f"a 0.5 scale gives a {half:.1f}-cell stride-16 map at classify.resize={resize}"
         + (" (>= 8: kept)" if half >= 8 else " (< 8: dropped)"))
-    aff_crop = _r16(L)
-    put("affinity.crop_size", aff_crop, f"{size}: long side rounded up to 16, in [64, 512] (IRN 512)")
+    aff_crop = _r16(L, 64, hi)
+    put("affinity.crop_size", aff_crop, f"{size}: long side rounded up to 16, {bound} (IRN 512)")
     stride = int(_value(cfg, "affinity.grid_stride", out, 4))
     crop_now = int(_value(cfg, "affinity.crop_size", out, aff_crop))
     put("affinity.resize_range", (_r16(0.625 * crop_now, 32, 1024), _r16(1.25 * crop_now, 32, 1024)),
@@ -123,8 +137,8 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
     e = int(min(8, max(2, round(2 * math.log2(max(1e-6, WALK_SPREAD * grid / walk_r))))))
     put("random_walk.exp_times", e, f"2^{e} steps spread ~radius*sqrt(steps) = {walk_r * 2 ** (e / 2):.0f} cells "
                                     f"of a {grid:.0f}-cell grid (IRN: {WALK_SPREAD:.2f} of it)")
-    crop = _r16(S)
-    put("segment.crop_size", crop, f"{size}: short side rounded up to 16, in [64, 512]")
+    crop = _r16(S, 64, hi)
+    put("segment.crop_size", crop, f"{size}: short side rounded up to 16, {bound}")
     crop_now = int(_value(cfg, "segment.crop_size", out, crop))
     put("segment.img_scale", (max(crop_now, _r16(stats.p95_long, 64, 2048)), crop_now),
         f"(95th-percentile long side {stats.p95_long:.0f}, segment.crop_size): images kept at their own scale")

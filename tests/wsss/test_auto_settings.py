@@ -46,6 +46,22 @@ def test_rules_reproduce_the_published_voc_and_demo_settings():
     assert demo["classify.epochs"] == 20
 
 
+def test_max_side_bounds_the_training_sizes_only():
+    voc = DatasetStats(10582, 2000, 500, 375, 500)
+    capped = {k: v for k, v in derive({"auto_limits": {"max_side": 320}}, voc).items()}
+    assert capped["classify.resize"]["value"] == 320 and capped["classify.crop_size"]["value"] == 288
+    assert capped["affinity.crop_size"]["value"] == 320 and capped["segment.crop_size"]["value"] == 320
+    assert "in [64, 320] (auto_limits.max_side)" in capped["classify.resize"]["why"]
+    assert capped["segment.img_scale"]["value"] == (512, 320)  # images stay at their own scale; crops shrink
+    assert derive({"auto_limits": {"max_side": 512}}, voc)["classify.resize"]["value"] == 512
+    # images below the bound are not touched (the demo, realcut)
+    demo = DatasetStats(240, 240, 139, 122, 157)
+    values = lambda cfg: {k: v["value"] for k, v in derive(cfg, demo).items()}  # noqa: E731
+    assert values({"auto_limits": {"max_side": 320}}) == values({})
+    with pytest.raises(ValueError, match="auto_limits.max_side must be an integer >= 64"):
+        derive({"auto_limits": {"max_side": 32}}, voc)
+
+
 def test_schedule_scales_with_the_dataset_and_explicit_values_feed_later_rules():
     small = derive({"segment": {"batch_size": 8, "auto_epochs": 10}}, DatasetStats(240, 240, 139, 122, 157))
     big = derive({"segment": {"batch_size": 8, "auto_epochs": 10}}, DatasetStats(2400, 240, 139, 122, 157))

@@ -20,3 +20,6 @@ calib = dict(split="auto", size=32)
 # Config values given as 'auto' are derived from this dataset's train split when the config is loaded
 # (wsss/auto_settings.py; the values and why are in summary.json and the report).
 config_hooks = ["wsss.auto_settings:resolve"]
+# The largest training resize / crop side an 'auto' size may take (classify.resize, affinity.crop_size,
+# segment.crop_size): 512 = the published VOC sizes. Numbers given in the config are used as they are.
+auto_limits = dict(max_side=512)
