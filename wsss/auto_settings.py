@@ -20,8 +20,9 @@ The rules (reference points in parentheses: VOC, median image 500x375, and the d
   round(2 * log2(0.64 * grid / radius)), grid = median long side / grid_stride, in [2, 8] (VOC 8; demo 4);
 - ``segment.crop_size`` = median short side rounded up to 16, in [64, M]; ``segment.img_scale`` = (95th
   percentile long side, that crop), both rounded up to 16 (images kept at their own scale);
-- ``segment.iters`` = ``segment.auto_epochs`` passes over the train split at ``segment.batch_size`` x world size,
-  at least 100 (mmseg's VOC recipe is ~30 passes: 20k x 16 / 10582);
+- ``segment.iters`` = ``segment.auto_epochs`` passes over the train split at ``segment.batch_size`` x world size
+  (mmseg's VOC recipe is ~30 passes: 20k x 16 / 10582), at least ``segment.auto_min_iters`` (1000: fewer steps left
+  DeepLab unconverged on small real-photo splits, bench/README.md);
 - ``classify.epochs`` / ``bao.epochs`` / ``affinity.epochs`` = the published epoch count (10 / 10 / 3), raised so
   that the schedule has at least ``MIN_ITERS`` iterations on a small dataset.
 """
@@ -144,9 +145,12 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
         f"(95th-percentile long side {stats.p95_long:.0f}, segment.crop_size): images kept at their own scale")
     batch = int(_value(cfg, "segment.batch_size", out, 4)) * max(1, int(world_size))
     epochs = float(_value(cfg, "segment.auto_epochs", out, 30))
-    iters = max(100, math.ceil(epochs * stats.num_images / batch))
+    floor = int(_value(cfg, "segment.auto_min_iters", out, 1000))
+    passes = math.ceil(epochs * stats.num_images / batch)
+    iters = max(floor, passes)
     put("segment.iters", iters, f"{epochs:g} passes over {stats.num_images} images at batch {batch} "
-                                "(segment.auto_epochs; mmseg VOC: ~30)")
+                                f"(segment.auto_epochs; mmseg VOC: ~30) = {passes}, at least {floor} "
+                                "(segment.auto_min_iters)")
     for section in ("classify", "bao", "affinity"):
         b = int(_value(cfg, f"{section}.batch_size", out, 16)) * max(1, int(world_size))
         per_epoch = max(1, math.ceil(stats.num_images / b))

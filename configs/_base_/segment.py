@@ -15,6 +15,10 @@ segment = dict(
     # the train split at batch_size x processes, wsss/auto_settings.py)
     iters=None,
     auto_epochs=30,  # for iters='auto' (mmseg's VOC recipe: 20k x 16 / 10582 = ~30 passes)
+    # ... and at least this many iterations: on a small train split 30 passes are too few steps for DeepLab to learn
+    # the classes (realcut_small: 750 iterations left two classes unlearnt, 1125 did not; 96 photos at 30 passes =
+    # 360 iterations gave 13 mIoU; bench/README.md)
+    auto_min_iters=1000,
     batch_size=4,  # images per process (mmseg's VOC recipe: 4 per GPU on 4 GPUs = 16)
     lr=None,  # SGD base lr (None: the model config's, 0.01)
     crop_size=None,  # random crop (None: the model config's, 512; 'auto': median short side of the train images)

@@ -63,10 +63,16 @@ def test_max_side_bounds_the_training_sizes_only():
 
 
 def test_schedule_scales_with_the_dataset_and_explicit_values_feed_later_rules():
-    small = derive({"segment": {"batch_size": 8, "auto_epochs": 10}}, DatasetStats(240, 240, 139, 122, 157))
-    big = derive({"segment": {"batch_size": 8, "auto_epochs": 10}}, DatasetStats(2400, 240, 139, 122, 157))
+    seg = {"batch_size": 8, "auto_epochs": 10, "auto_min_iters": 100}
+    small = derive({"segment": seg}, DatasetStats(240, 240, 139, 122, 157))
+    big = derive({"segment": seg}, DatasetStats(2400, 240, 139, 122, 157))
     assert small["segment.iters"]["value"] == 300 and big["segment.iters"]["value"] == 3000
     assert "10 passes over 240 images at batch 8" in small["segment.iters"]["why"]
+    # the floor (default 1000 iterations) lifts a small split's schedule, not a large one's
+    tiny = derive({"segment": {"batch_size": 8}}, DatasetStats(96, 96, 506, 447, 544))
+    assert tiny["segment.iters"]["value"] == 1000 and "= 360, at least 1000" in tiny["segment.iters"]["why"]
+    assert derive({"segment": {"batch_size": 8}}, DatasetStats(300, 240, 235, 208, 254))["segment.iters"]["value"] \
+        == 1125  # realcut_small: 30 passes, above the floor (its measured runs are unchanged)
     # a fixed affinity crop of 512 on small images: the radius follows the crop actually used
     d = derive({"affinity": {"crop_size": 512}}, DatasetStats(240, 240, 139, 122, 157))
     assert d["affinity.train_radius"]["value"] == 10
