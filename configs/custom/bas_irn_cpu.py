@@ -14,9 +14,9 @@
 #   others on any dataset).
 # - auto_limits.max_side 320 (the base: 512, the published VOC sizes): a bound on the cost, not a quality choice.
 #   On 2 cores the BAS classifier step at VOC size (512 resize, 448 crop, batch 16) took ~11 s, at 320 / 288 2.2 s.
-#   Images whose median long side is at most 320 px (the demo,
-#   realcut) get the same values as without the bound; larger photos train on smaller rescaled crops and are still
-#   labelled and evaluated at their own size (bench/README.md, "Large photos on a CPU").
+#   Images whose median long side is at most 320 px (the demo, realcut) get the same values as without the bound;
+#   larger photos train on smaller rescaled crops and are still labelled and evaluated at their own size
+#   (bench/README.md, "Large photos on a CPU").
 _base_ = ["./bas_irn.py"]
 experiment = "custom_bas_irn_cpu"
 auto_limits = dict(max_side=320)
