@@ -180,10 +180,10 @@ class BAOStudent(nn.Module):
         return [self.backbone, self.cls_head] if self.freeze == "all" else []
 
     def learning_modules(self) -> list[nn.Module]:
-        """The parts that learn (and that the EMA teacher follows)."""
+        """The parts that learn (the optimizer's and the EMA teacher's), the new head last."""
         if self.freeze == "mid":
             return [self.backbone.high, self.cls_head, self.head]
-        return [self.head] if self.freeze == "all" else [self]
+        return [self.head] if self.freeze == "all" else [self.backbone, self.cls_head, self.head]
 
     @classmethod
     def from_classifier(cls, classifier: nn.Module, hidden: int = 256,
@@ -221,11 +221,9 @@ class BAOStudent(nn.Module):
     def param_groups(self) -> list[dict]:
         """The learning part of the backbone and the (trained) classifier head at the base lr, the new head at
         10x (``lr_mult``)."""
-        head = dict(params=list(self.head.parameters()), lr_mult=10.0)
-        if self.freeze == "all":
-            return [head]
-        base = [self.backbone.high if self.freeze == "mid" else self.backbone, self.cls_head]
-        return [dict(params=[p for m in base for p in m.parameters()], lr_mult=1.0), head]
+        *base, head = self.learning_modules()
+        groups = [dict(params=[p for m in base for p in m.parameters()], lr_mult=1.0)] if base else []
+        return groups + [dict(params=list(head.parameters()), lr_mult=10.0)]
 
 
 class BAOModel(nn.Module):
