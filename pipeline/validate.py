@@ -56,7 +56,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "segment.iters": (1, math.inf), "segment.checkpoint_interval": (1, math.inf), "segment.val_interval": (0, math.inf),
     "random_walk.exp_times": (0, 16), "random_walk.radius": (1, math.inf), "affinity.train_radius": (1, math.inf),
     "runtime.seed": (0, 2**32 - 1), "runtime.workers": (1, math.inf), "auto_limits.max_side": (64, math.inf),
-    "segment.auto_min_iters": (1, math.inf),
+    "segment.auto_min_iters": (1, math.inf), "seeds.max_image_side": (32, math.inf),
 }
 CHOICES: dict[str, tuple[Any, ...]] = {
     "classify.method": ("bas", "cam"),

@@ -14,7 +14,8 @@ The EMA step is taken at the start of each training step (it then sees the previ
 once after training, so a resumed run gives the same teacher as an uninterrupted one.
 
 Inference with the EMA teacher (``bao.infer_with``): multi-scale + flip (``bao.scales``, default the seeds'
-scales), the learned background channel and the present classes' maps, each normalised per channel, argmax.
+scales; an image longer than ``seeds.max_image_side`` scaled down to it first, as for the seeds), the learned
+background channel and the present classes' maps, each normalised per channel, argmax.
 Writes ``labels/<id>.png`` (label PNG) and ``bg/<id>.npz`` (``bg``: float16 HxW background map), resumable.
 
 ``bao.freeze_backbone``: False = everything learns; 'mid' = the backbone up to its stride-16 mid level keeps the
@@ -35,8 +36,8 @@ import numpy as np
 
 NAME = "bao"
 INPUTS = ("classify", "seeds")
-CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "classify.resize", "classify.scale_range",
-               "classify.crop_size", "classify.lr", "runtime.seed", "runtime.amp")
+CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "seeds.max_image_side", "classify.resize",
+               "classify.scale_range", "classify.crop_size", "classify.lr", "runtime.seed", "runtime.amp")
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
@@ -87,6 +88,7 @@ def run(ctx) -> dict[str, Any]:
     from wsss.models.classifier import load_classifier
     from wsss.train_data import SeedLabelImages
     from wsss.training import train
+    from wsss.transforms import inference_scales as image_scales
     from wsss.transforms import to_tensor
 
     scfg = dict(ctx.stage_cfg)
@@ -159,6 +161,7 @@ def run(ctx) -> dict[str, Any]:
                         "meta": {"classes": list(ds.classes), "num_classes": ds.num_fg}}, tmp)
 
     net = (model.teacher if infer_with == "teacher" else model.student).eval()
+    max_side = ctx.cfg.get("seeds", {}).get("max_image_side")  # large photos: labelled at the seeds' size bound
     labels_dir, bg_dir = ctx.out_dir / "labels", ctx.out_dir / "bg"
 
     def work(id_: str) -> tuple[int, int, int]:
@@ -166,7 +169,7 @@ def run(ctx) -> dict[str, Any]:
         keys = np.asarray(ds.label_set(id_), np.int64)
         x = to_tensor(image)[0].to(device)
         lab = torch.from_numpy(ds.labels(id_)).to(device)
-        maps = predict_maps(net, x, lab, scales, flip).cpu().numpy()
+        maps = predict_maps(net, x, lab, image_scales(image.shape[:2], scales, max_side), flip).cpu().numpy()
         bg, fg = maps[0], maps[1:][keys]
         labels = seed_labels(SeedMaps(keys=keys, stride4=fg[:, :1, :1], high=fg), 0.0, background=bg)
         atomic_save_npz(bg_dir / f"{id_}.npz", bg=bg.astype(np.float16))
@@ -185,8 +188,9 @@ def run(ctx) -> dict[str, Any]:
         ctx.log.warning("bao labels are %.1f%% foreground: the background channel has %s; check the seeds and "
                         "the training losses", 100 * fg_frac, "taken over" if fg_frac < 0.01 else "vanished")
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(labels_dir),
-            "background_maps": str(bg_dir), "inference": {"scales": list(scales), "flip": flip, "model": infer_with,
-                                                           "rule": "argmax over normalised [background, classes]"},
+            "background_maps": str(bg_dir),
+            "inference": {"scales": list(scales), "max_image_side": max_side, "flip": flip, "model": infer_with,
+                          "rule": "argmax over normalised [background, classes]"},
             "fg_fraction_of_computed": fg_frac, "frozen_backbone": freeze, "cached_features": cache,
             "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,

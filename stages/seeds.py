@@ -3,7 +3,8 @@
 Sources (``seeds.source``): 'bas' (the sigmoid generator maps), 'cam' (relu of the classifier-head map), or
 'bas+cam' (each normalised, summed, normalised again; what the released BAS VOC seeds do), or 'external': maps
 made by any other method, imported from ``seeds.external_dir`` (IRN's ``.npy`` format; wsss.external_seeds).
-One source per run.
+One source per run. ``seeds.max_image_side``: an image with a longer side is labelled at that long side (the
+scales apply to it; wsss.transforms.inference_scales), its maps still at full size; None = the native size.
 Each image's flip is in the same forward pass as the image (a batch of 2 per scale). One ``.npz`` per image in
 ``maps/`` (wsss.maps.save_seeds): ``stride4`` on the stride-4 grid (IRN's ``cam``, what the random walk
 starts from) and ``high`` at full resolution (IRN's ``high_res``), both made with IRN's geometry.
@@ -105,6 +106,7 @@ def run(ctx) -> dict[str, Any]:
     from pipeline.parallel import exists, for_each_item
     from wsss.maps import save_seeds
     from wsss.models.classifier import load_classifier
+    from wsss.transforms import inference_scales
 
     scfg = dict(ctx.stage_cfg)
     source = scfg.get("source", "bas")
@@ -134,8 +136,12 @@ def run(ctx) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     path_for = lambda i: out / f"{i}.npz"  # noqa: E731
 
+    max_side = scfg.get("max_image_side")
+
     def work(id_: str) -> int:
-        s4, hi = image_seeds(model, ds.image(id_), ds.label_set(id_), scales, source, flip, device=device)
+        image = ds.image(id_)
+        image_scales = inference_scales(image.shape[:2], scales, max_side)
+        s4, hi = image_seeds(model, image, ds.label_set(id_), image_scales, source, flip, device=device)
         save_seeds(path_for(id_), ds.label_set(id_), s4, hi)
         return 1
 
@@ -144,7 +150,8 @@ def run(ctx) -> dict[str, Any]:
     done = for_each_item(ds.ids, work, done=exists(path_for), workers=workers, desc="seeds", log=ctx.log)
     seconds = time.time() - t0
     sizes = [path_for(i).stat().st_size for i in ds.ids if path_for(i).is_file()]
-    return {"source": source, "scales": list(scales), "flip": flip, "split": ds.split, "images": len(ds.ids),
+    return {"source": source, "scales": list(scales), "max_image_side": max_side, "flip": flip, "split": ds.split,
+            "images": len(ds.ids),
             "computed": len(done), "seconds": round(seconds, 3),
             "images_per_s": round(len(done) / seconds, 3) if done and seconds > 0 else None,
             "bytes_per_image": round(sum(sizes) / len(sizes)) if sizes else None}

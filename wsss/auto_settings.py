@@ -10,6 +10,8 @@ The rules (reference points in parentheses: VOC, median image 500x375, and the d
 - ``classify.resize`` = median long side rounded up to 16, in [64, M] (VOC 512 as BAS; demo 144), where M =
   ``auto_limits.max_side`` (default 512, the published sizes; the CPU config lowers it to bound the cost);
   ``classify.crop_size`` = 7/8 of it rounded up to 16 (BAS 448 of 512; demo 128);
+- ``seeds.max_image_side`` = classify.resize x classify.scale_range[1] rounded up to 16 (the longest side the
+  classifier trains at; VOC 672, above its 500 px images; an image longer than it is labelled at it);
 - ``seeds.scales`` = (1.0, 0.5, 1.5, 2.0) when a half-scale image still gives a stride-16 map of >= 8 cells
   (resize >= 256), else (1.0, 1.5, 2.0);
 - ``affinity.crop_size`` = median long side rounded up to 16, in [64, M] (IRN 512), ``affinity.resize_range``
@@ -41,7 +43,8 @@ MIN_ITERS = {"classify": 300, "bao": 300, "affinity": 150}
 BASE_EPOCHS = {"classify": 10, "bao": 10, "affinity": 3}
 DEFAULT_MAX_SIDE = 512  # BAS / IRN / mmseg VOC sizes
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
-DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "bao.epochs",
+DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "seeds.max_image_side",
+             "bao.epochs",
              "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
              "random_walk.radius", "random_walk.exp_times", "segment.crop_size", "segment.img_scale", "segment.iters")
 
@@ -121,6 +124,12 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
     put("seeds.scales", (1.0, 0.5, 1.5, 2.0) if half >= 8 else (1.0, 1.5, 2.0),
         f"a 0.5 scale gives a {half:.1f}-cell stride-16 map at classify.resize={resize}"
         + (" (>= 8: kept)" if half >= 8 else " (< 8: dropped)"))
+    resize_now = int(_value(cfg, "classify.resize", out, resize))
+    top = float(tuple(_value(cfg, "classify.scale_range", out, (0.7, 1.3)))[1])
+    longest = _r16(resize_now * top, 64, 1 << 16)
+    put("seeds.max_image_side", longest, f"the longest side the classifier trains at: classify.resize={resize_now} x "
+                                         f"{top:g} (classify.scale_range) rounded up to 16; longer images are "
+                                         "labelled at it")
     aff_crop = _r16(L, 64, hi)
     put("affinity.crop_size", aff_crop, f"{size}: long side rounded up to 16, {bound} (IRN 512)")
     stride = int(_value(cfg, "affinity.grid_stride", out, 4))

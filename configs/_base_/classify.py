@@ -62,6 +62,11 @@ seeds = dict(
     source="bas+cam",
     scales=(1.0, 0.5, 1.5, 2.0),  # plus horizontal flip; maps summed over all passes, then max-normalised
     flip=True,
+    # an image whose long side is longer is labelled at this long side (the scales apply to it; maps still at full
+    # size); also the BAO stage's labelling. None = every image at its native size (IRN, BAS). 'auto' (the custom
+    # configs): the longest side the classifier trained at, classify.resize x classify.scale_range[1], so photos
+    # larger than the training sizes (auto_limits.max_side) are not labelled at up to 8x the pixels they trained at
+    max_image_side=None,
     split=None,  # None = the dataset's train split
     external_dir=None,  # source='external': the folder of <id>.npy / <id>.npz maps
     external_normalize="none",  # 'none': maps must be in [0, 1]; 'max': relu + per-class max-normalisation

@@ -17,7 +17,7 @@ experiment = "custom_bas_irn"
 # one to background='threshold', give its threshold as 'calib' to choose it on the calibration split (`calib`:
 # 32 train images carved off by default, excluded from every reported number).
 classify = dict(resize="auto", crop_size="auto", epochs="auto")
-seeds = dict(scales="auto")
+seeds = dict(scales="auto", max_image_side="auto")
 bao = dict(epochs="auto")
 affinity = dict(crop_size="auto", resize_range="auto", train_radius="auto", epochs="auto")
 random_walk = dict(radius="auto", exp_times="auto")

@@ -108,6 +108,44 @@ def test_seeds_sources_bas_and_cam_differ(trained, tmp_path):
     assert np.allclose(out["bas"].reshape(len(out["bas"]), -1).max(1), 1.0, atol=1e-3)
 
 
+def test_inference_scales_bound_only_images_longer_than_the_limit():
+    from wsss.transforms import inference_scales
+
+    assert inference_scales((100, 50), (1.0, 0.5), None) == (1.0, 0.5)
+    assert inference_scales((100, 50), (1.0, 0.5), 100) == (1.0, 0.5)
+    assert inference_scales((50, 200), (1.0, 0.5), 100) == (0.5, 0.25)
+
+
+def test_seeds_max_image_side_labels_long_images_at_the_bound(trained, tmp_path):
+    """An image longer than seeds.max_image_side gets the maps of its scales times bound / long side, still
+    stored at its full size; the bound changes the maps (it is in the fingerprint: the seeds section)."""
+    base, _, cfg, _ = trained
+    from wsss.models.classifier import load_classifier
+    from wsss.transforms import inference_scales
+
+    out = {}
+    for bound in (None, 32):
+        c = Config(cfg.to_dict())
+        c.seeds.split, c.seeds.max_image_side = "val", bound
+        wd = tmp_path / str(bound)
+        shutil.copytree(base / "wd" / "classify", wd / "classify", ignore=shutil.ignore_patterns("checkpoints"))
+        ctx = StageContext(name="seeds", cfg=c, work_dir=wd)
+        assert seeds.run(ctx)["max_image_side"] == bound
+        ds = ctx.dataset("val")
+        out[bound] = {i: load_seeds(wd / "seeds" / "maps" / f"{i}.npz") for i in ds.ids}
+    model = load_classifier(base / "wd" / "classify" / "model.pth", cfg.classify, ds.num_fg).eval()
+    for id_ in ds.ids:
+        image = ds.image(id_)
+        h, w = image.shape[:2]
+        assert max(h, w) > 32 and out[32][id_].high.shape == out[None][id_].high.shape == (len(out[32][id_].keys), h, w)
+        scales = inference_scales((h, w), (1.0, 0.5), 32)
+        assert scales == (32 / max(h, w), 16 / max(h, w))
+        _, high = seeds.image_seeds(model, image, ds.label_set(id_), scales, "bas+cam", True)
+        assert np.allclose(out[32][id_].high, high, atol=1 / 255 + 1e-6)  # stored quantised to 1/255
+        # this 1-epoch model's maps are nearly flat, so the difference is small, but more than quantisation
+        assert np.abs(out[32][id_].high - out[None][id_].high).max() > 2 / 255
+
+
 def test_seeds_wrong_checkpoint_is_a_clear_error_and_keeps_maps(trained, tmp_path):
     base, _, cfg, _ = trained
     from wsss.models import build_classifier, save_classifier

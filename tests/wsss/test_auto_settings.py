@@ -62,6 +62,18 @@ def test_max_side_bounds_the_training_sizes_only():
         derive({"auto_limits": {"max_side": 32}}, voc)
 
 
+def test_max_image_side_is_the_longest_training_side():
+    """VOC's 500 px images are below it (IRN / BAS label them at their native size); with the CPU bound of 320
+    px, 640 px photos are labelled at 416 (320 x 1.3), not at their 2x larger native size."""
+    voc = DatasetStats(10582, 2000, 500, 375, 500)
+    assert derive({}, voc)["seeds.max_image_side"]["value"] == 672  # 512 x 1.3 = 665.6, up to 16
+    capped = derive({"auto_limits": {"max_side": 320}}, DatasetStats(96, 96, 640, 560, 720))
+    assert capped["seeds.max_image_side"]["value"] == 416
+    assert "classify.resize=320 x 1.3" in capped["seeds.max_image_side"]["why"]
+    explicit = derive({"classify": {"resize": 200, "scale_range": (0.5, 1.5)}}, voc)
+    assert explicit["seeds.max_image_side"]["value"] == 304  # explicit values feed the rule: 300, up to 16
+
+
 def test_schedule_scales_with_the_dataset_and_explicit_values_feed_later_rules():
     seg = {"batch_size": 8, "auto_epochs": 10, "auto_min_iters": 100}
     small = derive({"segment": seg}, DatasetStats(240, 240, 139, 122, 157))

@@ -239,6 +239,28 @@ def test_bao_stage_writes_threshold_free_labels_and_resumes(tmp_path):
     assert ev["best_miou"] == pytest.approx(100.0)  # seeds are the squares: any threshold in [0.1, 0.9) is exact
 
 
+def test_bao_stage_labels_long_images_at_the_seeds_bound(tmp_path, monkeypatch):
+    """seeds.max_image_side applies to BAO's labelling too: 32 px images with a bound of 16 are labelled at the
+    scales x 0.5, and the label and background maps are still full size."""
+    import wsss.models.bao as bao_model
+    from stages import bao
+
+    seen = []
+
+    def spy(net, x, lab, scales, flip):
+        seen.append(tuple(scales))
+        return predict_maps(net, x, lab, scales, flip)
+
+    monkeypatch.setattr(bao_model, "predict_maps", spy)
+    ctx = make_workdir(tmp_path)
+    ctx("bao").cfg.seeds.max_image_side = 16
+    res = bao.run(ctx("bao"))
+    assert res["inference"]["max_image_side"] == 16 and seen == [(0.5, 0.25)] * 4
+    for id_ in SQUARES:
+        with np.load(ctx("bao").out_dir / "bg" / f"{id_}.npz") as z:
+            assert z["bg"].shape == (32, 32)
+
+
 def test_bao_stage_bad_seeds(tmp_path):
     from stages import bao
     from wsss.maps import save_seeds
