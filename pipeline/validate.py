@@ -40,6 +40,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "runtime.workers": (int, str),
     "random_walk.beta": (int, float),
     "bao.freeze_backbone": (bool, str),
+    "seeds.max_image_side": (int,),  # or None (its default) or 'auto'
 }
 PASSTHROUGH = ("segment.model",)  # a dict here is an mmseg config fragment: not ours to check
 UNIT = (0.0, 1.0)

@@ -38,6 +38,8 @@ def test_shipped_configs_validate(config):
     ({"runtime.workers": "many"}, "config key 'runtime.workers' = 'many': must be a number of processes"),
     ({"bao.freeze_backbone": "layer3"}, "'bao.freeze_backbone' = 'layer3': must be one of False, True, 'mid'"),
     ({"bao.freeze_backbone": 1.5}, "config key 'bao.freeze_backbone' = 1.5: expected bool or str"),
+    ({"seeds.max_image_side": "big"}, "config key 'seeds.max_image_side' = 'big': expected int"),
+    ({"seeds.max_image_side": 8}, "config key 'seeds.max_image_side' = 8: must be >= 32"),
 ])
 def test_bad_overrides_name_the_key(option, message):
     with pytest.raises(ConfigError) as err:
@@ -51,6 +53,7 @@ def test_bad_overrides_name_the_key(option, message):
     {"dataset.img_suffix": ".png"},
     {"crf.enabled": False}, {"affinity.levels": [0, 1]}, {"classify.lr": 1}, {"random_walk.beta": 7.5},
     {"bao.freeze_backbone": "mid"}, {"bao.freeze_backbone": True},
+    {"seeds.max_image_side": 416}, {"seeds.max_image_side": "auto"}, {"seeds.max_image_side": None},
 ])
 def test_good_overrides_pass(option):
     validate_config(load_config(DEMO, option, hooks=False))
