@@ -41,6 +41,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "random_walk.beta": (int, float),
     "bao.freeze_backbone": (bool, str),
     "seeds.max_image_side": (int,),  # or None (its default) or 'auto'
+    "random_walk.max_image_side": (int,),
 }
 PASSTHROUGH = ("segment.model",)  # a dict here is an mmseg config fragment: not ours to check
 UNIT = (0.0, 1.0)
@@ -58,6 +59,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "random_walk.exp_times": (0, 16), "random_walk.radius": (1, math.inf), "affinity.train_radius": (1, math.inf),
     "runtime.seed": (0, 2**32 - 1), "runtime.workers": (1, math.inf), "auto_limits.max_side": (64, math.inf),
     "segment.auto_min_iters": (1, math.inf), "seeds.max_image_side": (32, math.inf),
+    "random_walk.max_image_side": (32, math.inf),
 }
 CHOICES: dict[str, tuple[Any, ...]] = {
     "classify.method": ("bas", "cam"),

@@ -3,7 +3,9 @@
 Per image: affinities within ``radius`` (5) on the affinity net's grid (image + flip), transition matrix from
 ``aff ** beta`` (beta 10) made symmetric and row-normalised, seed maps walked ``2 ** exp_times`` (256) steps
 as a *sparse* radius-bounded matrix (wsss/random_walk.py: never a dense (hw)x(hw) matrix), upsampled, argmax ->
-``labels/<id>.png``. Resumable.
+``labels/<id>.png``. Resumable. ``random_walk.max_image_side``: an image with a longer side walks at that long
+side (affinities, grid and seeds on the scaled-down grid; the scores resized to full size before the argmax);
+None = the native size (IRN).
 
 Background (``random_walk.background``, wsss.background):
 - ``'learned'`` (default, ground-truth free): the BAO learned background map, pooled to the walk grid, walks
@@ -40,11 +42,14 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
 
     from wsss.affinity import pair_offsets
     from wsss.random_walk import random_walk, scores_to_labels, seed_scores
-    from wsss.transforms import to_tensor
+    from wsss.transforms import resize_long, to_tensor
 
     radius = int(scfg.get("radius", 5))
     bg_mode = "learned" if background is not None else scfg.get("bg_mode", "threshold")
     stride = model.grid_stride
+    max_side = scfg.get("max_image_side")
+    if max_side is not None and max(image.shape[:2]) > int(max_side):  # walk at the affinity net's scale
+        image = resize_long(image, int(max_side))
     aff = model.infer(to_tensor(image).to(device), radius, flip=bool(scfg.get("flip", True)))[0]
     grid = tuple(aff.shape[-2:])
     source = scfg.get("seed_source", "stride4")
@@ -58,8 +63,8 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
     if bg_threshold is None:  # only the 'threshold' mode reads it (a resolved number; 'calib' is resolved in run)
         bg_threshold = float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_mode == "threshold" else 0.0
-    return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, seeds.size, stride, bg_mode,
-                            bg_threshold, ignore)
+    return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, image.shape[:2], stride, bg_mode,
+                            bg_threshold, ignore, out_size=seeds.size)
 
 
 def run(ctx) -> dict:

@@ -122,10 +122,11 @@ def seed_scores(seeds: np.ndarray, grid: tuple[int, int], stride: int | None = N
 
 def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int], stride: int,
                      bg_mode: str = "threshold", bg_threshold: float = 0.25,
-                     ignore_below: float | None = None) -> np.ndarray:
+                     ignore_below: float | None = None, out_size: tuple[int, int] | None = None) -> np.ndarray:
     """Walked scores on the grid -> full-resolution uint8 label map (labels ``key + 1``, 0 = background).
 
-    Upsampled by ``stride`` and cropped to ``size`` (IRN: cell i covers pixels [s*i, s*i + s)).
+    Upsampled by ``stride`` and cropped to ``size`` (IRN: cell i covers pixels [s*i, s*i + s)), the size of the
+    image the walk ran on; then bilinearly resized to ``out_size`` when the walk ran on a scaled-down image.
     ``'threshold'`` (IRN): divide by the global max, prepend the constant ``bg_threshold``.
     ``'power'``: the walked background channel is the first one; channels are normalised per pixel.
     ``'learned'``: the walked learned background is the first channel, divided by its own max; the classes by
@@ -138,6 +139,9 @@ def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int]
         raise ValueError(f"walk grid {gh}x{gw} at stride {stride} does not cover the image size {size}")
     x = F.interpolate(x, size=(gh * stride, gw * stride), mode="bilinear", align_corners=False)
     x = x[0, :, :size[0], :size[1]]
+    if out_size is not None and tuple(out_size) != tuple(size):
+        x = F.interpolate(x[None], size=tuple(out_size), mode="bilinear", align_corners=False)[0]
+        size = tuple(out_size)
     if bg_mode == "threshold":
         x = x / x.max().clamp(min=1e-5) if len(x) else x
         x = torch.cat([torch.full((1, *size), float(bg_threshold)), x])

@@ -63,6 +63,10 @@ affinity = dict(
 random_walk = dict(
     background="learned",  # 'learned': the BAO background map walks with the classes, argmax; 'threshold': bg_mode
     radius=5,  # inference radius on the grid (IRN: 5)
+    # an image whose long side is longer walks at this long side (affinities and walk on the scaled-down grid,
+    # scores resized to full size before the argmax); None = native size (IRN). 'auto' (the custom configs): the
+    # upper end of affinity.resize_range, the longest side the affinity net trains at
+    max_image_side=None,
     beta=10,  # affinity ** beta
     exp_times=8,  # 2 ** exp_times walk steps (scale with the grid: diffusion spreads ~radius * sqrt(steps) cells)
     bg_mode="threshold",  # background='threshold': 'threshold' (IRN, constant sem_seg_bg_thres after the walk) or

@@ -162,6 +162,17 @@ def test_affinity_random_walk_eval(base):
     assert miou_vs_masks(labs) > 40
     assert random_walk.run(rctx)["computed"] == 0  # resume: nothing left to do
 
+    # random_walk.max_image_side: the walk runs on the image scaled to a 40 px long side (a 10x7 grid instead of
+    # 15x10); the labels are still full size and still find the objects (a tiny grid: a lower bar)
+    bctx = make_ctx(base, "random_walk", work="work_bound", random_walk=dict(max_image_side=40))
+    bctx.work_dir.mkdir()
+    for s in ("seeds", "affinity"):
+        (bctx.work_dir / s).symlink_to(base / "work" / s)
+    random_walk.run(bctx)
+    blabs = labels_of(bctx.out_dir / "labels")
+    assert all(lab.shape == (H, W) for lab in blabs.values()) and miou_vs_masks(blabs) > 30
+    assert any((blabs[k] != labs[k]).any() for k in labs)
+
     # keep_low_confidence_as_ignore marks some pixels 255; PSA's walked power background and full-res seeds
     for i, opts in enumerate([dict(), dict(bg_mode="power", bg_power=2.0, seed_source="high")]):
         ictx = make_ctx(base, "random_walk", work=f"work_ign{i}",

@@ -90,6 +90,9 @@ def test_seed_scores_and_labels():
     assert (lab3[:, :6] == 3).all()
     with pytest.raises(ValueError, match="bg_mode"):
         seed_scores(high, grid, stride=4, bg_mode="nope")
+    # a walk on a half-size image: the scores are resized to the full size before the argmax
+    big = scores_to_labels(s, keys, (10, 14), stride=4, bg_threshold=0.25, out_size=(20, 28))
+    assert big.shape == (20, 28) and (big[:, :12] == 3).all() and (big[:, 16:] == 1).all()
 
 
 def test_learned_background_walks_and_decides_without_a_threshold():
