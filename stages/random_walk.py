@@ -76,6 +76,9 @@ def run(ctx) -> dict:
     from wsss.models.affinity_net import load_affinity_net
 
     scfg = dict(ctx.stage_cfg)
+    bound = scfg.get("max_image_side")
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 32):
+        raise ValueError(f"random_walk.max_image_side must be None or a number of pixels >= 32, got {bound!r}")
     background = background_mode(ctx.cfg, NAME)
     if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
         raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")

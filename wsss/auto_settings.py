@@ -17,12 +17,10 @@ The rules (reference points in parentheses: VOC, median image 500x375, and the d
 - ``affinity.crop_size`` = median long side rounded up to 16, in [64, M] (IRN 512), ``affinity.resize_range``
   0.625-1.25 times it (IRN 320-640); ``affinity.train_radius`` =
   sqrt of the crop's grid width (crop / grid_stride), in [3, 10] (IRN 10 on a 128-cell grid; demo 6);
-- ``random_walk.max_image_side`` = the upper end of affinity.resize_range (IRN 640, above VOC's 500 px images);
-  a longer image walks at it;
 - ``random_walk.radius`` = min(5, train radius) (IRN 5); ``random_walk.exp_times``: the walk spreads seed mass
   ~ radius * sqrt(steps) cells, so keep that spread at IRN's share of the grid (5 * 16 / 125 = 0.64):
-  round(2 * log2(0.64 * grid / radius)), grid = median long side (at most random_walk.max_image_side) /
-  grid_stride, in [2, 8] (VOC 8; demo 4);
+  round(2 * log2(0.64 * grid / radius)), grid = median long side (at most an explicit random_walk.max_image_side)
+  / grid_stride, in [2, 8] (VOC 8; demo 4);
 - ``segment.crop_size`` = median short side rounded up to 16, in [64, M]; ``segment.img_scale`` = (95th
   percentile long side, that crop), both rounded up to 16 (images kept at their own scale);
 - ``segment.iters`` = ``segment.auto_epochs`` passes over the train split at ``segment.batch_size`` x world size
@@ -48,8 +46,8 @@ DEFAULT_MAX_SIDE = 512  # BAS / IRN / mmseg VOC sizes
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "seeds.max_image_side",
              "bao.epochs", "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
-             "random_walk.radius", "random_walk.exp_times", "random_walk.max_image_side", "segment.crop_size",
-             "segment.img_scale", "segment.iters")
+             "random_walk.radius", "random_walk.exp_times", "segment.crop_size", "segment.img_scale",
+             "segment.iters")
 
 
 @dataclass(frozen=True)
@@ -142,16 +140,12 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
     radius = int(min(10, max(3, round(math.sqrt(crop_now / stride)))))
     put("affinity.train_radius", radius, f"sqrt of the {crop_now // stride}-cell training grid, in [3, 10] "
                                          "(IRN: 10 on 128 cells)")
-    aff_range = tuple(_value(cfg, "affinity.resize_range", out, (320, 640)))
-    put("random_walk.max_image_side", int(aff_range[1]),
-        f"the longest side the affinity net trains at (upper end of affinity.resize_range={aff_range}); longer "
-        "images walk at it")
     train_radius = int(_value(cfg, "affinity.train_radius", out, radius))
     walk_r = min(5, train_radius)
     put("random_walk.radius", walk_r, f"IRN's 5, at most affinity.train_radius={train_radius}")
     walk_r = int(_value(cfg, "random_walk.radius", out, walk_r))
-    walk_side = _value(cfg, "random_walk.max_image_side", out, None)
-    grid = (L if walk_side is None else min(L, int(walk_side))) / stride
+    walk_side = _get(cfg, "random_walk.max_image_side")  # an explicit bound: the walk runs on that grid
+    grid = (min(L, walk_side) if isinstance(walk_side, int) and not isinstance(walk_side, bool) else L) / stride
     e = int(min(8, max(2, round(2 * math.log2(max(1e-6, WALK_SPREAD * grid / walk_r))))))
     put("random_walk.exp_times", e, f"2^{e} steps spread ~radius*sqrt(steps) = {walk_r * 2 ** (e / 2):.0f} cells "
                                     f"of a {grid:.0f}-cell grid (IRN: {WALK_SPREAD:.2f} of it)")

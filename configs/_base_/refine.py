@@ -64,8 +64,8 @@ random_walk = dict(
     background="learned",  # 'learned': the BAO background map walks with the classes, argmax; 'threshold': bg_mode
     radius=5,  # inference radius on the grid (IRN: 5)
     # an image whose long side is longer walks at this long side (affinities and walk on the scaled-down grid,
-    # scores resized to full size before the argmax); None = native size (IRN). 'auto' (the custom configs): the
-    # upper end of affinity.resize_range, the longest side the affinity net trains at
+    # scores resized to full size before the argmax); None = native size (IRN). A bound for very large photos (time,
+    # memory), not a default: on 640 px photos a walk at 400 px was 3x faster but 4 points lower (bench/README.md)
     max_image_side=None,
     beta=10,  # affinity ** beta
     exp_times=8,  # 2 ** exp_times walk steps (scale with the grid: diffusion spreads ~radius * sqrt(steps) cells)
