@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .distributed import barrier, world
+from .memory import release_free_memory
 
 
 def shard(items: Sequence[str], rank: int | None = None, world_size: int | None = None) -> list[str]:
@@ -84,6 +85,7 @@ def _run_items(todo: list[str], work: Callable[[str], object], workers: int, des
             results[item] = work(item)
             bar.update()
     else:
+        release_free_memory()  # the forked workers would inherit (and copy) the parent's freed heap
         ctx = mp.get_context("fork")
         threads = max(1, default_workers() // workers)
         with ctx.Pool(workers, initializer=_init_worker, initargs=(work, threads)) as pool:

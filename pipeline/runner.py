@@ -36,7 +36,7 @@ from . import __version__
 from .cache import WorkdirLock, atomic_write_json, read_json, remove_temporaries
 from .distributed import barrier, init_distributed, shutdown_distributed, world
 from .logs import _StageLogFile, setup_console_logging  # noqa: F401  (re-exported for the CLI)
-from .memory import PeakMemory
+from .memory import PeakMemory, release_free_memory
 from .plan import (  # noqa: F401
     PipelineError,
     StagePlan,
@@ -164,6 +164,7 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
     log.info("stage %-12s %s (%s)", p.name, p.action, p.reason)
     t0 = time.time()
     log_path = out_dir / ("stage.log" if rank == 0 else f"stage.rank{rank}.log")
+    release_free_memory()  # what earlier stages freed: not this stage's memory
     with _StageLogFile(log_path), PeakMemory() as mem:
         try:
             results = p.module.run(ctx) or {}
