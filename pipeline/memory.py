@@ -11,8 +11,8 @@ def release_free_memory() -> bool:
     """Collect garbage and return the heap's free pages to the OS (glibc ``malloc_trim``).
 
     Memory a stage frees stays in the process's heap; the next stage, and every worker a fork pool starts, inherit
-    it (and a worker that reuses it copies those pages). Measured: after a MobileNetV2 training step the process
-    kept 1.68 GB, 0.38 GB after this; with two forked inference workers the peak fell from 3.96 to 2.89 GB.
+    it (and a worker that reuses it copies those pages). Measured (bench/bench_fork_memory.py, bench/README.md):
+    after a MobileNetV2 training step, two forked inference workers peaked at 4.4 GB without this, 2.7 GB with it.
     False where ``malloc_trim`` is not available (not glibc): nothing else changes.
     """
     gc.collect()

@@ -88,8 +88,7 @@ def run(ctx) -> dict[str, Any]:
     from wsss.models.classifier import load_classifier
     from wsss.train_data import SeedLabelImages
     from wsss.training import train
-    from wsss.transforms import inference_scales as image_scales
-    from wsss.transforms import to_tensor
+    from wsss.transforms import bounded_scales, to_tensor
 
     scfg = dict(ctx.stage_cfg)
     runtime = dict(ctx.cfg.get("runtime", {}))
@@ -169,7 +168,7 @@ def run(ctx) -> dict[str, Any]:
         keys = np.asarray(ds.label_set(id_), np.int64)
         x = to_tensor(image)[0].to(device)
         lab = torch.from_numpy(ds.labels(id_)).to(device)
-        maps = predict_maps(net, x, lab, image_scales(image.shape[:2], scales, max_side), flip).cpu().numpy()
+        maps = predict_maps(net, x, lab, bounded_scales(image.shape[:2], scales, max_side), flip).cpu().numpy()
         bg, fg = maps[0], maps[1:][keys]
         labels = seed_labels(SeedMaps(keys=keys, stride4=fg[:, :1, :1], high=fg), 0.0, background=bg)
         atomic_save_npz(bg_dir / f"{id_}.npz", bg=bg.astype(np.float16))

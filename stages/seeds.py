@@ -4,7 +4,7 @@ Sources (``seeds.source``): 'bas' (the sigmoid generator maps), 'cam' (relu of t
 'bas+cam' (each normalised, summed, normalised again; what the released BAS VOC seeds do), or 'external': maps
 made by any other method, imported from ``seeds.external_dir`` (IRN's ``.npy`` format; wsss.external_seeds).
 One source per run. ``seeds.max_image_side``: an image with a longer side is labelled at that long side (the
-scales apply to it; wsss.transforms.inference_scales), its maps still at full size; None = the native size.
+scales apply to it; wsss.transforms.bounded_scales), its maps still at full size; None = the native size.
 Each image's flip is in the same forward pass as the image (a batch of 2 per scale). One ``.npz`` per image in
 ``maps/`` (wsss.maps.save_seeds): ``stride4`` on the stride-4 grid (IRN's ``cam``, what the random walk
 starts from) and ``high`` at full resolution (IRN's ``high_res``), both made with IRN's geometry.
@@ -106,7 +106,7 @@ def run(ctx) -> dict[str, Any]:
     from pipeline.parallel import exists, for_each_item
     from wsss.maps import save_seeds
     from wsss.models.classifier import load_classifier
-    from wsss.transforms import inference_scales
+    from wsss.transforms import bounded_scales
 
     scfg = dict(ctx.stage_cfg)
     source = scfg.get("source", "bas")
@@ -140,8 +140,8 @@ def run(ctx) -> dict[str, Any]:
 
     def work(id_: str) -> int:
         image = ds.image(id_)
-        image_scales = inference_scales(image.shape[:2], scales, max_side)
-        s4, hi = image_seeds(model, image, ds.label_set(id_), image_scales, source, flip, device=device)
+        per_image = bounded_scales(image.shape[:2], scales, max_side)
+        s4, hi = image_seeds(model, image, ds.label_set(id_), per_image, source, flip, device=device)
         save_seeds(path_for(id_), ds.label_set(id_), s4, hi)
         return 1
 

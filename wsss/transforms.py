@@ -83,11 +83,11 @@ def train_transform(image: np.ndarray, rng: np.random.Generator, resize: int = 5
     return resize_flip_crop(image, rng, random_long_side(rng, resize, scale_range), crop, flip)[0]
 
 
-def inference_scales(size: Sequence[int], scales: Sequence[float], max_side: int | None) -> tuple[float, ...]:
+def bounded_scales(size: Sequence[int], scales: Sequence[float], max_side: int | None) -> tuple[float, ...]:
     """The multi-scale factors for one image of ``size`` (H, W): ``scales`` as they are when its long side is at
     most ``max_side`` (or ``max_side`` is None: the native size, as IRN / BAS), else each times
-    ``max_side / long side``, so the nets label a large photo at about the scale they were trained at (and not at
-    4x its pixels). The maps are still resized to the full image size."""
+    ``max_side / long side``, so the nets label a large photo at about the scale they were trained at (not at
+    several times the pixels). The maps are still resized to the full image size."""
     long_side = max(int(size[0]), int(size[1]))
     if max_side is None or long_side <= int(max_side):
         return tuple(float(s) for s in scales)

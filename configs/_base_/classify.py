@@ -65,7 +65,7 @@ seeds = dict(
     # an image whose long side is longer is labelled at this long side (the scales apply to it; maps still at full
     # size); also the BAO stage's labelling. None = every image at its native size (IRN, BAS). 'auto' (the custom
     # configs): the longest side the classifier trained at, classify.resize x classify.scale_range[1], so photos
-    # larger than the training sizes (auto_limits.max_side) are not labelled at up to 8x the pixels they trained at
+    # larger than the training sizes (auto_limits.max_side) are labelled near the scale the nets trained at
     max_image_side=None,
     split=None,  # None = the dataset's train split
     external_dir=None,  # source='external': the folder of <id>.npy / <id>.npz maps

@@ -108,12 +108,12 @@ def test_seeds_sources_bas_and_cam_differ(trained, tmp_path):
     assert np.allclose(out["bas"].reshape(len(out["bas"]), -1).max(1), 1.0, atol=1e-3)
 
 
-def test_inference_scales_bound_only_images_longer_than_the_limit():
-    from wsss.transforms import inference_scales
+def test_bounded_scales_bound_only_images_longer_than_the_limit():
+    from wsss.transforms import bounded_scales
 
-    assert inference_scales((100, 50), (1.0, 0.5), None) == (1.0, 0.5)
-    assert inference_scales((100, 50), (1.0, 0.5), 100) == (1.0, 0.5)
-    assert inference_scales((50, 200), (1.0, 0.5), 100) == (0.5, 0.25)
+    assert bounded_scales((100, 50), (1.0, 0.5), None) == (1.0, 0.5)
+    assert bounded_scales((100, 50), (1.0, 0.5), 100) == (1.0, 0.5)
+    assert bounded_scales((50, 200), (1.0, 0.5), 100) == (0.5, 0.25)
 
 
 def test_seeds_max_image_side_labels_long_images_at_the_bound(trained, tmp_path):
@@ -121,7 +121,7 @@ def test_seeds_max_image_side_labels_long_images_at_the_bound(trained, tmp_path)
     stored at its full size; the bound changes the maps (it is in the fingerprint: the seeds section)."""
     base, _, cfg, _ = trained
     from wsss.models.classifier import load_classifier
-    from wsss.transforms import inference_scales
+    from wsss.transforms import bounded_scales
 
     out = {}
     for bound in (None, 32):
@@ -138,7 +138,7 @@ def test_seeds_max_image_side_labels_long_images_at_the_bound(trained, tmp_path)
         image = ds.image(id_)
         h, w = image.shape[:2]
         assert max(h, w) > 32 and out[32][id_].high.shape == out[None][id_].high.shape == (len(out[32][id_].keys), h, w)
-        scales = inference_scales((h, w), (1.0, 0.5), 32)
+        scales = bounded_scales((h, w), (1.0, 0.5), 32)
         assert scales == (32 / max(h, w), 16 / max(h, w))
         _, high = seeds.image_seeds(model, image, ds.label_set(id_), scales, "bas+cam", True)
         assert np.allclose(out[32][id_].high, high, atol=1 / 255 + 1e-6)  # stored quantised to 1/255
