@@ -177,6 +177,8 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tu
                 data_fps[split] = data_fingerprint(cfg.get("dataset", {}), split, hashes)
             data[split] = data_fps[split]
         config_part = _normalise_root(_without(select(cfg, getattr(module, "CONFIG_KEYS", ())), NOT_RESULTS))
+        if hasattr(module, "config_files"):  # files the config only names (an mmseg model config): their content
+            config_part.update(module.config_files(cfg))
         fp = {"config": config_part, "data": data, "inputs": {i: fps[i] for i in inputs}, "code": code_version(module)}
         fp_hash = digest(fp)
         fps[name] = fp_hash

@@ -16,6 +16,14 @@ INPUTS = ("random_walk",)  # the default; the real inputs depend on segment.labe
 CONFIG_KEYS = ("dataset", "segment", "runtime.seed", "runtime.amp")
 
 
+def config_files(cfg: Any) -> dict[str, str]:
+    """The content of the mmseg model config that ``segment.model`` names (resolved with its ``_base_`` chain), so
+    an edit to that file reruns the stage as a changed key would; the path alone is in ``CONFIG_KEYS``."""
+    from wsss.segmentation import model_config_digest
+
+    return {"segment.model (file content)": model_config_digest(cfg)}
+
+
 def data_splits(cfg: Any) -> tuple[str, ...]:
     """The training split, and the val split when it validates during training."""
     return ("train", "val") if cfg.get("segment", {}).get("val_interval", None) != 0 else ("train",)

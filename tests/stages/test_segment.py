@@ -84,6 +84,32 @@ def test_inputs_follow_labels_from():
     assert S.inputs(Config(dict(segment=dict(labels_from="/some/folder")))) == ()
 
 
+def test_edited_model_config_file_reruns_segment(tmp_path):
+    """``segment.model`` names a file: an edit to that file (not to our config) must change the stage's
+    fingerprint and say why; the same content under another mtime must not."""
+    import stages.segment as S
+    from pipeline.plan import _diff_reason, plan_stages
+
+    root = make_data(tmp_path)
+    model = tmp_path / "model.py"
+    src = (REPO / "configs/segment/mobilenetv2_deeplabv3plus_demo.py").read_text()
+    model.write_text(src)
+    (tmp_path / "wd").mkdir()
+
+    def plan():
+        cfg = make_cfg(root, tmp_path, model=str(model), labels_from="gt")
+        (p,) = plan_stages(cfg, [S], tmp_path / "wd", verify=None)
+        return p
+
+    first = plan()
+    assert first.fingerprint["config"]["segment.model (file content)"] not in ("inline", "")
+    model.write_text(model.read_text())  # rewritten, same content
+    assert plan().fp_hash == first.fp_hash
+    model.write_text(model.read_text() + "model = dict(decode_head=dict(channels=64))\n")
+    edited = plan()
+    assert edited.fp_hash != first.fp_hash
+    assert _diff_reason(first.fingerprint, edited.fingerprint) == "config changed: segment.model (file content)"
+
 def test_training_lowers_the_loss_and_writes_outputs(trained):
     tmp, root, wd, cfg, res = trained
     out = wd / "segment"
