@@ -110,6 +110,7 @@ def test_edited_model_config_file_reruns_segment(tmp_path):
     assert edited.fp_hash != first.fp_hash
     assert _diff_reason(first.fingerprint, edited.fingerprint) == "config changed: segment.model (file content)"
 
+
 def test_training_lowers_the_loss_and_writes_outputs(trained):
     tmp, root, wd, cfg, res = trained
     out = wd / "segment"

@@ -124,14 +124,16 @@ def model_config_digest(cfg: Any) -> str:
     dict, which is fingerprinted as a key; 'unreadable: ...' when it cannot be loaded, which the stage's
     ``check`` then reports with the file's name)."""
     import hashlib
+    import json
 
     model = cfg.get("segment", {}).get("model")
     if not isinstance(model, (str, os.PathLike)):
         return "inline"
     try:
-        text = model_config(cfg)[0].pretty_text
+        resolved = model_config(cfg)[0].to_dict()
     except Exception as e:  # noqa: BLE001  (the stage's check names the problem before any work)
         return f"unreadable: {type(e).__name__}"
+    text = json.dumps(resolved, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
