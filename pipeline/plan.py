@@ -178,7 +178,7 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tu
             data[split] = data_fps[split]
         config_part = _normalise_root(_without(select(cfg, getattr(module, "CONFIG_KEYS", ())), NOT_RESULTS))
         if hasattr(module, "config_files"):  # files the config only names (an mmseg model config): their content
-            config_part.update(module.config_files(cfg))
+            config_part.update({k: digest(v) for k, v in module.config_files(cfg).items()})
         fp = {"config": config_part, "data": data, "inputs": {i: fps[i] for i in inputs}, "code": code_version(module)}
         fp_hash = digest(fp)
         fps[name] = fp_hash

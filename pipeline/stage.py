@@ -10,8 +10,8 @@ A stage is a module in ``stages/`` with:
 - ``run(ctx) -> dict | None``: does the work, returns metrics for ``results.json``;
 - optionally ``data_splits(cfg)``: the dataset splits it reads ('train' / 'val' or split names; default: the
   train split, plus the ``split`` of its section or of ``seeds``, for a stage with ``dataset`` in CONFIG_KEYS);
-- optionally ``config_files(cfg) -> {label: digest}``: the content of files the config only names (segment's
-  mmseg model config), fingerprinted with the config keys under those labels;
+- optionally ``config_files(cfg) -> {label: content}``: the content of files the config only names (segment's
+  mmseg model config, as a dict), digested into the fingerprint with the config keys under those labels;
 - optionally ``outputs(ctx) -> {path: kind}``: the files it promises, checked before reuse (``pipeline.verify``);
 - optionally ``check(ctx)``: a fast check of its input run before any stage runs (e.g. the val masks);
 - optionally ``progress(ctx) -> (done, total)``: per-item progress, for ``status`` ("partial n of N").

@@ -16,12 +16,21 @@ INPUTS = ("random_walk",)  # the default; the real inputs depend on segment.labe
 CONFIG_KEYS = ("dataset", "segment", "runtime.seed", "runtime.amp")
 
 
-def config_files(cfg: Any) -> dict[str, str]:
+def config_files(cfg: Any) -> dict[str, Any]:
     """The content of the mmseg model config that ``segment.model`` names (resolved with its ``_base_`` chain), so
-    an edit to that file reruns the stage as a changed key would; the path alone is in ``CONFIG_KEYS``."""
-    from wsss.segmentation import model_config_digest
+    an edit to that file reruns the stage as a changed key would (the path alone is in ``CONFIG_KEYS``; an inline
+    dict is a key already). A file that cannot be loaded is left to ``check``, which names it."""
+    import os
 
-    return {"segment.model (file content)": model_config_digest(cfg)}
+    from wsss.segmentation import model_config
+
+    if not isinstance(cfg.get("segment", {}).get("model"), (str, os.PathLike)):
+        return {}
+    try:
+        content = model_config(cfg)[0].to_dict()
+    except Exception as e:  # noqa: BLE001  (check() reports it before any stage runs)
+        content = f"unreadable: {type(e).__name__}"
+    return {"segment.model (file content)": content}
 
 
 def data_splits(cfg: Any) -> tuple[str, ...]:

@@ -26,7 +26,6 @@ from .mmseg_config import (
     label_dir_for,
     mmseg_config_dir,
     model_config,
-    model_config_digest,
     resolve_model_config,
     segment_inputs,
     val_split_name,
@@ -36,5 +35,4 @@ from .train import mmengine_console_quiet, train
 __all__ = ["MMSEG_CONFIGS", "REPO_ROOT", "_replace_type", "apply_backbone_weights", "build_mmseg_config",
            "check_label_folder", "check_num_classes", "dump_config", "format_iou_table", "iou_metric",
            "label_dir_for", "load_model", "mmengine_console_quiet", "mmseg_config_dir", "model_config",
-           "model_config_digest", "predict_probs", "resolve_model_config", "segment_inputs", "train", "val_split_name",
-           "write_text"]
+           "predict_probs", "resolve_model_config", "segment_inputs", "train", "val_split_name", "write_text"]

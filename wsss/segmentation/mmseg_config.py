@@ -119,24 +119,6 @@ def model_config(cfg: Any) -> tuple[Any, Path]:
     return Config.fromfile(str(path)), path
 
 
-def model_config_digest(cfg: Any) -> str:
-    """A digest of the resolved mmseg model config named by ``segment.model`` ('inline' when the config holds a
-    dict, which is fingerprinted as a key; 'unreadable: ...' when it cannot be loaded, which the stage's
-    ``check`` then reports with the file's name)."""
-    import hashlib
-    import json
-
-    model = cfg.get("segment", {}).get("model")
-    if not isinstance(model, (str, os.PathLike)):
-        return "inline"
-    try:
-        resolved = model_config(cfg)[0].to_dict()
-    except Exception as e:  # noqa: BLE001  (the stage's check names the problem before any work)
-        return f"unreadable: {type(e).__name__}"
-    text = json.dumps(resolved, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        train_ds: SegDataset, val_ds: SegDataset | None, label_dir: Path | None) -> Any:
     """The mmseg ``Config`` for one training run: our model config + our data + the ``segment`` section."""
