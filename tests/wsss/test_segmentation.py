@@ -149,6 +149,7 @@ def test_num_classes_mismatch_and_config_build(tmp_path):
     assert mm.train_dataloader.dataset.label_dir == str(ds.mask_dir)
     assert mm.resume is True and mm.work_dir == str(tmp_path / "out" / "mmseg")
     assert {"type": "ChannelsLastHook"} in mm.custom_hooks  # runtime.channels_last defaults to on
+    assert {"type": "SpaceToBatchHook"} in mm.custom_hooks  # dilated convs: faster on CPU (wsss.models.atrous)
     cfg.runtime.channels_last = False
     mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, ds, None)
     assert all(h["type"] != "ChannelsLastHook" for h in mm.custom_hooks)

@@ -237,7 +237,8 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     if world_size > 1 and not cuda:
         mm.model_wrapper_cfg = dict(type="CPUFriendlyDDP")
     mm.randomness = dict(seed=int(runtime.get("seed", 0)))
-    mm.custom_hooks = [*mm.get("custom_hooks", []), dict(type="ResumeRNGHook")]  # exact resume (wsss.mmseg_ext)
+    mm.custom_hooks = [*mm.get("custom_hooks", []), dict(type="ResumeRNGHook"),  # exact resume (wsss.mmseg_ext)
+                       dict(type="SpaceToBatchHook")]  # faster dilated convs on CPU (wsss.models.atrous)
     if bool(runtime.get("channels_last", True)) and world_size == 1:
         mm.custom_hooks.append(dict(type="ChannelsLastHook"))
     mm.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=ckpt_interval,
