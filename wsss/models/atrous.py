@@ -1,7 +1,7 @@
-"""Dilated (atrous) convolutions trained as space-to-batch on CPU: the same forward, 3-4x faster depthwise backward.
+"""Dilated (atrous) convolutions trained as space-to-batch on CPU: the same products, 2.5-5x faster depthwise training.
 
-PyTorch's CPU kernels (oneDNN) compute the backward of a *dilated depthwise* 3x3 conv 10-40x slower than the
-undilated one (bench/README "Dilated convolutions on CPU"); MobileNetV2 at output stride 16 (our classifiers,
+PyTorch's CPU kernels (oneDNN) compute the backward of a *dilated depthwise* 3x3 conv much slower than the
+undilated one (about 10x; bench/README "Dilated convolutions on CPU"); MobileNetV2 at output stride 16 (our classifiers,
 the BAO student) and DeepLab's stride-8 backbone and ASPP are built of them. A stride-1 conv with dilation ``d``
 and padding ``d * (k - 1) / 2`` equals an undilated conv with padding ``(k - 1) / 2`` run on each of the ``d x d``
 interleaved sub-grids of the input (TensorFlow's ``space_to_batch`` atrous conv): the same products, summed in
