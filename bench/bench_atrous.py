@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from bench.bench_layout import classifier_step, deeplab_step, time_steps  # noqa: E402
-from wsss.models.atrous import SpaceToBatchConv2d, atrous_space_to_batch, use_space_to_batch  # noqa: E402
+from wsss.models.atrous import atrous_space_to_batch, use_plain_convs, use_space_to_batch  # noqa: E402
 
 # (what, input N C H W, out channels, groups, dilation)
 LAYERS = [
@@ -49,14 +49,6 @@ def layer_ms(shape: tuple, cout: int, groups: int, d: int, space_to_batch: bool,
     return 1000 * statistics.median(times)
 
 
-def plain(model: torch.nn.Module) -> torch.nn.Module:
-    """The model with every space-to-batch conv back to a plain ``nn.Conv2d`` (same parameters)."""
-    for m in model.modules():
-        if type(m) is SpaceToBatchConv2d:
-            m.__class__ = torch.nn.Conv2d
-    return model
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=8)
@@ -79,10 +71,10 @@ def main() -> None:
         torch.manual_seed(0)
         model, loss_fn = build(torch.device("cpu"))
         use_space_to_batch(model)  # the classifier's backbone has them from its build already
-        n = sum(type(m) is SpaceToBatchConv2d for m in model.modules())
-        base, s2b = [], []
+        n, base, s2b = use_plain_convs(model), [], []
         for _ in range(2):  # alternate: plain, space-to-batch, plain, space-to-batch
-            base.append(time_steps(plain(model), loss_fn, torch.channels_last, False, args.repeats))
+            use_plain_convs(model)
+            base.append(time_steps(model, loss_fn, torch.channels_last, False, args.repeats))
             use_space_to_batch(model)
             s2b.append(time_steps(model, loss_fn, torch.channels_last, False, args.repeats))
         b, s = min(base), min(s2b)

@@ -67,3 +67,12 @@ def use_space_to_batch(model: nn.Module) -> int:
             m.__class__ = SpaceToBatchConv2d
             n += 1
     return n
+
+
+def use_plain_convs(model: nn.Module) -> int:
+    """Undo :func:`use_space_to_batch` (in place): every :class:`SpaceToBatchConv2d` back to ``nn.Conv2d``, for
+    comparisons (bench/bench_atrous.py, the tests); returns how many."""
+    swapped = [m for m in model.modules() if type(m) is SpaceToBatchConv2d]
+    for m in swapped:
+        m.__class__ = nn.Conv2d
+    return len(swapped)
