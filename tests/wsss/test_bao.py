@@ -432,6 +432,18 @@ def test_mid_frozen_student_trains_the_last_stage_and_heads_and_cached_mid_featu
     on_images = model(images, labels, target, use_teacher=True)
     assert on_feats["loss"].item() == pytest.approx(on_images["loss"].item(), rel=1e-5)
 
+    # with the teacher's labels, one frozen pass per step serves the teacher and the student, with the same loss
+    model.train()
+    calls = []
+    for net in (student, model.teacher):
+        real = net.backbone.forward_mid
+        net.backbone.forward_mid = lambda x, real=real: calls.append(1) or real(x)
+    with torch.no_grad():
+        want = model(images, labels, model.teacher_targets(images, labels, target))["loss"]
+        assert len(calls) == 2
+        got = model(images, labels, target, use_teacher=True)["loss"]
+    assert len(calls) == 3 and torch.equal(got, want)
+
 
 def test_freeze_mode_names():
     assert [freeze_mode(v) for v in (False, None, True, "mid", "all", "none")] == \
