@@ -1,5 +1,4 @@
-"""Dilated convs on CPU (wsss.models.atrous): space-to-batch and collapsed kernels give the dilated conv's outputs
-and gradients, and are taken only where they help."""
+"""Dilated convs as space-to-batch (wsss.models.atrous): same outputs and gradients, taken only where it helps."""
 from __future__ import annotations
 
 import copy
@@ -10,13 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsss.models import atrous, build_backbone
-from wsss.models.atrous import (
-    SpaceToBatchConv2d,
-    atrous_collapsed,
-    atrous_space_to_batch,
-    use_plain_convs,
-    use_space_to_batch,
-)
+from wsss.models.atrous import SpaceToBatchConv2d, atrous_space_to_batch, use_plain_convs, use_space_to_batch
 
 
 @pytest.mark.parametrize("n,c,h,w,cout,groups,d,k,channels_last", [
@@ -43,49 +36,6 @@ def test_space_to_batch_equals_the_dilated_conv(n, c, h, w, cout, groups, d, k, 
     got_grads = torch.autograd.grad(got, (x, weight, bias), grad_out)
     for name, g, wg in zip(("input", "weight", "bias"), got_grads, want_grads):
         torch.testing.assert_close(g, wg, rtol=1e-4, atol=1e-4, msg=lambda m, name=name: f"grad {name}: {m}")
-
-
-@pytest.mark.parametrize("c,h,w,cout,groups,d,k", [
-    (8, 16, 16, 8, 8, 18, 3),  # ASPP's rate 18 on a 16-cell map: both sides collapse, depthwise
-    (6, 12, 12, 4, 1, 12, 3),  # dense, dilation equal to the size (the first tap just outside)
-    (4, 8, 40, 4, 4, 10, 3),  # rows collapse, columns stay dilated
-    (4, 30, 5, 6, 2, 6, 5),  # columns collapse, grouped 5x5
-])
-def test_collapsed_kernel_equals_the_dilated_conv(c, h, w, cout, groups, d, k):
-    torch.manual_seed(0)
-    x = torch.randn(2, c, h, w).contiguous(memory_format=torch.channels_last).requires_grad_()
-    weight = torch.randn(cout, c // groups, k, k, requires_grad=True)
-    bias = torch.randn(cout, requires_grad=True)
-    want = F.conv2d(x, weight, bias, padding=d * (k // 2), dilation=d, groups=groups)
-    got = atrous_collapsed(x, weight, bias, d, groups)
-    assert got.shape == want.shape
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    grad_out = torch.randn_like(want)
-    want_grads = torch.autograd.grad(want, (x, weight, bias), grad_out)
-    got_grads = torch.autograd.grad(got, (x, weight, bias), grad_out)
-    for name, g, wg in zip(("input", "weight", "bias"), got_grads, want_grads):
-        torch.testing.assert_close(g, wg, rtol=1e-4, atol=1e-4, msg=lambda m, name=name: f"grad {name}: {m}")
-    centre = torch.zeros(k, k, dtype=torch.bool)
-    centre[k // 2 if h <= d else slice(None), k // 2 if w <= d else slice(None)] = True
-    assert got_grads[1][..., ~centre].abs().max() == 0 < got_grads[1][..., centre].abs().max()
-
-
-def test_swapped_conv_collapses_on_small_maps_only(monkeypatch):
-    """A swapped conv takes the collapsed kernel where the dilation reaches past the map (with or without
-    gradients), space-to-batch for 3x3+ sub-grids when training, else the plain conv."""
-    conv = nn.Conv2d(4, 4, 3, padding=6, dilation=6, groups=4)
-    use_space_to_batch(conv)
-    calls = []
-    for fn in ("atrous_collapsed", "atrous_space_to_batch"):
-        real = getattr(atrous, fn)
-        monkeypatch.setattr(atrous, fn, lambda *a, fn=fn, real=real: calls.append(fn) or real(*a))
-    conv(torch.randn(1, 4, 6, 30))  # 6 rows <= dilation 6
-    with torch.no_grad():
-        conv(torch.randn(1, 4, 5, 5))
-        conv(torch.randn(1, 4, 18, 18))  # inference on a large map: the plain conv
-    conv(torch.randn(1, 4, 18, 18))  # 3x3 sub-grids, training
-    conv(torch.randn(1, 4, 12, 12))  # 2x2 sub-grids: the plain conv
-    assert calls == ["atrous_collapsed", "atrous_collapsed", "atrous_space_to_batch"]
 
 
 def test_only_stride1_same_padded_dilated_convs_are_swapped():

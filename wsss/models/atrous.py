@@ -1,5 +1,4 @@
-"""Dilated (atrous) convolutions on CPU: trained as space-to-batch (2.5-5x faster depthwise training), and with a
-collapsed kernel on maps smaller than the dilation; the same products either way.
+"""Dilated (atrous) convolutions trained as space-to-batch on CPU: the same products, 2.5-5x faster depthwise training.
 
 PyTorch's CPU kernels (oneDNN) compute the backward of a *dilated depthwise* 3x3 conv much slower than the
 undilated one (about 10x; bench/README "Dilated convolutions on CPU"); MobileNetV2 at output stride 16 (our classifiers,
@@ -8,15 +7,10 @@ and padding ``d * (k - 1) / 2`` equals an undilated conv with padding ``(k - 1) 
 interleaved sub-grids of the input (TensorFlow's ``space_to_batch`` atrous conv): the same products, summed in
 another order where the kernels differ (outputs and gradients agree to float rounding, as with NHWC).
 
-Where the dilation reaches past the map (``d`` >= its height or width: ASPP's rate 18 on the demo's 16-cell map),
-every tap off the centre row / column reads only zero padding: the kernel collapses to that row / column
-(:func:`atrous_collapsed`): the same sums less their products with zeros (to float rounding).
-
 :func:`use_space_to_batch` swaps the class of every eligible ``nn.Conv2d`` in a model (parameters, state-dict
-keys and hooks unchanged). On CPU the swapped conv collapses its kernel where it can (training and inference);
-otherwise it takes the space-to-batch path when it helps: with gradients to compute and each sub-grid at least
-3 x 3 (smaller ones, e.g. ASPP's rate 12 on a 16-cell map, are slower that way); else it is the plain conv.
-On GPUs it is always the plain conv.
+keys and hooks unchanged). The swapped conv takes the space-to-batch path only when it helps: on CPU, with
+gradients to compute, and when each sub-grid is at least 3 x 3 (smaller ones, e.g. ASPP's dilation 18 on a
+16-cell map, are slower that way); otherwise it is the plain conv.
 """
 from __future__ import annotations
 
@@ -54,32 +48,13 @@ def atrous_space_to_batch(x: Tensor, weight: Tensor, bias: Tensor | None, dilati
     return y[:, :, :h, :w] if (hp, wp) != (h, w) else y
 
 
-def atrous_collapsed(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int, groups: int) -> Tensor:
-    """``conv2d(x, weight, bias, padding=d*(k//2), dilation=d, groups)`` where ``d`` >= the input's height or
-    width: along such a side every tap but the centre one reads only zero padding, so the kernel shrinks to its
-    centre row / column (ASPP's large rates on a small map; its weights off the centre get zero gradient, as
-    in the full conv)."""
-    d, (h, w), (kh, kw) = dilation, x.shape[-2:], weight.shape[-2:]
-    rows, cols = d >= h, d >= w
-    if rows:
-        weight = weight[:, :, kh // 2:kh // 2 + 1]
-    if cols:
-        weight = weight[:, :, :, kw // 2:kw // 2 + 1]
-    return F.conv2d(x, weight, bias, padding=(0 if rows else d * (kh // 2), 0 if cols else d * (kw // 2)),
-                    dilation=d, groups=groups)
-
-
 class SpaceToBatchConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` that trains its dilation as space-to-batch on CPU (see the module docstring)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        d, (h, w) = self.dilation[0], x.shape[-2:]
-        if x.device.type != "cpu":
-            return super().forward(x)
-        if d >= h or d >= w:
-            return atrous_collapsed(x, self.weight, self.bias, d, self.groups)
-        if (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-                and -(-h // d) >= MIN_SUBGRID and -(-w // d) >= MIN_SUBGRID):
+        d = self.dilation[0]
+        if (x.device.type == "cpu" and torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+                and -(-x.shape[-2] // d) >= MIN_SUBGRID and -(-x.shape[-1] // d) >= MIN_SUBGRID):
             return atrous_space_to_batch(x, self.weight, self.bias, d, self.groups)
         return super().forward(x)
 
