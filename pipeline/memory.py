@@ -7,7 +7,7 @@ import os
 import threading
 from time import perf_counter
 
-WAIT_FACTOR = 50  # the sampler waits >= 50x its last sample's time: <= 2 % of a core
+WAIT_FACTOR = 20  # with children the sampler waits >= 20x its last sample's time: <= 5 % of a core
 
 
 def release_free_memory() -> bool:
@@ -32,10 +32,11 @@ class PeakMemory:
 
     Alone, the process's resident set size (``/proc/<pid>/statm``: 0.02 ms a read). With children, the proportional
     set size of each (PSS, ``smaps_rollup``: shared pages split between the processes sharing them, so forked
-    workers do not count their parent's pages again), or the RSS where the kernel has no PSS. PSS costs a walk of
-    the page tables (23 ms for a 1.4 GB process: 12 % of a core at 5 reads a second), so it is read only while
-    there are children, and the sampler then waits at least 50x its last sample's time (at most 2 % of a core).
-    Measured: bench/README.md, "Peak memory sampling".
+    workers do not count their parent's pages again), or the RSS where the kernel has no PSS. PSS walks the page
+    tables (23 ms for the demo's 1.4 GB DeepLab process: 12 % of a core at 5 reads a second), so it is read only
+    while there are children, and the sampler then waits at least 20x its last sample's time (<= 5 % of a core;
+    ~1 s for a parent and two pool workers): a peak shorter than that can be missed.
+    Measured: bench/README.md, "Peak-memory sampling".
     """
 
     def __init__(self, interval: float = 0.2):
