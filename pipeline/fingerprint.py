@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -37,13 +38,25 @@ def _module_file(name: str, root: Path) -> Path | None:
 
 def _imports_of(path: Path, name: str, root: Path, packages: tuple[str, ...]) -> set[str]:
     """Project modules named by the import statements of one source file (anywhere in it)."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    is_pkg = path.name == "__init__.py"
     found: set[str] = set()
-    for node in ast.walk(tree):
-        targets: list[str] = []
+    for t in _import_targets(path.read_bytes(), str(path), name, path.name == "__init__.py"):
+        if t.split(".")[0] not in packages:
+            continue
+        parts = t.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+            if _module_file(".".join(parts[:i]), root) is not None:
+                found.add(".".join(parts[:i]))
+    return found
+
+
+@functools.cache
+def _import_targets(source: bytes, filename: str, name: str, is_pkg: bool) -> tuple[str, ...]:
+    """Every module an import statement of ``source`` (module ``name``) names; parsed once per source text
+    however many stages import the file."""
+    targets: list[str] = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
+            targets += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
                 parts = name.split(".") if is_pkg else name.split(".")[:-1]
@@ -51,15 +64,8 @@ def _imports_of(path: Path, name: str, root: Path, packages: tuple[str, ...]) ->
                 base = ".".join(parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import submodule`
-        for t in targets:
-            if t.split(".")[0] not in packages:
-                continue
-            parts = t.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
-                if _module_file(".".join(parts[:i]), root) is not None:
-                    found.add(".".join(parts[:i]))
-    return found
+            targets += [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import submodule`
+    return tuple(targets)
 
 
 def project_imports(name: str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict[str, Path]:
