@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import wsss  # noqa: F401  (stack fixes)
@@ -151,6 +152,11 @@ def test_bao_model_losses_and_teacher_targets():
     out["loss"].backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     tt = model.teacher_targets(images, labels, seed_t)
+    with torch.no_grad():  # the definition: argmax over the teacher's present channels (max's indices are used)
+        logits = F.interpolate(model.teacher.eval()(images, labels)[0], (16, 16), mode="bilinear", align_corners=False)
+        want = logits.masked_fill(~valid_channels(labels)[:, :, None, None], float("-inf")).argmax(1)
+    model.teacher.train()
+    assert torch.equal(tt, torch.where(seed_t == 255, seed_t, want))
     assert (tt[:, :, :2] == 255).all()  # crop padding stays ignored
     assert set(tt[0].unique().tolist()) <= {0, 1, 255}  # image 0 has only class 1 present: never label 2
     before = [p.clone() for p in model.teacher.parameters()]
