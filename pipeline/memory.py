@@ -35,7 +35,7 @@ class PeakMemory:
     workers do not count their parent's pages again), or the RSS where the kernel has no PSS. PSS walks the page
     tables (23 ms for the demo's 1.4 GB DeepLab process: 12 % of a core at 5 reads a second), so it is read only
     while there are children, and the sampler then waits at least 20x its last sample's time (<= 5 % of a core;
-    ~1 s for a parent and two pool workers): a peak shorter than that can be missed.
+    ~0.4-1 s for a parent and two pool workers): a peak shorter than that can be missed.
     Measured: bench/README.md, "Peak-memory sampling".
     """
 
