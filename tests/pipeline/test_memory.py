@@ -35,6 +35,7 @@ def test_release_free_memory_gives_freed_heap_pages_back():
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
 def test_peak_memory_alone_reads_the_cheap_rss(monkeypatch):
     monkeypatch.setattr(PeakMemory, "_pss", staticmethod(lambda pid: pytest.fail("PSS read with no children")))
+    monkeypatch.setattr(PeakMemory, "_children", staticmethod(lambda pid: []))  # alone, whatever ran before
     meter = PeakMemory()
     assert meter.processes() == [os.getpid()]
     assert abs(meter.sample() / 2**20 - _rss_mb()) < 20
@@ -62,6 +63,8 @@ def test_peak_memory_with_a_forked_child_splits_the_shared_pages():
     finally:
         os.write(go_w, b"x")
         os.waitpid(pid, 0)
+        for fd in (ready_r, ready_w, go_r, go_w):
+            os.close(fd)
     del block
 
 
