@@ -3,19 +3,18 @@ the 'mid' student, and for 'mid' the teacher's labels computed from their own fr
 the student's (now). The former is reproduced exactly: the teacher's labels first, then the losses on them.
 
 Usage: python bench/bench_bao_step.py [--batch 16] [--size 128] [--repeats 8] [--threads 2]
-Prints the median step time (forward, backward, SGD; NHWC) of each variant.
+Prints the median step time (bench_layout.time_steps: forward, backward, SGD; NHWC) of each variant.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from bench.bench_layout import time_steps  # noqa: E402
 from wsss.models import build_classifier  # noqa: E402
 from wsss.models.bao import BAOModel, BAOStudent  # noqa: E402
 
@@ -23,27 +22,19 @@ from wsss.models.bao import BAOModel, BAOStudent  # noqa: E402
 def step_ms(freeze: str, teacher_own_pass: bool, batch: int, size: int, repeats: int) -> float:
     torch.manual_seed(0)
     classifier = build_classifier(dict(backbone="mobilenet_v2", method="bas", pretrained=False), 5)
-    model = BAOModel(BAOStudent.from_classifier(classifier, frozen_backbone=freeze), ema_momentum=0.99)
-    model.to(memory_format=torch.channels_last).train()
+    model = BAOModel(BAOStudent.from_classifier(classifier, frozen_backbone=freeze), ema_momentum=0.99).train()
     images = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     labels = torch.zeros(batch, 5)
     labels[torch.arange(batch), torch.randint(0, 5, (batch,))] = 1.0
     seed_targets = torch.randint(0, 2, (batch, size, size))
-    opt = torch.optim.SGD([p for g in model.param_groups() for p in g["params"]], lr=1e-4, momentum=0.9)
-    times = []
-    for i in range(repeats + 2):
-        start = time.perf_counter()
-        model.update_teacher()
+
+    def loss(m: BAOModel) -> torch.Tensor:
+        m.update_teacher()
         if teacher_own_pass:  # the former step: the teacher runs its own frozen part
-            out = model(images, labels, model.teacher_targets(images, labels, seed_targets))
-        else:
-            out = model(images, labels, seed_targets, use_teacher=True)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+            return m(images, labels, m.teacher_targets(images, labels, seed_targets))["loss"]
+        return m(images, labels, seed_targets, use_teacher=True)["loss"]
+
+    return 1000 * time_steps(model, loss, torch.channels_last, False, repeats)
 
 
 def main() -> None:
