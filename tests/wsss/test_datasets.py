@@ -107,9 +107,17 @@ def test_bad_inputs_name_the_file(custom, tmp_path):
 
     # image listed but missing
     (custom / "JPEGImages/a.jpg").rename(custom / "JPEGImages/a.bak")
-    with pytest.raises(DatasetError, match=r"a.jpg: image listed in .*train.txt is missing"):
+    with pytest.raises(DatasetError, match=r"a.jpg: image listed in .*train.txt is missing \(found a.bak: "
+                                           r"set dataset.img_suffix='.bak'\)"):
         build_dataset(cfg(custom, tmp_path))
+    with pytest.raises(DatasetError, match=r"a.jpg: image file is missing \(found a.bak: set dataset.img_suffix"):
+        read_image(custom / "JPEGImages/a.jpg")
     (custom / "JPEGImages/a.bak").rename(custom / "JPEGImages/a.jpg")
+    (custom / "SegmentationClass/a.png").rename(custom / "SegmentationClass/a.PNG")
+    with pytest.raises(DatasetError, match=r"a.png: mask of an image listed in .*train.txt is missing \(found "
+                                           r"a.PNG: set dataset.mask_suffix='.PNG'\)"):
+        build_dataset(cfg(custom, tmp_path))
+    (custom / "SegmentationClass/a.PNG").rename(custom / "SegmentationClass/a.png")
 
     # unreadable image
     (custom / "JPEGImages/b.jpg").write_bytes(b"not a jpeg")

@@ -20,6 +20,7 @@ from wsss.datasets.files import (
     MissingSplit,
     check_mask,
     image_size,
+    other_suffix_hint,
     read_classes,
     read_image,
     read_label_png,
@@ -203,11 +204,13 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
         missing = [i for i in ids if not ds.image_path(i).is_file()]
         if missing:
             raise DatasetError(f"{ds.image_path(missing[0])}: image listed in {split_file} is missing"
+                               + other_suffix_hint(ds.image_path(missing[0]), "img_suffix")
                                + (f" ({len(missing)} missing in all, e.g. {missing[:5]})" if len(missing) > 1 else ""))
         if mask_dir is not None:
             missing = [i for i in ids if not ds.mask_path(i).is_file()]
             if missing:
                 raise DatasetError(f"{ds.mask_path(missing[0])}: mask of an image listed in {split_file} is missing"
+                                   + other_suffix_hint(ds.mask_path(missing[0]), "mask_suffix")
                                    + (f" ({len(missing)} missing in all)" if len(missing) > 1 else ""))
     if opts.get("label_file"):
         ds.label_sets = _labels_from_file(resolve_path(root, opts["label_file"], split), ids, classes)

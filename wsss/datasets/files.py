@@ -23,13 +23,29 @@ class MissingSplit(DatasetError):
     """The split file of a requested split does not exist (the split is absent, not damaged)."""
 
 
+def other_suffix_hint(path: str | os.PathLike, key: str) -> str:
+    """For a missing file: the same name with another suffix next to it, as a hint naming the config key to set
+    (a folder of ``.png`` or ``.JPG`` images under the VOC preset's ``.jpg``), or '' when there is none."""
+    path = Path(path)
+    others = sorted(p.name for p in path.parent.glob(f"{glob_escape(path.stem)}.*") if p.is_file()) \
+        if path.parent.is_dir() else []
+    if not others:
+        return ""
+    return f" (found {others[0]}: set dataset.{key}='{Path(others[0]).suffix}')"
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """The one image reader: RGB uint8 HxWx3 (EXIF orientation is not applied, as in VOC/COCO tooling)."""
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
-        raise DatasetError(f"{path}: image file is missing") from None
+        raise DatasetError(f"{path}: image file is missing{other_suffix_hint(path, 'img_suffix')}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"{path}: cannot read image ({e})") from None
 
@@ -42,7 +58,7 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
                 raise DatasetError(f"{path}: label PNG has mode {im.mode}; expected palette (P) or grayscale (L)")
             arr = np.asarray(im)
     except FileNotFoundError:
-        raise DatasetError(f"{path}: label file is missing") from None
+        raise DatasetError(f"{path}: label file is missing{other_suffix_hint(path, 'mask_suffix')}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"{path}: cannot read label PNG ({e})") from None
     if arr.dtype != np.uint8:
@@ -53,12 +69,12 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(H, W) from the file header, without decoding."""
+    """(H, W) of an image from the file header, without decoding."""
     try:
         with Image.open(path) as im:
             return im.height, im.width
     except FileNotFoundError:
-        raise DatasetError(f"{path}: file is missing") from None
+        raise DatasetError(f"{path}: file is missing{other_suffix_hint(path, 'img_suffix')}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"{path}: cannot read ({e})") from None
 
