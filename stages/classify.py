@@ -37,6 +37,21 @@ def check_classes(ds: Any, wanted: Any) -> None:
                          "remove classify.classes or make it match the dataset's classes.txt")
 
 
+def check_learnable(ds: Any) -> None:
+    """Image-level labels teach where a class is only by contrast: a class in every training image has no
+    image without it, so nothing tells the classifier which pixels are the class (its maps would be noise)."""
+    counts = ds.class_image_counts()
+    everywhere = [ds.classes[c + 1] for c in range(ds.num_fg) if counts[c] == len(ds)]
+    if everywhere:
+        from wsss.datasets import DatasetError
+
+        raise DatasetError(
+            f"{ds.root}: class(es) {everywhere} are in every one of the {len(ds)} training images of split "
+            f"'{ds.split}': image-level labels cannot show where a class is without images that lack it. Add "
+            "images without it to the train split (background-only images, with an all-background mask or an "
+            "empty label list, train as negatives)")
+
+
 def check(ctx) -> None:
     """Before any stage runs: the backbone's pretrained weights are there (or downloadable)."""
     from wsss.models.backbones import check_pretrained
@@ -55,13 +70,18 @@ def run(ctx) -> dict[str, Any]:
 
     scfg = dict(ctx.stage_cfg)
     runtime = dict(ctx.cfg.get("runtime", {}))
-    ds = ctx.dataset()
+    ds = ctx.dataset(require_foreground=False)
     check_classes(ds, scfg.get("classes"))
-    ctx.log.info("classify: %s on %s (%d images, %d foreground classes), backbone %s", scfg.get("method", "bas"),
-                 ds.split, len(ds), ds.num_fg, scfg.get("backbone", "resnet50"))
     seed = int(runtime.get("seed", 0))
     torch.manual_seed(seed)  # same initial heads on every rank (DDP broadcasts rank 0's anyway)
     model = ctx.place(build_classifier(scfg, ds.num_fg))
+    if not model.learns_from_negatives:
+        ds = ctx.dataset()  # background-only images skipped (and counted): this loss gets nothing from them
+    negatives = sum(not ds.label_sets[i] for i in ds.ids)
+    check_learnable(ds)
+    ctx.log.info("classify: %s on %s (%d images, %d of them background-only negatives; %d foreground classes), "
+                 "backbone %s", scfg.get("method", "bas"), ds.split, len(ds), negatives, ds.num_fg,
+                 scfg.get("backbone", "resnet50"))
     if scfg.get("pretrained", True) is False:
         ctx.log.warning("classify: backbone from RANDOM init (classify.pretrained=False)")
     data = LabeledImages(ds, resize=int(scfg.get("resize", 512)), scale_range=scfg.get("scale_range", (0.7, 1.3)),
@@ -79,7 +99,8 @@ def run(ctx) -> dict[str, Any]:
     final = {k: round(v, 5) for k, v in history[-1].items() if k not in ("epoch", "seconds")} if history else {}
     metrics: dict[str, Any] = {
         "method": model.method, "backbone": model.backbone.name, "num_classes": ds.num_fg,
-        "images": len(ds), "epochs": result["epochs"], "iterations": result["iterations"],
+        "images": len(ds), "negative_images": negatives, "cls_loss": model.cls_loss, "epochs": result["epochs"],
+        "iterations": result["iterations"],
         "images_per_s": result["images_per_s"], "train_seconds": result["seconds"],
         "final": final,
         # accuracy on the (augmented) training batches of the last epoch: top-1 = the highest score is a

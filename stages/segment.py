@@ -2,7 +2,7 @@
 
 Training images are the dataset's training split; labels come from ``<work_dir>/<segment.labels_from>/labels``
 (default: the random walk's), any folder of ``<id>.png``, or the ground truth (``labels_from='gt'``: the fully
-supervised upper bound, same recipe). Inputs are checked before training starts (missing label files, values
+supervised upper bound, same recipe); a training image without any class (a negative) is all background. Inputs are checked before training starts (missing label files, values
 outside the class range, wrong sizes, a class count that disagrees). mmengine keeps checkpoints in
 ``<out>/mmseg/`` and resumes from the latest one; the stage exports ``model.pth`` (weights of the last
 iteration) and ``mmseg_config.py`` (the exact config used). Under torchrun it trains data-parallel.
@@ -68,7 +68,7 @@ def run(ctx) -> dict[str, Any]:
     from wsss.datasets import MissingSplit
     from wsss.segmentation import check_label_folder, train, val_split_name
 
-    train_ds = ctx.dataset()
+    train_ds = ctx.dataset(require_foreground=False)  # background-only images train as all background
     val_ds = None
     seg = ctx.stage_cfg
     if seg.get("val_interval", None) != 0:

@@ -48,13 +48,17 @@ class WSSSSegDataset(BaseSegDataset):
 
     Unlike mmseg's datasets this takes the id list itself (no ann_file, no data_root): the training images
     come from the dataset's split while the labels may come from any folder (pseudo-labels or ground truth).
+    ``background_ids``: images without any class (negatives), labelled all background without a file (the
+    pseudo-label stages label only images with a class).
     """
 
     METAINFO: dict = dict()
 
     def __init__(self, ids: Sequence[str], img_dir: str, label_dir: str, classes: Sequence[str],
-                 img_suffix: str = ".jpg", label_suffix: str = ".png", **kwargs: Any) -> None:
+                 img_suffix: str = ".jpg", label_suffix: str = ".png", background_ids: Sequence[str] = (),
+                 **kwargs: Any) -> None:
         self._ids = [str(i) for i in ids]
+        self._background = {str(i) for i in background_ids}  # of ids: labelled all background, no file read
         self._img_dir = str(img_dir)
         self._label_dir = str(label_dir)
         palette = voc_palette(len(classes)).tolist()
@@ -65,7 +69,9 @@ class WSSSSegDataset(BaseSegDataset):
 
     def load_data_list(self) -> list[dict]:
         return [dict(img_path=os.path.join(self._img_dir, i + self.img_suffix),
-                     seg_map_path=os.path.join(self._label_dir, i + self.seg_map_suffix),
+                     seg_map_path=None if i in self._background else os.path.join(self._label_dir,
+                                                                                  i + self.seg_map_suffix),
+                     background_only=i in self._background,
                      img_id=i, label_map=self.label_map, reduce_zero_label=self.reduce_zero_label,
                      seg_fields=[])
                 for i in self._ids]
@@ -89,9 +95,14 @@ class WSSSLoadImage:
 
 @TRANSFORMS.register_module()
 class WSSSLoadAnnotations(LoadAnnotations):
-    """mmseg's ``LoadAnnotations`` reading the label PNG's index values with ``wsss.datasets.read_label_png``."""
+    """mmseg's ``LoadAnnotations`` reading the label PNG's index values with ``wsss.datasets.read_label_png``
+    (all background for an image the dataset marks ``background_only``)."""
 
     def _load_seg_map(self, results: dict) -> None:
+        if results.get("background_only"):  # an image without classes: every pixel is background
+            results["gt_seg_map"] = np.zeros(results["ori_shape"], np.uint8)
+            results["seg_fields"].append("gt_seg_map")
+            return
         seg = read_label_png(results["seg_map_path"])
         if results.get("label_map"):
             copy = seg.copy()

@@ -178,3 +178,27 @@ def test_seeds_split_with_an_image_without_labels_is_an_error(trained, tmp_path)
     c.seeds.split = "withempty"
     with pytest.raises(ValueError, match=r"1 image\(s\) of split 'withempty' have no foreground class.*empty_0"):
         seeds.run(StageContext(name="seeds", cfg=c, work_dir=base / "wd"))
+
+
+def test_one_class_dataset_needs_and_uses_background_only_images(tmp_path):
+    """One foreground class: a class in every training image cannot be localised from image-level labels (a clear
+    error before training); background-only images train the classifier as negatives (soft-margin loss), and the
+    seeds stage still labels the images with the class only."""
+    from tests.helpers import blob_mask, make_voc_layout
+    from wsss.datasets import DatasetError
+
+    masks = {f"pos{i}": blob_mask(40, 40, [(1, 5 + i, 8, 25 + i, 30)]) for i in range(6)}
+    root = make_voc_layout(tmp_path / "data", masks, classes=["background", "crack"])
+    cfg = _cfg(root, tmp_path / "cache")
+    with pytest.raises(DatasetError, match=r"\['crack'\] are in every one of the 6 training images"):
+        classify.run(StageContext(name="classify", cfg=cfg, work_dir=tmp_path / "wd0"))
+
+    masks.update({f"neg{i}": np.zeros((40, 40), np.uint8) for i in range(3)})
+    make_voc_layout(root, masks, classes=["background", "crack"])
+    ctx = StageContext(name="classify", cfg=cfg, work_dir=tmp_path / "wd")
+    m = classify.run(ctx)
+    assert m["images"] == 9 and m["negative_images"] == 3 and m["cls_loss"] == "soft_margin"
+    assert m["iterations"] == 2 and math.isfinite(m["final"]["loss"])  # 9 images, batch 4, last one dropped
+    s = seeds.run(StageContext(name="seeds", cfg=cfg, work_dir=tmp_path / "wd"))
+    assert s["images"] == 6 and sorted(p.stem for p in (tmp_path / "wd/seeds/maps").glob("*.npz")) == sorted(
+        f"pos{i}" for i in range(6))

@@ -251,3 +251,52 @@ def test_fg_pool_masked_does_not_reward_a_larger_map():
         logits[pool] = out
     assert logits["masked"][0] == pytest.approx(logits["masked"][1], rel=1e-4)
     assert logits["mean"][0] != pytest.approx(logits["mean"][1], rel=1e-3)
+
+
+def test_one_class_uses_soft_margin_and_rejects_the_softmax_loss():
+    torch.manual_seed(0)
+    one = build_classifier(dict(backbone="mobilenet_v2", pretrained=False, method="bas"), 1)
+    # a softmax of one logit is 1: pos_neg_softmax would be identically zero, the classifier would learn nothing
+    assert pos_neg_softmax_loss(torch.tensor([[3.0], [-2.0]]), torch.ones(2, 1)).item() == 0.0
+    assert one.cls_loss == "soft_margin" and one.learns_from_negatives
+    assert _model().cls_loss == "pos_neg_softmax" and not _model().learns_from_negatives
+    with pytest.raises(ValueError, match="pos_neg_softmax' is zero with one foreground class"):
+        build_classifier(dict(backbone="mobilenet_v2", pretrained=False, cls_loss="pos_neg_softmax"), 1)
+
+
+def test_negative_images_train_the_classifier_and_skip_the_generator_terms():
+    """A batch mixing images without a class: BAS's terms come from the images with one, the class loss from
+    all; a batch of negatives only still gives a finite loss that pushes every score down."""
+    x, y = _batch(4, 48)
+    y[1] = 0  # a background-only image
+    model = _model(cls_loss="soft_margin")
+    out = model(x, y)
+    for k in ("loss", "cls", "bas", "area", "fg", "bg_wins", "top1"):
+        assert torch.isfinite(out[k]), k
+    # the generator terms equal those of the images with a class alone (same random class draw, same features;
+    # the shared BN statistics are those of the full forward pass in both)
+    mid = model.backbone.forward_mid(x)
+    cmap = model._forward_high_capturing(mid)
+    cmap = model.head(cmap)
+    torch.manual_seed(0)
+    mixed = model._bas_terms(mid, cmap, cmap.mean((2, 3)), y)
+    keep = torch.tensor([0, 2, 3])
+    torch.manual_seed(0)
+    alone = model._bas_terms(mid[keep], cmap[keep], cmap.mean((2, 3))[keep], y[keep])
+    for k in ("bas", "area", "fg"):
+        assert torch.allclose(mixed[k], alone[k]), k
+
+    neg = torch.zeros_like(y)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = model(x, neg)
+    assert before["area"].item() == 0.0 and before["bas"].item() == 0.0
+    opt.zero_grad()
+    before["loss"].backward()
+    assert model.generator.weight.grad is not None  # kept in the graph (DDP needs every parameter used)
+    assert model.head.weight.grad.abs().sum() > 0  # the class loss pushes the absent classes down
+    for _ in range(5):
+        opt.zero_grad()
+        model(x, neg)["loss"].backward()
+        opt.step()
+    with torch.no_grad():
+        assert model(x, neg)["cls"].item() < before["cls"].item()

@@ -193,3 +193,43 @@ def _classes_file(tmp_path: Path, names: list[str]) -> str:
     p = tmp_path / "classes.txt"
     p.write_text("\n".join(names) + "\n")
     return str(p)
+
+
+def test_background_only_images_train_as_all_background(tmp_path):
+    """A training image without any class gets no pseudo-label file; DeepLab trains on it as all background
+    (with ground-truth labels its mask is read as usual)."""
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from wsss.segmentation import build_mmseg_config, check_label_folder
+
+    register_all_modules(init_default_scope=True)
+
+    masks = {"pos0": blob_mask(20, 30, [(1, 2, 2, 10, 10)]), "neg0": np.zeros((20, 30), np.uint8),
+             "pos1": blob_mask(20, 30, [(2, 5, 5, 15, 25)])}
+    root = make_voc_layout(tmp_path / "d", masks, classes=CLASSES)
+    ds = build_dataset(dict(type="custom", root=str(root), cache_dir=str(tmp_path / "c")), require_foreground=False)
+    assert ds.ids == ["pos0", "neg0", "pos1"]
+    lab = tmp_path / "labels"
+    pseudo = {i: np.full((20, 30), 2 if i == "pos0" else 1, np.uint8) for i in ("pos0", "pos1")}
+    for i, m in pseudo.items():
+        save_label_png(lab / f"{i}.png", m)
+    with pytest.raises(DatasetError, match="1 of 3 images .* no label file.*neg0"):
+        check_label_folder(ds, lab)
+    check_label_folder(ds, lab, ids=["pos0", "pos1"])
+    cfg = Config(dict(runtime=dict(device="cpu", seed=0), segment=dict(
+        model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", labels_from=str(lab), iters=2, pretrained=False,
+        crop_size=16, img_scale=(32, 16))))
+    mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, None, lab)
+    assert mm.train_dataloader.dataset.background_ids == ["neg0"]
+    data = DATASETS.build(mm.train_dataloader.dataset)
+    pipeline = data.pipeline
+    for k, i in enumerate(ds.ids):
+        info = data.get_data_info(k)
+        loaded = pipeline.transforms[1](pipeline.transforms[0](dict(info)))  # load image + annotations
+        want = pseudo.get(i, np.zeros((20, 30), np.uint8))
+        assert np.array_equal(loaded["gt_seg_map"], want), i
+    cfg.segment.labels_from = "gt"
+    assert build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, None, None).train_dataloader.dataset[
+        "background_ids"] == []

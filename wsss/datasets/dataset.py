@@ -87,6 +87,13 @@ class SegDataset:
     def label_set(self, id_: str) -> list[int]:
         return list(self.label_sets[id_])
 
+    def class_image_counts(self) -> np.ndarray:
+        """Per foreground class, how many images of ``ids`` have it (int64, length ``num_fg``)."""
+        counts = np.zeros(self.num_fg, np.int64)
+        for i in self.ids:
+            counts[self.label_sets[i]] += 1
+        return counts
+
 
 def _classes_from(spec: Any, root: Path) -> list[str]:
     if isinstance(spec, str):

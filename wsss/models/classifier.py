@@ -110,9 +110,13 @@ class Classifier(nn.Module):
         if unknown:
             raise ValueError(f"unknown classify.loss_weights {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
         self.loss_weights = {**DEFAULT_WEIGHTS, **(loss_weights or {})}
-        cls_loss = cls_loss or ("pos_neg_softmax" if method == "bas" else "soft_margin")
+        # pos_neg_softmax needs negative logits to compete with: with one foreground class it is identically zero
+        cls_loss = cls_loss or ("pos_neg_softmax" if method == "bas" and num_classes > 1 else "soft_margin")
         if cls_loss not in CLS_LOSSES:
             raise ValueError(f"classify.cls_loss must be one of {list(CLS_LOSSES)}, got '{cls_loss}'")
+        if cls_loss == "pos_neg_softmax" and num_classes == 1:
+            raise ValueError("classify.cls_loss='pos_neg_softmax' is zero with one foreground class (a softmax of "
+                             "one logit); use 'soft_margin' (the default for one class)")
         self.cls_loss = cls_loss
         self.detach_generator_input = detach_generator_input
         if bg_branch not in ("functional", "deepcopy"):
@@ -141,6 +145,13 @@ class Classifier(nn.Module):
             groups.append(dict(params=list(self.generator.parameters()), lr_mult=self.generator_lr_mult))
         return groups
 
+    @property
+    def learns_from_negatives(self) -> bool:
+        """Whether an image with no foreground class (a negative) moves the loss: the per-class ``soft_margin``
+        loss pushes every absent class down; ``pos_neg_softmax`` only compares an image's positives with its
+        negatives, so an image without positives adds nothing."""
+        return self.cls_loss == "soft_margin"
+
     # ---- training ---------------------------------------------------------------------------------------
     def forward(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Training losses: 'loss' (weighted total) and detached scalars for the log."""
@@ -154,7 +165,9 @@ class Classifier(nn.Module):
         out = {"cls": cls}
         with torch.no_grad():
             pos = labels > 0.5
-            top1 = pos.gather(1, scores.argmax(1, keepdim=True)).float().mean()
+            has_pos = pos.any(1)  # top-1 over the images with a class (negatives have no right answer)
+            top1 = pos.gather(1, scores.argmax(1, keepdim=True))[has_pos].float().mean() if has_pos.any() \
+                else scores.new_tensor(float("nan"))
             acc = ((scores > 0) == pos).float().mean()
         if self.generator is None:
             out["loss"] = cls
@@ -167,8 +180,13 @@ class Classifier(nn.Module):
         return out
 
     def _bas_terms(self, mid: Tensor, cmap: Tensor, scores: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        if not bool((labels > 0.5).any(1).all()):
-            raise ValueError("BAS training needs at least one positive class per image (got an empty label set)")
+        """The generator's terms on the images with a class (a negative has no class map to erase with)."""
+        has_pos = (labels > 0.5).any(1)
+        if not bool(has_pos.all()):
+            if not bool(has_pos.any()):  # a batch of negatives only: no term; zeros, the generator kept in the
+                zero = self.generator(mid[:1]).float().sum() * 0.0  # graph (DDP expects every parameter used)
+                return {k: zero for k in ("bas", "area", "fg", "bg_wins", "s_bg", "s_p")}
+            mid, cmap, scores, labels = mid[has_pos], cmap[has_pos], scores[has_pos], labels[has_pos]
         b = torch.arange(len(labels), device=labels.device)
         p = torch.multinomial((labels > 0.5).float(), 1).squeeze(1)  # one random positive class per image
         gen_in = mid.detach() if self.detach_generator_input else mid

@@ -1,6 +1,7 @@
 """Checks before training or loading: the pseudo-label folder, the class count of an mmseg config."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -8,17 +9,20 @@ from wsss.datasets import DatasetError, SegDataset, image_size, out_of_range_val
 
 
 # ------------------------------------------------------------------------------------------- input checks
-def check_label_folder(ds: SegDataset, label_dir: Path, suffix: str = ".png", check_sizes: bool = True) -> None:
-    """Every image of the split has a label PNG in ``label_dir`` with values in [0, C) or 255, of the image's size."""
+def check_label_folder(ds: SegDataset, label_dir: Path, suffix: str = ".png", check_sizes: bool = True,
+                       ids: Sequence[str] | None = None) -> None:
+    """Every image of the split (or of ``ids``) has a label PNG in ``label_dir`` with values in [0, C) or 255, of
+    the image's size."""
+    ids = list(ds.ids if ids is None else ids)
     if not label_dir.is_dir():
         raise DatasetError(f"{label_dir}: label folder does not exist (segment.labels_from)")
-    missing = [i for i in ds.ids if not (label_dir / f"{i}{suffix}").is_file()]
+    missing = [i for i in ids if not (label_dir / f"{i}{suffix}").is_file()]
     if missing:
-        raise DatasetError(f"{label_dir}: {len(missing)} of {len(ds.ids)} images of split '{ds.split}' have no "
+        raise DatasetError(f"{label_dir}: {len(missing)} of {len(ids)} images of split '{ds.split}' have no "
                            f"label file, e.g. {missing[:20]}")
     bad: list[str] = []
     wrong_size: list[str] = []
-    for i in ds.ids:
+    for i in ids:
         path = label_dir / f"{i}{suffix}"
         lab = read_label_png(path)
         out = out_of_range_values(lab, ds.num_classes)

@@ -46,6 +46,12 @@ def label_dir_for(seg_cfg: Mapping[str, Any], work_dir: str | os.PathLike) -> Pa
     return Path(work_dir) / src / "labels"
 
 
+def background_only_ids(train_ds: SegDataset, label_dir: Path | None) -> list[str]:
+    """Training images without any class (negatives): labelled all background, since the pseudo-label stages
+    label only images with a class. None with ground-truth labels (``label_dir`` None), whose masks say it."""
+    return [] if label_dir is None else [i for i in train_ds.ids if not train_ds.label_sets[i]]
+
+
 def segment_inputs(seg_cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """The stage the segment stage reads: the stage named by ``labels_from`` (none for 'gt' or a folder path)."""
     src = str(seg_cfg.get("labels_from", "random_walk"))
@@ -191,7 +197,8 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
         sampler=dict(type="InfiniteSampler", shuffle=True),
         dataset=dict(type="WSSSSegDataset", ids=list(train_ds.ids), img_dir=str(train_ds.img_dir),
                      img_suffix=train_ds.img_suffix, label_dir=str(lab_dir), label_suffix=lab_suffix,
-                     classes=meta["classes"], pipeline=train_pipeline))
+                     background_ids=background_only_ids(train_ds, label_dir), classes=meta["classes"],
+                     pipeline=train_pipeline))
     if val_ds is not None and val_interval > 0:
         mm.val_dataloader = dict(
             batch_size=1, num_workers=workers, persistent_workers=workers > 0,

@@ -18,7 +18,7 @@ from pipeline.distributed import shutdown_distributed, world
 from wsss.datasets import SegDataset
 
 from .checks import check_label_folder
-from .mmseg_config import build_mmseg_config, dump_config, label_dir_for
+from .mmseg_config import background_only_ids, build_mmseg_config, dump_config, label_dir_for
 
 log = logging.getLogger("wsss.segmentation")
 
@@ -83,16 +83,18 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     seg = cfg.get("segment", {})
     out_dir = Path(out_dir)
     label_dir = label_dir_for(seg, work_dir)
+    negatives = background_only_ids(train_ds, label_dir)
     if label_dir is not None and seg.get("check_labels", True):
-        check_label_folder(train_ds, label_dir)
+        check_label_folder(train_ds, label_dir, ids=[i for i in train_ds.ids if i not in set(negatives)])
     mm = build_mmseg_config(cfg, work_dir, out_dir, train_ds, val_ds, label_dir)
     rank, world_size = world()
     if rank == 0:
         dump_config(mm, out_dir / "mmseg_config.py")
     if mm.wsss.backbone_init.startswith("random"):
         lg.warning("segment: backbone from RANDOM init (segment.pretrained=False)")
-    lg.info("segment: %s on %d images of '%s' with labels from %s; %d iterations, batch %d, crop %s",
-            Path(mm.wsss.model_config).name, len(train_ds), train_ds.split, mm.wsss.labels,
+    lg.info("segment: %s on %d images of '%s' (%d of them background-only) with labels from %s; %d iterations, "
+            "batch %d, crop %s", Path(mm.wsss.model_config).name, len(train_ds), train_ds.split, len(negatives),
+            mm.wsss.labels,
             mm.train_cfg.max_iters, mm.train_dataloader.batch_size, mm.crop_size)
     owns_group = mm.launcher == "pytorch" and mm.env_cfg.dist_cfg.backend == "gloo" and _init_cpu_distributed("gloo")
     # mmengine's visualizer is a per-name singleton: a second run in this process must not write into the first's dir
