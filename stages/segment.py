@@ -2,10 +2,11 @@
 
 Training images are the dataset's training split; labels come from ``<work_dir>/<segment.labels_from>/labels``
 (default: the random walk's), any folder of ``<id>.png``, or the ground truth (``labels_from='gt'``: the fully
-supervised upper bound, same recipe); a training image without any class (a negative) is all background. Inputs are checked before training starts (missing label files, values
-outside the class range, wrong sizes, a class count that disagrees). mmengine keeps checkpoints in
-``<out>/mmseg/`` and resumes from the latest one; the stage exports ``model.pth`` (weights of the last
-iteration) and ``mmseg_config.py`` (the exact config used). Under torchrun it trains data-parallel.
+supervised upper bound, same recipe); a training image without any class (a negative) is all background.
+Inputs are checked before training starts (missing label files, values outside the class range, wrong sizes, a
+class count that disagrees). mmengine keeps checkpoints in ``<out>/mmseg/`` and resumes from the latest one; the
+stage exports ``model.pth`` (weights of the last iteration) and ``mmseg_config.py`` (the exact config used).
+Under torchrun it trains data-parallel.
 """
 from __future__ import annotations
 

@@ -52,6 +52,13 @@ def test_voc_and_voc_aug_presets(tmp_path):
     make_voc_layout(root, m, split="val")
     val = build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c")), split="val")
     assert val.mask_path("2007_000032").parent.name == "SegmentationClass"
+    # DeepLab's train_aug.txt lists paths (image, mask): the ids are the file names without the image suffix
+    (root / "ImageSets/Segmentation/train_aug.txt").write_text(
+        "/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png\n")
+    assert build_dataset(dict(type="voc_aug", root=str(root), cache_dir=str(tmp_path / "c"))).ids == ["2007_000032"]
+    from wsss.datasets.layout import id_of
+    assert [id_of(e) for e in ("a.b", "x/img.JPEG", "2008_1.png", ".jpg", "dir/name")] == [
+        "a.b", "img", "2008_1", ".jpg", "name"]
 
 
 def test_real_voc_photo_through_the_voc_loader(tmp_path):

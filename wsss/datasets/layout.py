@@ -44,9 +44,20 @@ def split_file_path(opts: Mapping[str, Any], split: str) -> Path:
     return resolve_path(Path(opts["root"]).expanduser(), opts["split_dir"], split) / f"{split}.txt"
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def id_of(entry: str) -> str:
+    """The image id of a split-file entry: the id itself (VOC's lists), or the file name without its image suffix
+    of a path (DeepLab's ``train_aug.txt``: ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``)."""
+    name = entry.rsplit("/", 1)[-1]
+    stem, dot, ext = name.rpartition(".")
+    return stem if dot and stem and f".{ext.lower()}" in IMAGE_SUFFIXES else name
+
+
 def ids_in(split_file: Path) -> list[str]:
-    """The image ids of a split file (first word of each non-blank line)."""
-    return [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+    """The image ids of a split file (of the first word of each non-blank line, :func:`id_of`)."""
+    return [id_of(ln.split()[0]) for ln in split_file.read_text().splitlines() if ln.strip()]
 
 
 def options(cfg: Mapping[str, Any]) -> dict[str, Any]:
