@@ -1,5 +1,7 @@
 """Train the multi-label classifier on image-level labels: BAS (foreground generator + background activation
 suppression) or the plain CAM baseline (``classify.method``). Writes ``model.pth`` (weights + architecture).
+Background-only images train as negatives when the class loss can use them (``Classifier.learns_from_negatives``);
+a class in every training image is an error (nothing shows where it is).
 
 Resumes from ``checkpoints/latest.pth`` (wsss.training). The log holds per-step losses; the metrics hold the
 per-epoch means, including BAS's mean foreground-map area and the share of steps where the background score
@@ -37,9 +39,10 @@ def check_classes(ds: Any, wanted: Any) -> None:
                          "remove classify.classes or make it match the dataset's classes.txt")
 
 
-def check_learnable(ds: Any) -> None:
+def check_learnable(ds: Any) -> list[str]:
     """Image-level labels teach where a class is only by contrast: a class in every training image has no
-    image without it, so nothing tells the classifier which pixels are the class (its maps would be noise)."""
+    image without it, so nothing tells the classifier which pixels are the class (its maps would be noise): an
+    error. Returns the classes in no training image (never seeded or predicted; the caller warns)."""
     counts = ds.class_image_counts()
     everywhere = [ds.classes[c + 1] for c in range(ds.num_fg) if counts[c] == len(ds)]
     if everywhere:
@@ -50,6 +53,7 @@ def check_learnable(ds: Any) -> None:
             f"'{ds.split}': image-level labels cannot show where a class is without images that lack it. Add "
             "images without it to the train split (background-only images, with an all-background mask or an "
             "empty label list, train as negatives)")
+    return [ds.classes[c + 1] for c in range(ds.num_fg) if counts[c] == 0]
 
 
 def check(ctx) -> None:
@@ -78,7 +82,10 @@ def run(ctx) -> dict[str, Any]:
     if not model.learns_from_negatives:
         ds = ctx.dataset()  # background-only images skipped (and counted): this loss gets nothing from them
     negatives = sum(not ds.label_sets[i] for i in ds.ids)
-    check_learnable(ds)
+    absent = check_learnable(ds)
+    if absent:
+        ctx.log.warning("classify: class(es) %s are in no training image of split '%s': they will never be "
+                        "seeded or predicted", absent, ds.split)
     ctx.log.info("classify: %s on %s (%d images, %d of them background-only negatives; %d foreground classes), "
                  "backbone %s", scfg.get("method", "bas"), ds.split, len(ds), negatives, ds.num_fg,
                  scfg.get("backbone", "resnet50"))

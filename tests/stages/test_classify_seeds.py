@@ -198,6 +198,10 @@ def test_one_class_dataset_needs_and_uses_background_only_images(tmp_path):
     ctx = StageContext(name="classify", cfg=cfg, work_dir=tmp_path / "wd")
     m = classify.run(ctx)
     assert m["images"] == 9 and m["negative_images"] == 3 and m["cls_loss"] == "soft_margin"
+    assert classify.check_learnable(ctx.dataset(require_foreground=False)) == []
+    (root / "classes.txt").write_text("background\ncrack\nscratch\n")  # a class no image has: named, not fatal
+    assert classify.check_learnable(ctx.dataset(require_foreground=False)) == ["scratch"]
+    (root / "classes.txt").write_text("background\ncrack\n")
     assert m["iterations"] == 2 and math.isfinite(m["final"]["loss"])  # 9 images, batch 4, last one dropped
     s = seeds.run(StageContext(name="seeds", cfg=cfg, work_dir=tmp_path / "wd"))
     assert s["images"] == 6 and sorted(p.stem for p in (tmp_path / "wd/seeds/maps").glob("*.npz")) == sorted(
