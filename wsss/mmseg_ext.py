@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ from wsss.maps import voc_palette
 from wsss.models.atrous import use_space_to_batch
 
 log = logging.getLogger("wsss.mmseg_ext")
+
+# mmseg suggests one sigmoid channel when a head has 2 classes; a one-class dataset (background + class) trains with
+# the softmax over 2 channels on purpose, as every other class count does (same loss, same evaluation)
+warnings.filterwarnings("ignore", message="For binary segmentation, we suggest", category=UserWarning)
 
 TV_MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 
