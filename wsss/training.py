@@ -146,6 +146,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
 
     ckpt = checkpoint_path(out_dir)
     iteration, history, sums, counts = 0, [], {}, 0
+    key_counts: dict[str, int] = {}  # steps that reported each scalar (a step may leave one out, e.g. top1)
     if ckpt.is_file():
         try:
             state = torch.load(ckpt, map_location=device, weights_only=True)
@@ -161,6 +162,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                                "(batch size, world size or data changed); delete it to start over")
         iteration, history = int(state["iteration"]), list(state["history"])
         sums, counts = dict(state.get("epoch_sums", {})), int(state.get("epoch_count", 0))
+        key_counts = dict(state.get("epoch_key_counts", {k: counts for k in sums}))
         log.info("resuming from %s at iteration %d of %d (epoch %d)", ckpt, iteration, max_iters,
                  iteration // iters_per_epoch)
     resumed_from = iteration
@@ -192,7 +194,8 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                                     scaler=scaler.state_dict(), epoch=iteration // iters_per_epoch,
                                     iteration=iteration, iters_per_epoch=iters_per_epoch, epochs=epochs,
                                     max_iters=max_iters,
-                                    history=history, epoch_sums=sums, epoch_count=counts))
+                                    history=history, epoch_sums=sums, epoch_count=counts,
+                                    epoch_key_counts=key_counts))
 
     t0, images = time.time(), 0
     model.train()
@@ -231,6 +234,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                 sc = _scalars(out)
                 for k, v in sc.items():
                     sums[k] = sums.get(k, 0.0) + v
+                    key_counts[k] = key_counts.get(k, 0) + 1
                 counts += 1
                 bar.update()
                 bar.set_postfix(loss=f"{sc['loss']:.4f}", refresh=False)
@@ -245,9 +249,9 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                     break
                 if ckpt_interval and iteration % ckpt_interval == 0:
                     save()
-            means = {k: v / max(counts, 1) for k, v in sums.items()}
+            means = {k: v / max(key_counts.get(k, counts), 1) for k, v in sums.items()}
             history.append({"epoch": epoch + 1, **means, "seconds": round(time.time() - t_epoch, 3)})
-            sums, counts = {}, 0
+            sums, counts, key_counts = {}, 0, {}
             log.info("epoch %d/%d: %s", epoch + 1, epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
             save()

@@ -289,7 +289,7 @@ def test_negative_images_train_the_classifier_and_skip_the_generator_terms():
     neg = torch.zeros_like(y)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     before = model(x, neg)
-    assert before["area"].item() == 0.0 and before["bas"].item() == 0.0
+    assert before["area"].item() == 0.0 and before["bas"].item() == 0.0 and "top1" not in before
     opt.zero_grad()
     before["loss"].backward()
     assert model.generator.weight.grad is not None  # kept in the graph (DDP needs every parameter used)

@@ -214,3 +214,20 @@ def test_iters_sets_the_length_in_iterations_whatever_the_epochs(tmp_path):
     # a checkpoint of another length is refused
     with pytest.raises(RuntimeError, match="delete it"):
         train(m, m.param_groups(), ds, _step, {**CFG, "epochs": 1, "iters": 7}, tmp_path / "a", None)
+
+
+def test_epoch_means_average_each_scalar_over_the_steps_that_reported_it(tmp_path):
+    """A step may leave a scalar out (the classifier's top-1 on a batch of negatives only): its epoch mean is over
+    the steps that reported it, not diluted by the others."""
+    calls = {"n": 0}
+
+    def step(net, batch):
+        out = _step(net, batch)
+        calls["n"] += 1
+        if calls["n"] % 2:  # steps 1 and 3 report 'odd' = 1.0; steps 2 and 4 leave it out
+            out["odd"] = torch.tensor(1.0)
+        return out
+
+    m = _tiny()
+    res = train(m, m.param_groups(), Toy(), step, dict(CFG, epochs=1), tmp_path, None)  # 8 images, batch 4: 2 steps
+    assert res["history"][0]["odd"] == 1.0

@@ -166,8 +166,7 @@ class Classifier(nn.Module):
         with torch.no_grad():
             pos = labels > 0.5
             has_pos = pos.any(1)  # top-1 over the images with a class (negatives have no right answer)
-            top1 = pos.gather(1, scores.argmax(1, keepdim=True))[has_pos].float().mean() if has_pos.any() \
-                else scores.new_tensor(float("nan"))
+            top1 = pos.gather(1, scores.argmax(1, keepdim=True))[has_pos].float().mean() if has_pos.any() else None
             acc = ((scores > 0) == pos).float().mean()
         if self.generator is None:
             out["loss"] = cls
@@ -176,7 +175,9 @@ class Classifier(nn.Module):
             w = self.loss_weights
             out["loss"] = w["cls"] * cls + w["fg"] * out["fg"] + w["bas"] * out["bas"] + w["area"] * out["area"]
         out = {k: (v if k == "loss" else v.detach()) for k, v in out.items()}
-        out["top1"], out["acc"] = top1, acc
+        out["acc"] = acc
+        if top1 is not None:  # left out of a batch of negatives only (the trainer averages what was reported)
+            out["top1"] = top1
         return out
 
     def _bas_terms(self, mid: Tensor, cmap: Tensor, scores: Tensor, labels: Tensor) -> dict[str, Tensor]:
