@@ -171,22 +171,26 @@ class Classifier(nn.Module):
         if self.generator is None:
             out["loss"] = cls
         else:
-            out.update(self._bas_terms(mid, cmap, scores, labels))
-            w = self.loss_weights
-            out["loss"] = w["cls"] * cls + w["fg"] * out["fg"] + w["bas"] * out["bas"] + w["area"] * out["area"]
+            terms = self._bas_terms(mid, cmap, scores, labels)
+            if terms is None:  # a batch of negatives only: the class loss alone; the generator kept in the graph
+                out["loss"] = cls + 0.0 * self.generator(mid[:1]).float().sum()  # (DDP expects every parameter)
+            else:  # (its terms are not logged for such a batch: the trainer averages what a step reports)
+                out.update(terms)
+                w = self.loss_weights
+                out["loss"] = w["cls"] * cls + w["fg"] * out["fg"] + w["bas"] * out["bas"] + w["area"] * out["area"]
         out = {k: (v if k == "loss" else v.detach()) for k, v in out.items()}
         out["acc"] = acc
         if top1 is not None:  # left out of a batch of negatives only (the trainer averages what was reported)
             out["top1"] = top1
         return out
 
-    def _bas_terms(self, mid: Tensor, cmap: Tensor, scores: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """The generator's terms on the images with a class (a negative has no class map to erase with)."""
+    def _bas_terms(self, mid: Tensor, cmap: Tensor, scores: Tensor, labels: Tensor) -> dict[str, Tensor] | None:
+        """The generator's terms on the images with a class (a negative has no class map to erase with); None
+        for a batch of negatives only."""
         has_pos = (labels > 0.5).any(1)
         if not bool(has_pos.all()):
-            if not bool(has_pos.any()):  # a batch of negatives only: no term; zeros, the generator kept in the
-                zero = self.generator(mid[:1]).float().sum() * 0.0  # graph (DDP expects every parameter used)
-                return {k: zero for k in ("bas", "area", "fg", "bg_wins", "s_bg", "s_p")}
+            if not bool(has_pos.any()):
+                return None
             mid, cmap, scores, labels = mid[has_pos], cmap[has_pos], scores[has_pos], labels[has_pos]
         b = torch.arange(len(labels), device=labels.device)
         p = torch.multinomial((labels > 0.5).float(), 1).squeeze(1)  # one random positive class per image
