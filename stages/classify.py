@@ -81,7 +81,7 @@ def run(ctx) -> dict[str, Any]:
     model = ctx.place(build_classifier(scfg, ds.num_fg))
     if not model.learns_from_negatives:
         ds = ctx.dataset()  # background-only images skipped (and counted): this loss gets nothing from them
-    negatives = sum(not ds.label_sets[i] for i in ds.ids)
+    negatives = len(ds.background_only_ids())
     absent = check_learnable(ds)
     if absent:
         ctx.log.warning("classify: class(es) %s are in no training image of split '%s': they will never be "

@@ -87,6 +87,10 @@ class SegDataset:
     def label_set(self, id_: str) -> list[int]:
         return list(self.label_sets[id_])
 
+    def background_only_ids(self) -> list[str]:
+        """The ids (of ``ids``) without any foreground class: negatives."""
+        return [i for i in self.ids if not self.label_sets[i]]
+
     def class_image_counts(self) -> np.ndarray:
         """Per foreground class, how many images of ``ids`` have it (int64, length ``num_fg``)."""
         counts = np.zeros(self.num_fg, np.int64)
@@ -228,7 +232,7 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
     if require_foreground is None:
         require_foreground = split == opts["train_split"]
     if require_foreground:
-        ds.skipped_no_foreground = [i for i in ds.ids if not ds.label_sets[i]]
+        ds.skipped_no_foreground = ds.background_only_ids()
         if ds.skipped_no_foreground:
             log.warning("%s: %d image(s) of split '%s' have no foreground label and are skipped, e.g. %s",
     split_file, len(ds.skipped_no_foreground), split, ds.skipped_no_foreground[:5])

@@ -4,6 +4,7 @@ Every bad input raises :class:`DatasetError` naming the file and what is wrong.
 """
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -27,16 +28,11 @@ def other_suffix_hint(path: str | os.PathLike, key: str) -> str:
     """For a missing file: the same name with another suffix next to it, as a hint naming the config key to set
     (a folder of ``.png`` or ``.JPG`` images under the VOC preset's ``.jpg``), or '' when there is none."""
     path = Path(path)
-    others = sorted(p.name for p in path.parent.glob(f"{glob_escape(path.stem)}.*") if p.is_file()) \
+    others = sorted(p.name for p in path.parent.glob(f"{glob.escape(path.stem)}.*") if p.is_file()) \
         if path.parent.is_dir() else []
     if not others:
         return ""
     return f" (found {others[0]}: set dataset.{key}='{Path(others[0]).suffix}')"
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters escaped."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -49,7 +49,7 @@ def label_dir_for(seg_cfg: Mapping[str, Any], work_dir: str | os.PathLike) -> Pa
 def background_only_ids(train_ds: SegDataset, label_dir: Path | None) -> list[str]:
     """Training images without any class (negatives): labelled all background, since the pseudo-label stages
     label only images with a class. None with ground-truth labels (``label_dir`` None), whose masks say it."""
-    return [] if label_dir is None else [i for i in train_ds.ids if not train_ds.label_sets[i]]
+    return [] if label_dir is None else train_ds.background_only_ids()
 
 
 def segment_inputs(seg_cfg: Mapping[str, Any]) -> tuple[str, ...]:
