@@ -26,7 +26,7 @@ _TRAIN = {"poly_power": 0.9, "ckpt_interval": 0, "log_interval": 1, "num_workers
 EXTRA: dict[str, Any] = {
     # the keys of wsss.datasets.PRESETS (tests/pipeline/test_validate.py checks they agree)
     **{f"dataset.{k}": None for k in ("type", "root", "img_dir", "img_suffix", "mask_dir", "mask_suffix",
-                                      "split_dir", "train_split", "val_split", "classes", "label_file",
+                                      "split_dir", "train_split", "val_split", "classes", "labelmap", "label_file",
                                       "cache_dir", "workers")},
     **{f"{s}.{k}": v for s in ("classify", "bao", "affinity") for k, v in _TRAIN.items()},
 }

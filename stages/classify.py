@@ -39,15 +39,33 @@ def check_classes(ds: Any, wanted: Any) -> None:
                          "remove classify.classes or make it match the dataset's classes.txt")
 
 
+def _white_object_hint(ds: Any) -> str:
+    """A hint when the masks look like white-on-black binary masks (0 and 255 only): 255 means ignore here."""
+    ids = (list(ds.ids) or list(ds.skipped_no_foreground))[:1]
+    if not ds.has_masks or not ids:
+        return ""
+    import numpy as np
+
+    values = np.unique(ds.mask(ids[0])).tolist()
+    if 255 not in values or not set(values) <= {0, 255}:
+        return ""
+    return (f" (the masks hold only 0 and 255, e.g. {ds.mask_path(ids[0])}: 255 means 'ignore' in VOC-layout "
+            "masks; write each object's class index instead, 1 for the first class of classes.txt)")
+
+
 def check_learnable(ds: Any) -> list[str]:
     """Image-level labels teach where a class is only by contrast: a class in every training image has no
     image without it, so nothing tells the classifier which pixels are the class (its maps would be noise): an
-    error. Returns the classes in no training image (never seeded or predicted; the caller warns)."""
+    error, as is a split where no image has a class. Returns the classes in no training image (never seeded or
+    predicted; the caller warns)."""
+    from wsss.datasets import DatasetError
+
     counts = ds.class_image_counts()
+    if not counts.any():
+        raise DatasetError(f"{ds.root}: no training image of split '{ds.split}' has a foreground class, nothing "
+                           f"to learn{_white_object_hint(ds)}")
     everywhere = [ds.classes[c + 1] for c in range(ds.num_fg) if counts[c] == len(ds)]
     if everywhere:
-        from wsss.datasets import DatasetError
-
         raise DatasetError(
             f"{ds.root}: class(es) {everywhere} are in every one of the {len(ds)} training images of split "
             f"'{ds.split}': image-level labels cannot show where a class is without images that lack it. Add "

@@ -42,16 +42,22 @@ def data_splits(cfg: Any) -> tuple[str, ...]:
 def check(ctx) -> None:
     """Before any stage runs: the DeepLab backbone's pretrained weights are there (or downloadable), and the
     val split's masks are in range (when it validates on them)."""
-    from wsss.datasets import MissingSplit
+    from wsss.datasets import MissingSplit, read_split_ids
     from wsss.segmentation import apply_backbone_weights, model_config, val_split_name
 
     mm, path = model_config(ctx.cfg)
     apply_backbone_weights(mm, ctx.stage_cfg.get("pretrained", True), str(path))
+    try:
+        val_ids = read_split_ids(ctx.cfg.dataset, val_split_name(ctx.cfg.dataset))
+    except MissingSplit:  # no val split: run() trains without validation and says so
+        return
+    shared = sorted(set(val_ids) & set(read_split_ids(ctx.cfg.dataset)))
+    if shared:
+        ctx.log.warning("segment: %d of the %d val images are in the train split too (e.g. %s): DeepLab trains on "
+                        "their pseudo-labels, so its val mIoU is partly measured on training images", len(shared),
+                        len(val_ids), shared[:3])
     if ctx.stage_cfg.get("val_interval", None) != 0:
-        try:
-            ctx.dataset(val_split_name(ctx.cfg.dataset), require_foreground=False)
-        except MissingSplit:  # no val split: run() trains without validation and says so
-            pass
+        ctx.dataset(val_split_name(ctx.cfg.dataset), require_foreground=False)
 
 
 def outputs(ctx) -> dict:

@@ -25,21 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.cache import atomic_path, atomic_save_npz
-
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map, (n, 3) uint8 (bit-interleaved class index; 255 -> (224, 224, 192))."""
-    pal = np.zeros((n, 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
-
+from wsss.datasets.colors import voc_palette  # noqa: F401  (the one VOC colour map; re-exported here)
 
 _PALETTE = voc_palette().flatten().tolist()
 

@@ -206,3 +206,23 @@ def test_one_class_dataset_needs_and_uses_background_only_images(tmp_path):
     s = seeds.run(StageContext(name="seeds", cfg=cfg, work_dir=tmp_path / "wd"))
     assert s["images"] == 6 and sorted(p.stem for p in (tmp_path / "wd/seeds/maps").glob("*.npz")) == sorted(
         f"pos{i}" for i in range(6))
+
+
+def test_white_on_black_masks_stop_with_a_hint(tmp_path):
+    """Binary masks painted 255 on 0 (255 is VOC's 'ignore') leave no image with a class: the classify stage
+    stops before training and says what 255 means, instead of training on nothing."""
+    from tests.helpers import make_voc_layout
+    from wsss.datasets import DatasetError
+
+    masks = {}
+    for i in range(4):
+        m = np.zeros((40, 40), np.uint8)
+        m[5 + i:25, 8:30] = 255
+        masks[f"im{i}"] = m
+    root = make_voc_layout(tmp_path / "data", masks, classes=["background", "crack"])
+    cfg = _cfg(root, tmp_path / "cache")
+    with pytest.raises(DatasetError, match=r"no training image of split 'train' has a foreground class, nothing to "
+                                           r"learn \(the masks hold only 0 and 255, e.g. .*im0.png: 255 means "
+                                           r"'ignore'"):
+        classify.run(StageContext(name="classify", cfg=cfg, work_dir=tmp_path / "wd"))
+    assert not (tmp_path / "wd/classify/model.pth").exists()

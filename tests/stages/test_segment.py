@@ -235,3 +235,20 @@ if __name__ == "__main__":  # the DDP test's worker: python -m torch.distributed
     assert not dist.is_initialized(), "segment.train must end the process group it started"
     if int(os.environ.get("RANK", 0)) == 0:
         (_tmp / "ddp_result.json").write_text(json.dumps(_res))
+
+
+def test_val_images_in_the_train_split_are_named_before_training(tmp_path, caplog):
+    """An image in both splits makes DeepLab's val mIoU partly a training number: named up front (a warning,
+    not an error: evaluating on seen images can be deliberate)."""
+    from stages import segment
+
+    root = make_data(tmp_path)
+    cfg = make_cfg(root, tmp_path)
+    ctx = StageContext(name="segment", cfg=cfg, work_dir=tmp_path / "wd")
+    segment.check(ctx)
+    assert "val images are in the train split" not in caplog.text
+    train = (root / "ImageSets/Segmentation/train.txt").read_text().split()
+    with open(root / "ImageSets/Segmentation/val.txt", "a") as f:
+        f.write(f"{train[0]}\n")
+    segment.check(ctx)
+    assert f"1 of the 4 val images are in the train split too (e.g. ['{train[0]}'])" in caplog.text

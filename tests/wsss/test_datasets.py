@@ -171,3 +171,98 @@ def test_calibration_split_auto_is_deterministic_and_excluded(tmp_path):
     assert calibration_ids({"dataset": dcfg, "calib": {"split": "cal"}}, ds) == ["im03", "im07"]
     with pytest.raises(DatasetError, match="nope.txt: split file is missing"):
         calibration_ids({"dataset": dcfg, "calib": {"split": "nope"}}, ds)
+
+
+def _colour_layout(root, masks, colours, classes_txt=None, labelmap=None):
+    """A VOC layout whose masks are RGB PNGs: each class index painted with ``colours[index]``."""
+    make_voc_layout(root, masks, classes=classes_txt)
+    for id_, m in masks.items():
+        rgb = np.zeros((*m.shape, 3), np.uint8)
+        for v in np.unique(m):
+            rgb[m == v] = colours[int(v)]
+        Image.fromarray(rgb).save(root / "SegmentationClass" / f"{id_}.png")
+    if labelmap:
+        (root / "labelmap.txt").write_text(labelmap)
+    return root
+
+
+def test_colour_masks_in_voc_colours_decode_once_and_follow_edits(tmp_path, caplog):
+    """RGB masks in the VOC colours (VOC's void colour = ignore) read as the index masks they show, through one
+    decoded copy in the cache that an edited mask replaces."""
+    from wsss.datasets.colors import voc_palette
+
+    masks = {"a": blob_mask(20, 30, [(1, 2, 2, 10, 10)]), "b": blob_mask(20, 30, [(2, 2, 2, 10, 10),
+                                                                                (3, 12, 12, 18, 28)])}
+    pal = {i: tuple(voc_palette()[i]) for i in (0, 1, 2, 3, 255)}
+    root = _colour_layout(tmp_path / "ds", masks, pal, classes_txt=CLASSES)
+    assert Image.open(root / "SegmentationClass/a.png").mode == "RGB"
+    with caplog.at_level("INFO", logger="wsss.datasets"):
+        ds = build_dataset(cfg(root, tmp_path))
+    assert "colour masks (RGB), decoded with the VOC colours of the 4 classes" in caplog.text
+    assert ds.mask_dir.parent == tmp_path / "cache/datasets" and ds.mask_dir.name.startswith("index_masks_train_")
+    assert ds.label_set("a") == [0] and ds.label_set("b") == [1, 2]
+    for i in masks:
+        assert np.array_equal(ds.mask(i), masks[i])
+    first = ds.mask_dir
+    stamp = (first / "a.png").stat().st_mtime_ns
+    assert build_dataset(cfg(root, tmp_path)).mask_dir == first and (first / "a.png").stat().st_mtime_ns == stamp
+    edited = blob_mask(20, 30, [(3, 4, 4, 12, 12)])
+    _colour_layout(root, {"a": edited}, pal)
+    (root / "ImageSets/Segmentation/train.txt").write_text("a\nb\n")
+    again = build_dataset(cfg(root, tmp_path))
+    assert again.mask_dir != first and np.array_equal(again.mask("a"), edited) and again.label_set("a") == [2]
+
+
+def test_cvat_export_labelmap_gives_classes_and_colours(tmp_path):
+    """CVAT / Datumaro 'Segmentation mask': labelmap.txt (any order, background anywhere) and no classes.txt."""
+    masks = {"x": blob_mask(16, 24, [(1, 2, 2, 8, 8), (2, 9, 12, 15, 22)]), "y": blob_mask(16, 24, [(2, 1, 1, 6, 6)])}
+    colours = {0: (0, 128, 0), 1: (250, 50, 83), 2: (61, 245, 61), 255: (224, 224, 192)}
+    labelmap = ("# label:color_rgb:parts:actions\ncrack:250,50,83::\nbackground:0,128,0::\n"
+                "rust spot:61,245,61::\n")
+    root = _colour_layout(tmp_path / "cvat", masks, colours, labelmap=labelmap)
+    ds = build_dataset(cfg(root, tmp_path))
+    assert ds.classes == ["background", "crack", "rust spot"]
+    assert ds.label_set("x") == [0, 1] and ds.label_set("y") == [1]
+    assert np.array_equal(ds.mask("x"), masks["x"])  # VOC's void colour is ignore (255) here too
+    # a labelmap colour that classes.txt lacks is named when a mask uses it
+    (root / "classes.txt").write_text("background\ncrack\n")
+    with pytest.raises(DatasetError, match=r"x.png: colour mask has 1 colour\(s\) that are not classes of .*"
+                                           r"labelmap.txt: \(61,245,61\) x 60 px \('rust spot' in the labelmap"):
+        build_dataset(cfg(root, tmp_path))
+
+
+def test_colour_mask_errors_and_other_mask_modes(tmp_path):
+    """An unknown colour names the file, the colour and its pixel count; grey RGB, bilevel and grey+alpha masks
+    read as index values; a bad labelmap line names its line."""
+    from wsss.datasets import read_label_png
+
+    m = blob_mask(20, 30, [(1, 2, 2, 10, 10)])
+    root = _colour_layout(tmp_path / "ds", {"a": m, "b": m}, {0: (0, 0, 0), 1: (10, 200, 30), 255: (255, 255, 255)},
+                          classes_txt=CLASSES)
+    with pytest.raises(DatasetError, match=r"a.png: colour mask has 2 colour\(s\) that are not classes of the VOC "
+                                           r"colours of the 4 classes: \(10,200,30\) x 64 px, \(255,255,255\) x 36 px"):
+        build_dataset(cfg(root, tmp_path))
+    grey = {0: (0, 0, 0), 1: (1, 1, 1), 255: (255, 255, 255)}  # index values saved with three equal channels
+    _colour_layout(root, {"a": m, "b": m}, grey)
+    assert np.array_equal(build_dataset(cfg(root, tmp_path)).mask("a"), m)
+    grey[1] = (9, 9, 9)  # index 9 of 4 classes: the range check names the user's file, not the decoded copy
+    _colour_layout(root, {"a": m}, grey)
+    with pytest.raises(DatasetError, match=r"SegmentationClass/a.png: mask values \[9\] are outside"):
+        build_dataset(cfg(root, tmp_path))
+    Image.fromarray(m == 1).save(tmp_path / "bilevel.png")
+    assert Image.open(tmp_path / "bilevel.png").mode == "1"
+    assert np.array_equal(read_label_png(tmp_path / "bilevel.png"), (m == 1).astype(np.uint8))
+    Image.fromarray(np.stack([m, np.full_like(m, 255)], -1), mode="LA").save(tmp_path / "la.png")
+    assert np.array_equal(read_label_png(tmp_path / "la.png"), m)
+    with pytest.raises(DatasetError, match=r"a.png: label PNG is a colour image \(mode RGB\)"):
+        read_label_png(root / "SegmentationClass/a.png")
+    (root / "labelmap.txt").write_text("background:0,0,0::\ncat:10,200::\n")
+    with pytest.raises(DatasetError, match=r"labelmap.txt, line 2: expected 'name:r,g,b:parts:actions'"):
+        build_dataset(cfg(root, tmp_path))
+
+
+def test_split_file_listing_an_image_twice_is_an_error(custom, tmp_path):
+    (custom / "ImageSets/Segmentation/train.txt").write_text("a\nb\n\nempty\nb\n")
+    with pytest.raises(DatasetError, match=r"train.txt: 1 line\(s\) repeat an image id, e.g. 'b' \(lines 2 and "
+                                           r"5\); list each image once"):
+        build_dataset(cfg(custom, tmp_path))

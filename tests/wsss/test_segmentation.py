@@ -233,3 +233,34 @@ def test_background_only_images_train_as_all_background(tmp_path):
     cfg.segment.labels_from = "gt"
     assert build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, None, None).train_dataloader.dataset[
         "background_ids"] == []
+
+
+def test_colour_val_masks_reach_mmseg_as_class_indices(tmp_path):
+    """Colour masks (VOC colours, any mask suffix) are what mmseg's val and 'gt' datasets read as indices: the
+    dataset's decoded copy, not the RGB file (whose colours would be read as garbage or fail)."""
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    from PIL import Image
+
+    from wsss.datasets.colors import voc_palette
+    from wsss.segmentation import build_mmseg_config
+
+    register_all_modules(init_default_scope=True)
+    masks = {"a": blob_mask(20, 30, [(1, 2, 2, 10, 10)]), "b": blob_mask(20, 30, [(2, 5, 5, 15, 25)])}
+    root = make_voc_layout(tmp_path / "d", masks, classes=CLASSES)
+    for i, m in masks.items():
+        (root / "SegmentationClass" / f"{i}.png").unlink()
+        Image.fromarray(voc_palette()[m]).save(root / "SegmentationClass" / f"{i}_mask.png")
+    ds = build_dataset(dict(type="custom", root=str(root), cache_dir=str(tmp_path / "c"), mask_suffix="_mask.png"),
+                       require_foreground=False)
+    assert ds.mask_suffix == ".png" and ds.mask_dir.name.startswith("index_masks_")
+    cfg = Config(dict(runtime=dict(device="cpu", seed=0), segment=dict(
+        model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", labels_from="gt", iters=2, pretrained=False,
+        crop_size=16, img_scale=(32, 16), val_interval=1)))
+    mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, ds, None)
+    for section, load_labels in ((mm.train_dataloader, 1), (mm.val_dataloader, 2)):  # val resizes in between
+        data = DATASETS.build(section.dataset)
+        for k, i in enumerate(ds.ids):
+            loaded = data.pipeline.transforms[load_labels](data.pipeline.transforms[0](dict(data.get_data_info(k))))
+            assert np.array_equal(loaded["gt_seg_map"], masks[i]), i

@@ -5,6 +5,7 @@ only; masks are read for evaluation (and, once, to derive the image-level labels
 Every bad input raises :class:`DatasetError` naming the file and what is wrong.
 
 - ``files``:   one file at a time (image, label PNG, image size, ``classes.txt``, mask checks) and the errors;
+- ``colors``:  colour masks (VOC colours or a CVAT / Datumaro ``labelmap.txt``) decoded to class indices;
 - ``layout``:  the presets per dataset type, split files and the paths they name (no image reads);
 - ``dataset``: :class:`SegDataset` and :func:`build_dataset` (image-level labels from masks or a label file);
 - ``calib``:   the declared calibration split, kept out of every reported number.

@@ -15,6 +15,14 @@ from typing import Any
 import numpy as np
 
 from pipeline.cache import atomic_write_json
+from wsss.datasets.colors import (
+    COLOUR_MODES,
+    ColorTable,
+    classes_of_labelmap,
+    mask_mode,
+    read_labelmap,
+    read_mask,
+)
 from wsss.datasets.files import (
     DatasetError,
     MissingSplit,
@@ -99,9 +107,13 @@ class SegDataset:
         return counts
 
 
-def _classes_from(spec: Any, root: Path) -> list[str]:
+def _classes_from(spec: Any, root: Path, labelmap: Path | None = None) -> list[str]:
+    """The class list: a list in the config, a ``classes.txt``, or (that file absent) the labelmap's names."""
     if isinstance(spec, str):
-        return read_classes(resolve_path(root, spec, ""))
+        path = resolve_path(root, spec, "")
+        if not path.is_file() and labelmap is not None and labelmap.is_file():
+            return classes_of_labelmap(read_labelmap(labelmap), labelmap)
+        return read_classes(path)
     names = list(spec)
     if not names or names[0] != "background":
         raise DatasetError(f"dataset classes must start with 'background' (got {names[:3]}...)")
@@ -139,6 +151,69 @@ def _labels_from_file(path: Path, ids: list[str], classes: list[str]) -> dict[st
     return out
 
 
+def _pool_map(fn: Any, jobs: list, workers: int, desc: str) -> list:
+    """``[fn(j) for j in jobs]``, in a pool of ``workers`` forked processes when there are many jobs."""
+    if workers > 1 and len(jobs) > 64:
+        import multiprocessing as mp
+
+        from tqdm import tqdm
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            return list(tqdm(pool.imap(fn, jobs, chunksize=32), total=len(jobs), desc=desc, mininterval=1.0))
+    return [fn(j) for j in jobs]
+
+
+def _raise_first(results: list) -> None:
+    """Raise the first of the ``'ERROR ...'`` strings a pool's jobs returned (counting the others)."""
+    errors = [r for _, r in results if isinstance(r, str)]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DatasetError(errors[0][6:] + more)
+
+
+def _file_key(ds: SegDataset, *extra: Any) -> str:
+    """A key over a split's mask files (folder, names, sizes, mtimes) and ``extra``: an edited mask changes it."""
+    stats = [(lambda s: (s.st_size, s.st_mtime_ns))(ds.mask_path(i).stat()) for i in ds.ids]
+    return hashlib.sha1(json.dumps([str(ds.mask_dir.resolve()), ds.mask_suffix, ds.classes, ds.ids, stats,
+                                    *extra]).encode()).hexdigest()[:16]
+
+
+def _index_one(args: tuple[str, str, str, str, ColorTable, int]) -> tuple[str, int | str]:
+    from wsss.maps import save_label_png  # map I/O (palette PNG, atomic write)
+
+    id_, src, img, dst, table, num_classes = args
+    try:
+        if not os.path.isfile(dst):
+            mask = read_mask(src, table)
+            check_mask(mask, num_classes, src, image_size(img))  # named by the user's file, not the decoded copy
+            save_label_png(dst, mask)
+    except DatasetError as e:
+        return id_, f"ERROR {e}"
+    return id_, 0
+
+
+def index_masks(ds: SegDataset, table: ColorTable, cache_dir: Path, workers: int = 0) -> tuple[Path, str]:
+    """Colour masks (the first mask of the split is RGB) decoded once to index PNGs under ``cache_dir``; returns
+    the folder and suffix to read the masks from (``ds.mask_dir`` and its suffix when they are index PNGs already).
+
+    Each decoded PNG is written atomically and kept under a key of the source files and the colours, so an
+    interrupted conversion resumes and an edited mask or labelmap converts again."""
+    if mask_mode(ds.mask_path(ds.ids[0])) not in COLOUR_MODES:
+        return ds.mask_dir, ds.mask_suffix
+    out = cache_dir / f"index_masks_{ds.split}_{_file_key(ds, table.codes)}"
+    done = out / "complete.json"
+    if done.is_file():
+        return out, ".png"
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("%s: colour masks (%s), decoded with %s into %s", ds.mask_dir, mask_mode(ds.mask_path(ds.ids[0])),
+             table.source, out)
+    jobs = [(i, str(ds.mask_path(i)), str(ds.image_path(i)), str(out / f"{i}.png"), table, ds.num_classes)
+            for i in ds.ids]
+    _raise_first(_pool_map(_index_one, jobs, workers, f"colour masks ({ds.split})"))
+    atomic_write_json(done, {"source": str(ds.mask_dir), "colours": table.source, "count": len(ds.ids)})
+    return out, ".png"
+
+
 def _derive_one(args: tuple[str, str, str, int]) -> tuple[str, list[int] | str]:
     id_, mask_path, img_path, num_classes = args
     try:
@@ -156,27 +231,12 @@ def derive_labels(ds: SegDataset, cache_dir: Path | None, workers: int = 0) -> d
     The cache key covers the mask folder, the class list, the ids and every mask's size and mtime, so an
     edited mask is validated again.
     """
-    stats = [(lambda s: (s.st_size, s.st_mtime_ns))(ds.mask_path(i).stat()) for i in ds.ids]
-    key = hashlib.sha1(json.dumps([str(ds.mask_dir.resolve()), ds.mask_suffix, ds.classes, ds.ids, stats]).encode()
-                       ).hexdigest()[:16]
-    cache = cache_dir / f"labels_{ds.split}_{key}.json" if cache_dir else None
+    cache = cache_dir / f"labels_{ds.split}_{_file_key(ds)}.json" if cache_dir else None
     if cache and cache.is_file():
         return {k: list(v) for k, v in json.loads(cache.read_text()).items()}
     jobs = [(i, str(ds.mask_path(i)), str(ds.image_path(i)), ds.num_classes) for i in ds.ids]
-    from tqdm import tqdm
-
-    if workers > 1 and len(jobs) > 64:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(workers) as pool:
-            results = list(tqdm(pool.imap(_derive_one, jobs, chunksize=32), total=len(jobs),
-    desc=f"labels from masks ({ds.split})", mininterval=1.0))
-    else:
-        results = [_derive_one(j) for j in jobs]
-    errors = [r for _, r in results if isinstance(r, str)]
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise DatasetError(errors[0][6:] + more)
+    results = _pool_map(_derive_one, jobs, workers, f"labels from masks ({ds.split})")
+    _raise_first(results)
     labels = {i: r for i, r in results}  # type: ignore[misc]
     if cache:
         atomic_write_json(cache, labels)
@@ -195,7 +255,8 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root does not exist")
     split = split or opts["train_split"]
-    classes = _classes_from(opts["classes"], root)
+    labelmap = resolve_path(root, opts["labelmap"], split) if opts.get("labelmap") else None
+    classes = _classes_from(opts["classes"], root, labelmap)
     split_file = split_file_path(opts, split)
     if not split_file.is_file():
         raise MissingSplit(f"{split_file}: split file is missing (split '{split}')")
@@ -223,11 +284,15 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
                 raise DatasetError(f"{ds.mask_path(missing[0])}: mask of an image listed in {split_file} is missing"
                                    + other_suffix_hint(ds.mask_path(missing[0]), "mask_suffix")
                                    + (f" ({len(missing)} missing in all)" if len(missing) > 1 else ""))
+    cache_dir = Path(opts.get("cache_dir", "workdirs/.cache")) / "datasets"
+    workers = int(opts.get("workers", 0) or (os.cpu_count() or 1))
+    if ds.mask_dir is not None:
+        table = ColorTable.from_labelmap(read_labelmap(labelmap), classes, labelmap) \
+            if labelmap is not None and labelmap.is_file() else ColorTable.voc(len(classes))
+        ds.mask_dir, ds.mask_suffix = index_masks(ds, table, cache_dir, workers)
     if opts.get("label_file"):
         ds.label_sets = _labels_from_file(resolve_path(root, opts["label_file"], split), ids, classes)
     else:
-        cache_dir = Path(opts.get("cache_dir", "workdirs/.cache")) / "datasets"
-        workers = int(opts.get("workers", 0) or (os.cpu_count() or 1))
         ds.label_sets = derive_labels(ds, cache_dir, workers)
     if require_foreground is None:
         require_foreground = split == opts["train_split"]

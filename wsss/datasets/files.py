@@ -50,9 +50,14 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
     """A label map PNG (palette or grayscale) as its index values, uint8 HxW."""
     try:
         with Image.open(path) as im:
-            if im.mode not in ("P", "L", "I", "I;16"):
+            if im.mode in ("RGB", "RGBA"):
+                raise DatasetError(f"{path}: label PNG is a colour image (mode {im.mode}); expected class indices "
+                                   "(palette or grayscale PNG)")
+            if im.mode not in ("P", "L", "I", "I;16", "1", "LA"):
                 raise DatasetError(f"{path}: label PNG has mode {im.mode}; expected palette (P) or grayscale (L)")
-            arr = np.asarray(im)
+            # '1': a bilevel mask, 0/1; 'LA': the index channel, the alpha dropped
+            arr = np.asarray(im.getchannel(0) if im.mode == "LA" else im)
+            arr = arr.astype(np.uint8) if arr.dtype == bool else arr
     except FileNotFoundError:
         raise DatasetError(f"{path}: label file is missing{other_suffix_hint(path, 'mask_suffix')}") from None
     except (UnidentifiedImageError, OSError) as e:

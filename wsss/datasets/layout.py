@@ -27,9 +27,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # COCO 2014 after tools/convert_coco.py
     "coco": dict(img_dir="{split}", img_suffix=".jpg", mask_dir="SegmentationClass/{split}", mask_suffix=".png",
                  split_dir="ImageSets", train_split="train2014", val_split="val2014", classes="classes.txt"),
-    # Any VOC-layout dataset with its own classes.txt (first line: background)
+    # Any VOC-layout dataset with its own classes.txt (first line: background); colour masks (CVAT / Datumaro
+    # export) take their colours from labelmap.txt when it is there (its names are the classes without classes.txt)
     "custom": dict(img_dir="JPEGImages", img_suffix=".jpg", mask_dir="SegmentationClass", mask_suffix=".png",
-                   split_dir="ImageSets/Segmentation", train_split="train", val_split="val", classes="classes.txt"),
+                   split_dir="ImageSets/Segmentation", train_split="train", val_split="val", classes="classes.txt",
+                   labelmap="labelmap.txt"),
 }
 
 
@@ -56,8 +58,20 @@ def id_of(entry: str) -> str:
 
 
 def ids_in(split_file: Path) -> list[str]:
-    """The image ids of a split file (of the first word of each non-blank line, :func:`id_of`)."""
-    return [id_of(ln.split()[0]) for ln in split_file.read_text().splitlines() if ln.strip()]
+    """The image ids of a split file (of the first word of each non-blank line, :func:`id_of`). An id listed
+    twice is an error: every stage keeps one output per id, and a metric would count the image twice."""
+    lines = [(n, id_of(ln.split()[0])) for n, ln in enumerate(split_file.read_text().splitlines(), 1) if ln.strip()]
+    first: dict[str, int] = {}
+    repeats = []
+    for n, id_ in lines:
+        if id_ in first:
+            repeats.append((id_, first[id_], n))
+        first.setdefault(id_, n)
+    if repeats:
+        id_, a, b = repeats[0]
+        raise DatasetError(f"{split_file}: {len(repeats)} line(s) repeat an image id, e.g. '{id_}' (lines {a} and "
+                           f"{b}); list each image once")
+    return [id_ for _, id_ in lines]
 
 
 def options(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,6 +131,8 @@ def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, P
     files = [split_file]
     if isinstance(opts.get("classes"), str):
         files.append(resolve(opts["classes"]))
+    if opts.get("labelmap") and resolve(opts["labelmap"]).is_file():
+        files.append(resolve(opts["labelmap"]))
     if opts.get("label_file"):
         files.append(resolve(opts["label_file"]))
     ids = ids_in(split_file) if split_file.is_file() else []

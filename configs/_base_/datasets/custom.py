@@ -2,6 +2,8 @@
 #   <root>/JPEGImages/<id>.jpg, <root>/SegmentationClass/<id>.png (optional: for evaluation / labels),
 #   <root>/ImageSets/Segmentation/{train,val}.txt, <root>/classes.txt (first line 'background').
 # Without masks, give image-level labels in a JSON file {id: [class names]} with label_file=...
+# Colour masks (RGB PNGs) are decoded with the VOC colours of classes.txt, or with <root>/labelmap.txt (CVAT /
+# Datumaro 'name:r,g,b::' lines; its names are the classes when there is no classes.txt); README "Datasets".
 dataset = dict(
     type="custom",
     root="data/my_dataset",
