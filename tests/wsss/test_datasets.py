@@ -266,3 +266,41 @@ def test_split_file_listing_an_image_twice_is_an_error(custom, tmp_path):
     with pytest.raises(DatasetError, match=r"train.txt: 1 line\(s\) repeat an image id, e.g. 'b' \(lines 2 and "
                                            r"5\); list each image once"):
         build_dataset(cfg(custom, tmp_path))
+
+
+def test_exif_orientation_is_named_and_the_tool_turns_images_upright(tmp_path, caplog):
+    """Phone photos carry an EXIF orientation tag; masks drawn on the view a viewer shows do not fit the stored
+    pixels. A 90-degree tag with a mask of the turned size names the tag and the tool in the size error; any tag
+    is named in a warning when the masks are first read; the tool writes upright copies the masks then fit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stored = np.zeros((20, 30, 3), np.uint8)
+    stored[:, :10] = 200  # a bright band on the left of the stored pixels
+    upright_mask = np.zeros((30, 20), np.uint8)  # orientation 6: viewers turn the image 90 degrees clockwise
+    upright_mask[:10, :] = 1  # ... so the band is at the top of the view, where the mask was drawn
+    root = make_voc_layout(tmp_path / "ds", {"p": upright_mask, "q": blob_mask(20, 30, [(1, 2, 2, 8, 8)])},
+                           classes=["background", "band"])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(root / "JPEGImages/p.jpg", quality=95, exif=exif)
+    with pytest.raises(DatasetError, match=r"p.png: mask size 20x30 differs from its image size 30x20; the image "
+                                           r"has EXIF orientation 6 .* tools/apply_exif_orientation.py"):
+        build_dataset(cfg(root, tmp_path))
+    tool = Path(__file__).resolve().parents[2] / "tools/apply_exif_orientation.py"
+    run = subprocess.run([sys.executable, str(tool), "--images", str(root / "JPEGImages")], capture_output=True,
+                         text=True, check=True)
+    assert "1 image(s) turned upright, 1 without a tag linked" in run.stdout
+    ds = build_dataset(cfg(root, tmp_path, img_dir="JPEGImages_upright"))
+    image = ds.image("p")
+    assert image.shape == (30, 20, 3) and image[:10].mean() > 150 and image[12:].mean() < 50  # the band on top
+    # a 180-degree tag keeps the size: nothing to catch by size, so every tag is named when the masks are read
+    make_voc_layout(root, {"p": blob_mask(20, 30, [(1, 2, 2, 8, 8)])})
+    exif[0x0112] = 3
+    Image.fromarray(stored).save(root / "JPEGImages/p.jpg", quality=95, exif=exif)
+    (root / "ImageSets/Segmentation/train.txt").write_text("p\nq\n")
+    with caplog.at_level("WARNING", logger="wsss.datasets"):
+        build_dataset(cfg(root, tmp_path))
+    assert "1 of 2 images of split 'train' carry an EXIF orientation tag (e.g." in caplog.text
+    assert "p.jpg: 3)" in caplog.text

@@ -27,7 +27,7 @@ from wsss.datasets.files import (
     DatasetError,
     MissingSplit,
     check_mask,
-    image_size,
+    image_header,
     other_suffix_hint,
     read_classes,
     read_image,
@@ -185,7 +185,8 @@ def _index_one(args: tuple[str, str, str, str, ColorTable, int]) -> tuple[str, i
     try:
         if not os.path.isfile(dst):
             mask = read_mask(src, table)
-            check_mask(mask, num_classes, src, image_size(img))  # named by the user's file, not the decoded copy
+            h, w, orientation = image_header(img)
+            check_mask(mask, num_classes, src, (h, w), orientation)  # names the user's file, not the decoded copy
             save_label_png(dst, mask)
     except DatasetError as e:
         return id_, f"ERROR {e}"
@@ -214,15 +215,17 @@ def index_masks(ds: SegDataset, table: ColorTable, cache_dir: Path, workers: int
     return out, ".png"
 
 
-def _derive_one(args: tuple[str, str, str, int]) -> tuple[str, list[int] | str]:
+def _derive_one(args: tuple[str, str, str, int]) -> tuple[str, tuple[list[int], int] | str]:
+    """(id, (foreground indices, the image's EXIF orientation)) or (id, 'ERROR ...')."""
     id_, mask_path, img_path, num_classes = args
     try:
         mask = read_label_png(mask_path)
-        check_mask(mask, num_classes, mask_path, image_size(img_path))
+        h, w, orientation = image_header(img_path)
+        check_mask(mask, num_classes, mask_path, (h, w), orientation)
     except DatasetError as e:
         return id_, f"ERROR {e}"
     vals = np.unique(mask)
-    return id_, [int(v) - 1 for v in vals if 0 < v < num_classes]
+    return id_, ([int(v) - 1 for v in vals if 0 < v < num_classes], orientation)
 
 
 def derive_labels(ds: SegDataset, cache_dir: Path | None, workers: int = 0) -> dict[str, list[int]]:
@@ -237,7 +240,14 @@ def derive_labels(ds: SegDataset, cache_dir: Path | None, workers: int = 0) -> d
     jobs = [(i, str(ds.mask_path(i)), str(ds.image_path(i)), ds.num_classes) for i in ds.ids]
     results = _pool_map(_derive_one, jobs, workers, f"labels from masks ({ds.split})")
     _raise_first(results)
-    labels = {i: r for i, r in results}  # type: ignore[misc]
+    labels = {i: r[0] for i, r in results}
+    turned = [(i, r[1]) for i, r in results if r[1] != 1]
+    if turned:  # said once, when the masks are first read (the labels are cached)
+        log.warning("%d of %d images of split '%s' carry an EXIF orientation tag (e.g. %s: %d): the pipeline "
+                    "reads the stored pixels, as VOC and COCO tools do, while viewers show them turned. If the "
+                    "masks were drawn on the turned view they do not fit: write upright copies of the images "
+                    "(python tools/apply_exif_orientation.py)", len(turned), len(results), ds.split,
+                    ds.image_path(turned[0][0]), turned[0][1])
     if cache:
         atomic_write_json(cache, labels)
     return labels

@@ -71,9 +71,19 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(H, W) of an image from the file header, without decoding."""
+    return image_header(path)[:2]
+
+
+EXIF_ORIENTATION = 0x0112
+ROTATED_90 = (5, 6, 7, 8)  # EXIF orientations that viewers show turned by 90 degrees (width and height swapped)
+
+
+def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(H, W, EXIF orientation) of an image from the file header, without decoding (orientation 1: none).
+    The pipeline reads the stored pixels; viewers (and some annotation tools) show them turned by the tag."""
     try:
         with Image.open(path) as im:
-            return im.height, im.width
+            return im.height, im.width, int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file is missing{other_suffix_hint(path, 'img_suffix')}") from None
     except (UnidentifiedImageError, OSError) as e:
@@ -111,11 +121,17 @@ def read_classes(path: str | os.PathLike, require_background: bool = True) -> li
 
 
 def check_mask(mask: np.ndarray, num_classes: int, path: str | os.PathLike,
-               shape: tuple[int, int] | None = None) -> None:
-    """Raise if the mask has values outside [0, num_classes) ∪ {255} or the wrong size."""
+               shape: tuple[int, int] | None = None, orientation: int = 1) -> None:
+    """Raise if the mask has values outside [0, num_classes) ∪ {255} or the wrong size (``orientation``: the
+    image's EXIF tag, to say so when the mask fits the image as viewers show it turned)."""
     if shape is not None and tuple(mask.shape[:2]) != tuple(shape):
+        turned = orientation in ROTATED_90 and tuple(mask.shape[:2]) == tuple(shape)[::-1]
         raise DatasetError(f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
-                           f"size {shape[1]}x{shape[0]}")
+                           f"size {shape[1]}x{shape[0]}" + (
+                               f"; the image has EXIF orientation {orientation} (viewers show it turned by 90 "
+                               "degrees) and the mask fits that view: the pipeline reads the stored pixels, so "
+                               "write upright copies of the images (python tools/apply_exif_orientation.py)"
+                               if turned else ""))
     bad = out_of_range_values(mask, num_classes)
     if bad:
         raise DatasetError(f"{path}: mask values {bad} are outside the class range 0..{num_classes - 1} "
