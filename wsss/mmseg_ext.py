@@ -1,6 +1,6 @@
 """Our registrations in MMSegmentation's registries (imported for its side effects; no mmseg file is forked).
 
-- ``WSSSSegDataset``: a segmentation dataset from an explicit id list + image folder + label folder, so the
+- ``WSSSSegDataset``: a segmentation dataset from an explicit id list + image paths + label folder, so the
   training split's images can be paired with a pseudo-label folder (``<work_dir>/<stage>/labels/<id>.png``).
 - ``WSSSLoadImage`` / ``WSSSLoadAnnotations``: load through the project's one image reader
   (``wsss.datasets.read_image``, RGB -> mmseg's BGR convention) and label-PNG reader (index values, not colours).
@@ -49,7 +49,7 @@ TV_MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 # ----------------------------------------------------------------------------------------------- dataset
 @DATASETS.register_module()
 class WSSSSegDataset(BaseSegDataset):
-    """Images ``img_dir/<id><img_suffix>`` paired with labels ``label_dir/<id><label_suffix>`` for ``ids``.
+    """Images ``img_paths`` (one per id) paired with labels ``label_dir/<id><label_suffix>`` for ``ids``.
 
     Unlike mmseg's datasets this takes the id list itself (no ann_file, no data_root): the training images
     come from the dataset's split while the labels may come from any folder (pseudo-labels or ground truth).
@@ -59,27 +59,27 @@ class WSSSSegDataset(BaseSegDataset):
 
     METAINFO: dict = dict()
 
-    def __init__(self, ids: Sequence[str], img_dir: str, label_dir: str, classes: Sequence[str],
-                 img_suffix: str = ".jpg", label_suffix: str = ".png", background_ids: Sequence[str] = (),
-                 **kwargs: Any) -> None:
+    def __init__(self, ids: Sequence[str], img_paths: Sequence[str], label_dir: str, classes: Sequence[str],
+                 label_suffix: str = ".png", background_ids: Sequence[str] = (), **kwargs: Any) -> None:
+        if len(img_paths) != len(ids):
+            raise ValueError(f"WSSSSegDataset: {len(ids)} ids but {len(img_paths)} image paths")
         self._ids = [str(i) for i in ids]
+        self._img_paths = [str(p) for p in img_paths]  # the dataset reader's paths (any image suffix per id)
         self._background = {str(i) for i in background_ids}  # of ids: labelled all background, no file read
-        self._img_dir = str(img_dir)
         self._label_dir = str(label_dir)
         palette = voc_palette(len(classes)).tolist()
         metainfo = dict(classes=tuple(classes), palette=palette)
         kwargs.setdefault("reduce_zero_label", False)
-        super().__init__(img_suffix=img_suffix, seg_map_suffix=label_suffix, metainfo=metainfo,
-                         data_root=None, **kwargs)
+        super().__init__(seg_map_suffix=label_suffix, metainfo=metainfo, data_root=None, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        return [dict(img_path=os.path.join(self._img_dir, i + self.img_suffix),
+        return [dict(img_path=img_path,
                      seg_map_path=None if i in self._background else os.path.join(self._label_dir,
                                                                                   i + self.seg_map_suffix),
                      background_only=i in self._background,
                      img_id=i, label_map=self.label_map, reduce_zero_label=self.reduce_zero_label,
                      seg_fields=[])
-                for i in self._ids]
+                for i, img_path in zip(self._ids, self._img_paths)]
 
 
 # ----------------------------------------------------------------------------------------------- transforms

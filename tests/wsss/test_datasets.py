@@ -112,10 +112,13 @@ def test_bad_inputs_name_the_file(custom, tmp_path):
     assert list(build_dataset(cfg(custom, tmp_path / "other")).classes) == list(CLASSES)
     (custom / "classes.txt").write_text("\n".join(CLASSES))
 
-    # image listed but missing
+    # image listed but missing (a named suffix: the hint names the key; 'auto', the custom default: the suffixes)
     (custom / "JPEGImages/a.jpg").rename(custom / "JPEGImages/a.bak")
     with pytest.raises(DatasetError, match=r"a.jpg: image listed in .*train.txt is missing \(found a.bak: "
                                            r"set dataset.img_suffix='.bak'\)"):
+        build_dataset(cfg(custom, tmp_path, img_suffix=".jpg"))
+    with pytest.raises(DatasetError, match=r"JPEGImages: no image file 'a' with any of the suffixes \('.jpg', "
+                                           r"'.jpeg', '.png'.*listed in .*train.txt"):
         build_dataset(cfg(custom, tmp_path))
     with pytest.raises(DatasetError, match=r"a.jpg: image file is missing \(found a.bak: set dataset.img_suffix"):
         read_image(custom / "JPEGImages/a.jpg")
@@ -304,3 +307,21 @@ def test_exif_orientation_is_named_and_the_tool_turns_images_upright(tmp_path, c
         build_dataset(cfg(root, tmp_path))
     assert "1 of 2 images of split 'train' carry an EXIF orientation tag (e.g." in caplog.text
     assert "p.jpg: 3)" in caplog.text
+
+
+def test_images_of_mixed_suffixes_read_as_they_are(custom, tmp_path):
+    """img_suffix 'auto' (the custom default): each id's one image file, whatever its suffix and case, through the
+    reader, the data fingerprint's file list and the auto-size sampler's paths; two files for one id is an error."""
+    from wsss.datasets import split_files, split_image_paths
+
+    (custom / "JPEGImages/a.jpg").rename(custom / "JPEGImages/a.JPG")
+    Image.open(custom / "JPEGImages/b.jpg").save(custom / "JPEGImages/b.png")
+    (custom / "JPEGImages/b.jpg").unlink()
+    ds = build_dataset(cfg(custom, tmp_path))
+    assert ds.image_path("a").name == "a.JPG" and ds.image_path("b").name == "b.png"
+    assert ds.image("b").shape == (20, 30, 3)
+    assert {p.name for p in split_image_paths(cfg(custom, tmp_path)).values()} == {"a.JPG", "b.png", "empty.jpg"}
+    assert {"JPEGImages/a.JPG", "JPEGImages/b.png"} <= {rel for rel, _ in split_files(cfg(custom, tmp_path), "train")}
+    Image.open(custom / "JPEGImages/b.png").save(custom / "JPEGImages/b.jpeg")
+    with pytest.raises(DatasetError, match=r"JPEGImages: image 'b' exists as \['b.jpeg', 'b.png'\]; keep one"):
+        build_dataset(cfg(custom, tmp_path))

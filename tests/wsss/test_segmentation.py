@@ -237,7 +237,8 @@ def test_background_only_images_train_as_all_background(tmp_path):
 
 def test_colour_val_masks_reach_mmseg_as_class_indices(tmp_path):
     """Colour masks (VOC colours, any mask suffix) are what mmseg's val and 'gt' datasets read as indices: the
-    dataset's decoded copy, not the RGB file (whose colours would be read as garbage or fail)."""
+    dataset's decoded copy, not the RGB file (whose colours would be read as garbage or fail); images of mixed
+    suffixes reach it by the dataset reader's paths."""
     from mmengine.config import Config
     from mmseg.registry import DATASETS
     from mmseg.utils import register_all_modules
@@ -252,6 +253,8 @@ def test_colour_val_masks_reach_mmseg_as_class_indices(tmp_path):
     for i, m in masks.items():
         (root / "SegmentationClass" / f"{i}.png").unlink()
         Image.fromarray(voc_palette()[m]).save(root / "SegmentationClass" / f"{i}_mask.png")
+    Image.open(root / "JPEGImages/b.jpg").save(root / "JPEGImages/b.png")  # images of mixed suffixes too
+    (root / "JPEGImages/b.jpg").unlink()
     ds = build_dataset(dict(type="custom", root=str(root), cache_dir=str(tmp_path / "c"), mask_suffix="_mask.png"),
                        require_foreground=False)
     assert ds.mask_suffix == ".png" and ds.mask_dir.name.startswith("index_masks_")
@@ -262,5 +265,7 @@ def test_colour_val_masks_reach_mmseg_as_class_indices(tmp_path):
     for section, load_labels in ((mm.train_dataloader, 1), (mm.val_dataloader, 2)):  # val resizes in between
         data = DATASETS.build(section.dataset)
         for k, i in enumerate(ds.ids):
-            loaded = data.pipeline.transforms[load_labels](data.pipeline.transforms[0](dict(data.get_data_info(k))))
+            info = dict(data.get_data_info(k))
+            assert info["img_path"] == str(root / "JPEGImages" / ("b.png" if i == "b" else f"{i}.jpg"))
+            loaded = data.pipeline.transforms[load_labels](data.pipeline.transforms[0](info))
             assert np.array_equal(loaded["gt_seg_map"], masks[i]), i

@@ -33,7 +33,7 @@ from wsss.datasets.files import (
     read_image,
     read_label_png,
 )
-from wsss.datasets.layout import ids_in, options, resolve_path, split_file_path
+from wsss.datasets.layout import IMAGE_SUFFIXES, ids_in, image_files, options, resolve_path, split_file_path
 
 log = logging.getLogger("wsss.datasets")
 
@@ -51,6 +51,7 @@ class SegDataset:
     mask_dir: Path | None
     mask_suffix: str
     label_sets: dict[str, list[int]] = field(default_factory=dict)  # id -> foreground indices (0-based)
+    image_files: dict[str, Path] = field(default_factory=dict)  # id -> image path (img_suffix 'auto': found)
     skipped_no_foreground: list[str] = field(default_factory=list)
 
     @property
@@ -70,7 +71,7 @@ class SegDataset:
         return len(self.ids)
 
     def image_path(self, id_: str) -> Path:
-        return self.img_dir / f"{id_}{self.img_suffix}"
+        return self.image_files.get(id_) or self.img_dir / f"{id_}{self.img_suffix}"
 
     def mask_path(self, id_: str) -> Path:
         if self.mask_dir is None:
@@ -282,8 +283,13 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
         mask_dir = None
     ds = SegDataset(root=root, split=split, classes=classes, ids=ids, img_dir=img_dir,
     img_suffix=opts["img_suffix"], mask_dir=mask_dir, mask_suffix=opts["mask_suffix"])
+    ds.image_files = image_files(img_dir, ids, opts["img_suffix"])
     if check_files:
         missing = [i for i in ids if not ds.image_path(i).is_file()]
+        if missing and opts["img_suffix"] == "auto":
+            raise DatasetError(f"{img_dir}: no image file '{missing[0]}' with any of the suffixes {IMAGE_SUFFIXES} "
+                               f"(any case), listed in {split_file}"
+                               + (f" ({len(missing)} missing in all, e.g. {missing[:5]})" if len(missing) > 1 else ""))
         if missing:
             raise DatasetError(f"{ds.image_path(missing[0])}: image listed in {split_file} is missing"
                                + other_suffix_hint(ds.image_path(missing[0]), "img_suffix")

@@ -6,7 +6,7 @@ Reads split files only, never images or masks.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # COCO 2014 after tools/convert_coco.py
     "coco": dict(img_dir="{split}", img_suffix=".jpg", mask_dir="SegmentationClass/{split}", mask_suffix=".png",
                  split_dir="ImageSets", train_split="train2014", val_split="val2014", classes="classes.txt"),
-    # Any VOC-layout dataset with its own classes.txt (first line: background); colour masks (CVAT / Datumaro
+    # Any VOC-layout dataset with its own classes.txt (first line: background); images of any image suffix
+    # ('auto': <id>.jpg, .JPG, .jpeg, .png, ... whichever is there); colour masks (CVAT / Datumaro
     # export) take their colours from labelmap.txt when it is there (its names are the classes without classes.txt)
-    "custom": dict(img_dir="JPEGImages", img_suffix=".jpg", mask_dir="SegmentationClass", mask_suffix=".png",
+    "custom": dict(img_dir="JPEGImages", img_suffix="auto", mask_dir="SegmentationClass", mask_suffix=".png",
                    split_dir="ImageSets/Segmentation", train_split="train", val_split="val", classes="classes.txt",
                    labelmap="labelmap.txt"),
 }
@@ -55,6 +56,32 @@ def id_of(entry: str) -> str:
     name = entry.rsplit("/", 1)[-1]
     stem, dot, ext = name.rpartition(".")
     return stem if dot and stem and f".{ext.lower()}" in IMAGE_SUFFIXES else name
+
+
+def image_files(img_dir: Path, ids: Sequence[str], suffix: str) -> dict[str, Path]:
+    """{id: image path}: ``<id><suffix>``, or with ``suffix='auto'`` the one file ``<id>.<image suffix>`` (any of
+    :data:`IMAGE_SUFFIXES`, any case) in the folder, so a folder mixing ``.jpg``, ``.JPG``, ``.jpeg`` and ``.png``
+    reads as it is. An id with two such files is an error naming both; an id with none maps to ``<id>.jpg`` (the
+    caller's missing-file check names it)."""
+    if suffix != "auto":
+        return {i: img_dir / f"{i}{suffix}" for i in ids}
+    found: dict[Path, dict[str, list[str]]] = {}  # folder -> stem -> file names (ids may hold a sub-folder)
+    out = {}
+    for i in ids:
+        folder = (img_dir / i).parent
+        if folder not in found:
+            stems: dict[str, list[str]] = {}
+            for name in (os.listdir(folder) if folder.is_dir() else ()):
+                stem, dot, ext = name.rpartition(".")
+                if dot and f".{ext.lower()}" in IMAGE_SUFFIXES:
+                    stems.setdefault(stem, []).append(name)
+            found[folder] = stems
+        names = found[folder].get(Path(i).name, [])
+        if len(names) > 1:
+            raise DatasetError(f"{folder}: image '{i}' exists as {sorted(names)}; keep one, or set "
+                               "dataset.img_suffix to the one to read")
+        out[i] = folder / (names[0] if names else f"{Path(i).name}.jpg")
+    return out
 
 
 def ids_in(split_file: Path) -> list[str]:
@@ -101,7 +128,7 @@ def split_image_paths(cfg: Mapping[str, Any], split: str | None = None) -> dict[
     opts = options(cfg)
     split = split or opts["train_split"]
     img_dir = resolve_path(Path(opts["root"]).expanduser(), opts["img_dir"], split)
-    return {i: img_dir / f"{i}{opts['img_suffix']}" for i in read_split_ids(cfg, split)}
+    return image_files(img_dir, read_split_ids(cfg, split), opts["img_suffix"])
 
 
 def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, Path]]:
@@ -137,7 +164,7 @@ def split_files(dataset_cfg: Mapping[str, Any], split: str) -> list[tuple[str, P
         files.append(resolve(opts["label_file"]))
     ids = ids_in(split_file) if split_file.is_file() else []
     img_dir = resolve(opts["img_dir"])
-    files += [img_dir / f"{i}{opts['img_suffix']}" for i in ids]
+    files += list(image_files(img_dir, ids, opts["img_suffix"]).values())
     if opts.get("mask_dir"):
         mask_dir = resolve(opts["mask_dir"])
         if mask_dir.is_dir():

@@ -195,16 +195,17 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     mm.train_dataloader = dict(
         batch_size=batch, num_workers=workers, persistent_workers=workers > 0,
         sampler=dict(type="InfiniteSampler", shuffle=True),
-        dataset=dict(type="WSSSSegDataset", ids=list(train_ds.ids), img_dir=str(train_ds.img_dir),
-                     img_suffix=train_ds.img_suffix, label_dir=str(lab_dir), label_suffix=lab_suffix,
+        dataset=dict(type="WSSSSegDataset", ids=list(train_ds.ids),
+                     img_paths=[str(train_ds.image_path(i)) for i in train_ds.ids], label_dir=str(lab_dir),
+                     label_suffix=lab_suffix,
                      background_ids=background_only_ids(train_ds, label_dir), classes=meta["classes"],
                      pipeline=train_pipeline))
     if val_ds is not None and val_interval > 0:
         mm.val_dataloader = dict(
             batch_size=1, num_workers=workers, persistent_workers=workers > 0,
             sampler=dict(type="DefaultSampler", shuffle=False),
-            dataset=dict(type="WSSSSegDataset", ids=list(val_ds.ids), img_dir=str(val_ds.img_dir),
-                         img_suffix=val_ds.img_suffix, label_dir=str(val_ds.mask_dir),
+            dataset=dict(type="WSSSSegDataset", ids=list(val_ds.ids),
+                         img_paths=[str(val_ds.image_path(i)) for i in val_ds.ids], label_dir=str(val_ds.mask_dir),
                          label_suffix=val_ds.mask_suffix, classes=meta["classes"], pipeline=test_pipeline,
                          test_mode=True))
         mm.val_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])

@@ -1,5 +1,6 @@
 # Any dataset in VOC layout with its own class list:
-#   <root>/JPEGImages/<id>.jpg, <root>/SegmentationClass/<id>.png (optional: for evaluation / labels),
+#   <root>/JPEGImages/<id>.jpg (img_suffix 'auto': .jpg, .JPG, .jpeg, .png, ... whichever is there),
+#   <root>/SegmentationClass/<id>.png (optional: for evaluation / labels),
 #   <root>/ImageSets/Segmentation/{train,val}.txt, <root>/classes.txt (first line 'background').
 # Without masks, give image-level labels in a JSON file {id: [class names]} with label_file=...
 # Colour masks (RGB PNGs) are decoded with the VOC colours of classes.txt, or with <root>/labelmap.txt (CVAT /
