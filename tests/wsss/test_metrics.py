@@ -213,7 +213,7 @@ def test_evaluate_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"img_2\.png: prediction size \(5, 5\) != ground-truth size \(22, 28\)"):
         evaluate_folder(pred_dir, gt_dir, None, VOC_CLASSES)
     Image.fromarray(np.zeros((22, 28, 3), np.uint8)).save(pred_dir / "img_2.png")
-    with pytest.raises(ValueError, match=r"img_2\.png: label PNG has mode RGB"):
+    with pytest.raises(ValueError, match=r"img_2\.png: label PNG is a colour image \(mode RGB\)"):
         evaluate_folder(pred_dir, gt_dir, None, VOC_CLASSES)
     _palette_png(np.full((22, 28), 40, np.uint8), pred_dir / "img_2.png")
     with pytest.raises(ValueError, match=r"img_2\.png.*prediction has values \[40\]"):
