@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from wsss.datasets import VOC_CLASSES, read_classes, read_label_png  # noqa: E402,F401  (one reader, one class list)
+from wsss.datasets.layout import ids_in
 
 # COCO 2014 "things" in category-id order (label k + 1 = k-th category by id), background first.
 COCO_CLASSES: tuple[str, ...] = (
@@ -188,15 +189,9 @@ def read_class_names(spec: str | os.PathLike) -> tuple[str, ...]:
 
 
 def read_split_ids(path: str | os.PathLike) -> list[str]:
-    """Image ids from a split file: first token of each non-blank line, reduced to its stem.
-
-    Accepts VOC ImageSets lines (``2007_000032``) and the 'image-path label-path' lines of train_aug lists.
-    """
-    ids = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        tok = line.split()
-        if tok:
-            ids.append(Path(tok[0]).stem)
+    """Image ids from a split file, read as every stage reads it (:func:`wsss.datasets.layout.ids_in`: VOC
+    ImageSets lines, or the 'image-path label-path' lines of train_aug lists; an id listed twice is an error)."""
+    ids = ids_in(Path(path))
     if not ids:
         raise ValueError(f"{path}: split file lists no ids")
     return ids

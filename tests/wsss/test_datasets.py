@@ -271,6 +271,32 @@ def test_split_file_listing_an_image_twice_is_an_error(custom, tmp_path):
         build_dataset(cfg(custom, tmp_path))
 
 
+def test_text_files_from_windows_editors_read_and_other_encodings_are_named(custom, tmp_path):
+    # Notepad's UTF-8 writes a byte-order mark and CRLF line ends: the first id and class must not carry them
+    (custom / "ImageSets/Segmentation/train.txt").write_bytes(b"\xef\xbb\xbfa\r\nb\r\nempty\r\n")
+    (custom / "classes.txt").write_bytes(b"\xef\xbb\xbfbackground\r\ncat\r\ndog\r\ncar\r\n")
+    ds = build_dataset(cfg(custom, tmp_path))
+    assert ds.ids == ["a", "b"] and ds.classes == CLASSES
+    (custom / "classes.txt").write_bytes("background\ncat\nd\u00f6g\ncar\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"classes.txt: not UTF-8 text \(byte 0xf6 at offset 16\); save it as "
+                                           r"UTF-8"):
+        build_dataset(cfg(custom, tmp_path))
+
+
+def test_sixteen_bit_grey_images_are_stretched_not_clipped(tmp_path):
+    # a 12-bit microscopy frame saved as 16-bit PNG: PIL's convert('RGB') would clip everything above 255 to white
+    values = (np.arange(40 * 50).reshape(40, 50) * 2).astype(np.uint16) + 100  # 100 .. 4098
+    Image.fromarray(values).save(tmp_path / "cells.png")
+    assert Image.open(tmp_path / "cells.png").mode == "I;16"
+    rgb = read_image(tmp_path / "cells.png")
+    assert rgb.shape == (40, 50, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and len(np.unique(rgb[..., 0])) == 256
+    assert (rgb[..., 0] == rgb[..., 2]).all() and rgb[20, 25, 0] == round((int(values[20, 25]) - 100) * 255 / 3998)
+    flat = np.full((8, 8), 700, np.uint16)
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    assert (read_image(tmp_path / "flat.png") == 0).all()
+
+
 def test_exif_orientation_is_named_and_the_tool_turns_images_upright(tmp_path, caplog):
     """Phone photos carry an EXIF orientation tag; masks drawn on the view a viewer shows do not fit the stored
     pixels. A 90-degree tag with a mask of the turned size names the tag and the tool in the size error; any tag

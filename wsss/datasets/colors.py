@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, DatasetError
+from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, DatasetError, read_text
 
 COLOUR_MODES = ("RGB", "RGBA")
 VOC_VOID = (224, 224, 192)
@@ -84,7 +84,7 @@ def read_labelmap(path: str | os.PathLike) -> list[tuple[str, tuple[int, int, in
     """(name, colour) per line of a CVAT / Datumaro ``labelmap.txt`` (``name:r,g,b:parts:actions``; ``#`` comments)."""
     path = Path(path)
     entries: list[tuple[str, tuple[int, int, int]]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, _, rest = line.partition(":")

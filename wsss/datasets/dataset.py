@@ -32,6 +32,7 @@ from wsss.datasets.files import (
     read_classes,
     read_image,
     read_label_png,
+    read_text,
 )
 from wsss.datasets.layout import IMAGE_SUFFIXES, ids_in, image_files, options, resolve_path, split_file_path
 
@@ -126,7 +127,7 @@ def _labels_from_file(path: Path, ids: list[str], classes: list[str]) -> dict[st
     if not path.is_file():
         raise DatasetError(f"{path}: label file is missing")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, Mapping):

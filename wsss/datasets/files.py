@@ -36,14 +36,30 @@ def other_suffix_hint(path: str | os.PathLike, key: str) -> str:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The one image reader: RGB uint8 HxWx3 (EXIF orientation is not applied, as in VOC/COCO tooling)."""
+    """The one image reader: RGB uint8 HxWx3 (EXIF orientation is not applied, as in VOC/COCO tooling).
+
+    A 16-bit or float grey image (microscopy, thermal, depth) is stretched linearly from its own minimum to its
+    maximum onto 0..255; PIL's own conversion would clip every value above 255 to white."""
     try:
         with Image.open(path) as im:
+            if im.mode in HIGH_BIT_DEPTH:
+                return _stretched_grey(np.asarray(im))
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file is missing{other_suffix_hint(path, 'img_suffix')}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"{path}: cannot read image ({e})") from None
+
+
+HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")  # PIL modes of 16/32-bit integer and float grey images
+
+
+def _stretched_grey(values: np.ndarray) -> np.ndarray:
+    """HxW numbers -> HxWx3 uint8, linear from the image's minimum (0) to its maximum (255); NaN -> 0."""
+    v = np.nan_to_num(values.astype(np.float64))
+    lo, hi = float(v.min()), float(v.max())
+    grey = np.zeros(v.shape, np.uint8) if hi <= lo else np.round((v - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:
@@ -93,6 +109,16 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
 BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A text file of the dataset (split list, ``classes.txt``, labelmap, label JSON) as UTF-8; a byte-order mark
+    (Windows editors write one) is dropped, and another encoding is an error naming the file and the byte."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save it "
+                           "as UTF-8") from None
+
+
 def read_classes(path: str | os.PathLike, require_background: bool = True) -> list[str]:
     """The class list of a ``classes.txt``: one name per line, label i = line i.
 
@@ -104,7 +130,7 @@ def read_classes(path: str | os.PathLike, require_background: bool = True) -> li
     if not path.is_file():
         raise DatasetError(f"{path}: class list file is missing (one class per line, first line 'background')")
     names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path).splitlines():
         name = line.split("#", 1)[0].strip()
         if name and name != "__ignore__":
             names.append(name)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wsss.datasets.files import DatasetError, MissingSplit
+from wsss.datasets.files import DatasetError, MissingSplit, read_text
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -87,7 +87,7 @@ def image_files(img_dir: Path, ids: Sequence[str], suffix: str) -> dict[str, Pat
 def ids_in(split_file: Path) -> list[str]:
     """The image ids of a split file (of the first word of each non-blank line, :func:`id_of`). An id listed
     twice is an error: every stage keeps one output per id, and a metric would count the image twice."""
-    lines = [(n, id_of(ln.split()[0])) for n, ln in enumerate(split_file.read_text().splitlines(), 1) if ln.strip()]
+    lines = [(n, id_of(ln.split()[0])) for n, ln in enumerate(read_text(split_file).splitlines(), 1) if ln.strip()]
     first: dict[str, int] = {}
     repeats = []
     for n, id_ in lines:
