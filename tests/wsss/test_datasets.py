@@ -238,6 +238,7 @@ def test_colour_mask_errors_and_other_mask_modes(tmp_path):
     """An unknown colour names the file, the colour and its pixel count; grey RGB, bilevel and grey+alpha masks
     read as index values; a bad labelmap line names its line."""
     from wsss.datasets import read_label_png
+    from wsss.datasets.colors import ColorTable, read_mask
 
     m = blob_mask(20, 30, [(1, 2, 2, 10, 10)])
     root = _colour_layout(tmp_path / "ds", {"a": m, "b": m}, {0: (0, 0, 0), 1: (10, 200, 30), 255: (255, 255, 255)},
@@ -259,6 +260,10 @@ def test_colour_mask_errors_and_other_mask_modes(tmp_path):
     assert np.array_equal(read_label_png(tmp_path / "la.png"), m)
     with pytest.raises(DatasetError, match=r"a.png: label PNG is a colour image \(mode RGB\)"):
         read_label_png(root / "SegmentationClass/a.png")
+    for mode, values in (("L", m), ("RGB", np.stack([m * 64] * 3, -1))):  # JPEG masks, index or colour
+        Image.fromarray(values, mode).save(tmp_path / f"mask_{mode}.jpg")
+        with pytest.raises(DatasetError, match=rf"mask_{mode}.jpg: the mask is a JPEG; its compression alters"):
+            read_mask(tmp_path / f"mask_{mode}.jpg", ColorTable.voc(4))
     (root / "labelmap.txt").write_text("background:0,0,0::\ncat:10,200::\n")
     with pytest.raises(DatasetError, match=r"labelmap.txt, line 2: expected 'name:r,g,b:parts:actions'"):
         build_dataset(cfg(root, tmp_path))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, DatasetError, read_text
+from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, DatasetError, read_text, refuse_lossy_mask
 
 COLOUR_MODES = ("RGB", "RGBA")
 VOC_VOID = (224, 224, 192)
@@ -161,4 +161,5 @@ def read_mask(path: str | os.PathLike, table: ColorTable | None) -> np.ndarray:
     if table is None:
         raise DatasetError(f"{path}: colour mask (RGB) where class indices are expected")
     with Image.open(path) as im:
+        refuse_lossy_mask(im, path)
         return decode_color_mask(np.asarray(im.convert("RGB")), table, path)

@@ -62,10 +62,19 @@ def _stretched_grey(values: np.ndarray) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
+def refuse_lossy_mask(im: Image.Image, path: str | os.PathLike) -> None:
+    """A JPEG mask is an error: its compression changes the values along every edge, some into other classes,
+    and no reader can tell which pixels it moved."""
+    if im.format == "JPEG":
+        raise DatasetError(f"{path}: the mask is a JPEG; its compression alters class values along every edge. "
+                           "Export the masks as PNG (class indices or colours) from the annotation tool")
+
+
 def read_label_png(path: str | os.PathLike) -> np.ndarray:
     """A label map PNG (palette or grayscale) as its index values, uint8 HxW."""
     try:
         with Image.open(path) as im:
+            refuse_lossy_mask(im, path)
             if im.mode in ("RGB", "RGBA"):
                 raise DatasetError(f"{path}: label PNG is a colour image (mode {im.mode}); expected class indices "
                                    "(palette or grayscale PNG)")
