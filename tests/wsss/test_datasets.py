@@ -56,9 +56,21 @@ def test_voc_and_voc_aug_presets(tmp_path):
     (root / "ImageSets/Segmentation/train_aug.txt").write_text(
         "/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png\n")
     assert build_dataset(dict(type="voc_aug", root=str(root), cache_dir=str(tmp_path / "c"))).ids == ["2007_000032"]
-    from wsss.datasets.layout import id_of
+    from wsss.datasets.layout import entry_of, id_of
     assert [id_of(e) for e in ("a.b", "x/img.JPEG", "2008_1.png", ".jpg", "dir/name")] == [
         "a.b", "img", "2008_1", ".jpg", "name"]
+    assert [entry_of(ln) for ln in ("/J/a.jpg /S/a.png", " Photo (1) \r", "IMG 0001.jpg", "a")] == [
+        "/J/a.jpg", "Photo (1)", "IMG 0001.jpg", "a"]
+
+
+def test_file_names_with_spaces(custom, tmp_path):
+    # Windows names copies 'Photo (1).jpg': the whole line is the id, not its first word
+    for folder, suffix in (("JPEGImages", ".jpg"), ("SegmentationClass", ".png")):
+        (custom / folder / f"b{suffix}").rename(custom / folder / f"Photo (1){suffix}")
+    (custom / "ImageSets/Segmentation/train.txt").write_text("a\nPhoto (1)\nempty\n")
+    ds = build_dataset(cfg(custom, tmp_path))
+    assert ds.ids == ["a", "Photo (1)"] and ds.label_set("Photo (1)") == [1, 2]
+    assert ds.image("Photo (1)").shape == (20, 30, 3)
 
 
 def test_real_voc_photo_through_the_voc_loader(tmp_path):

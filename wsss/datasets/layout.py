@@ -58,6 +58,13 @@ def id_of(entry: str) -> str:
     return stem if dot and stem and f".{ext.lower()}" in IMAGE_SUFFIXES else name
 
 
+def entry_of(line: str) -> str:
+    """The image entry of a split-file line: the first of DeepLab's 'image-path mask-path' pair, else the whole
+    line stripped (a file name may hold spaces: ``Photo (1)``)."""
+    words = line.split()
+    return words[0] if len(words) == 2 and "/" in words[0] and "/" in words[1] else line.strip()
+
+
 def image_files(img_dir: Path, ids: Sequence[str], suffix: str) -> dict[str, Path]:
     """{id: image path}: ``<id><suffix>``, or with ``suffix='auto'`` the one file ``<id>.<image suffix>`` (any of
     :data:`IMAGE_SUFFIXES`, any case) in the folder, so a folder mixing ``.jpg``, ``.JPG``, ``.jpeg`` and ``.png``
@@ -85,9 +92,9 @@ def image_files(img_dir: Path, ids: Sequence[str], suffix: str) -> dict[str, Pat
 
 
 def ids_in(split_file: Path) -> list[str]:
-    """The image ids of a split file (of the first word of each non-blank line, :func:`id_of`). An id listed
+    """The image ids of a split file (each non-blank line's entry, :func:`entry_of` and :func:`id_of`). An id listed
     twice is an error: every stage keeps one output per id, and a metric would count the image twice."""
-    lines = [(n, id_of(ln.split()[0])) for n, ln in enumerate(read_text(split_file).splitlines(), 1) if ln.strip()]
+    lines = [(n, id_of(entry_of(ln))) for n, ln in enumerate(read_text(split_file).splitlines(), 1) if ln.strip()]
     first: dict[str, int] = {}
     repeats = []
     for n, id_ in lines:
