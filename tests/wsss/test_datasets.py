@@ -314,6 +314,13 @@ def test_sixteen_bit_grey_images_are_stretched_not_clipped(tmp_path):
     assert (read_image(tmp_path / "flat.png") == 0).all()
 
 
+def test_an_image_over_pils_pixel_limit_is_named(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((60, 50, 3), np.uint8)).save(tmp_path / "ortho.jpg")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 3000-pixel image is then over twice the limit
+    with pytest.raises(DatasetError, match=r"ortho.jpg: cannot read image \(Image size \(3000 pixels\) exceeds"):
+        read_image(tmp_path / "ortho.jpg")
+
+
 def test_exif_orientation_is_named_and_the_tool_turns_images_upright(tmp_path, caplog):
     """Phone photos carry an EXIF orientation tag; masks drawn on the view a viewer shows do not fit the stored
     pixels. A 90-degree tag with a mask of the turned size names the tag and the tool in the size error; any tag

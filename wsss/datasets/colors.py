@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, DatasetError, read_text, refuse_lossy_mask
+from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, UNREADABLE, DatasetError, read_text, refuse_lossy_mask
 
 COLOUR_MODES = ("RGB", "RGBA")
 VOC_VOID = (224, 224, 192)
@@ -123,7 +123,7 @@ def mask_mode(path: str | os.PathLike) -> str:
             return im.mode
     except FileNotFoundError:
         raise DatasetError(f"{path}: label file is missing") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except UNREADABLE as e:
         raise DatasetError(f"{path}: cannot read label PNG ({e})") from None
 
 

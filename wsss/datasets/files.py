@@ -14,6 +14,9 @@ from PIL import Image, UnidentifiedImageError
 from pipeline.errors import UserError
 
 IGNORE = 255
+# what PIL raises for a file it cannot read: not an image, truncated, or over its pixel limit (Image.MAX_IMAGE_PIXELS,
+# 179 million at twice the default: a decompression-bomb guard that also stops huge orthophotos and panoramas)
+UNREADABLE = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
 
 
 class DatasetError(UserError, ValueError):
@@ -47,7 +50,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file is missing{other_suffix_hint(path, 'img_suffix')}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except UNREADABLE as e:
         raise DatasetError(f"{path}: cannot read image ({e})") from None
 
 
@@ -85,7 +88,7 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
             arr = arr.astype(np.uint8) if arr.dtype == bool else arr
     except FileNotFoundError:
         raise DatasetError(f"{path}: label file is missing{other_suffix_hint(path, 'mask_suffix')}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except UNREADABLE as e:
         raise DatasetError(f"{path}: cannot read label PNG ({e})") from None
     if arr.dtype != np.uint8:
         if arr.max(initial=0) > 255:
@@ -111,7 +114,7 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, int]:
             return im.height, im.width, int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file is missing{other_suffix_hint(path, 'img_suffix')}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except UNREADABLE as e:
         raise DatasetError(f"{path}: cannot read ({e})") from None
 
 
