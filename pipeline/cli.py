@@ -20,8 +20,8 @@ from pathlib import Path
 from .cache import WorkdirLocked
 from .config import DictAction, load_config, run_config_hooks
 from .distributed import LauncherError, use_slurm_environment
-from .errors import UserError
-from .runner import PipelineError, restore_previous, run_stages, setup_console_logging, stage_status
+from .errors import UserError, user_message
+from .runner import PipelineError, error_text, restore_previous, run_stages, setup_console_logging, stage_status
 from .validate import ConfigError, validate_config
 
 
@@ -105,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (PipelineError, WorkdirLocked, FileNotFoundError, LauncherError, UserError) as e:
         where = f"stage {e.wsss_stage}: " if getattr(e, "wsss_stage", None) else ""
-        logging.getLogger("wsss").error("%s%s", where, e)
+        logging.getLogger("wsss").error("%s%s", where, user_message(e))
         return 2
     except Exception as e:
         if getattr(e, "wsss_stage", None):  # a stage failed: its manifest and stage.log have the error
-            logging.getLogger("wsss").error("stage %s failed: %s (traceback in %s)", e.wsss_stage, e, e.wsss_log)
+            logging.getLogger("wsss").error("stage %s failed: %s (traceback in %s)", e.wsss_stage,
+                                            error_text(e), e.wsss_log)
             return 1
         raise
 

@@ -12,9 +12,12 @@ _FMT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:
 class ConsoleFilter(logging.Filter):
     """What the console shows: the runner's own lines (each stage's start, and its end with time, memory and
     key metrics), warnings and errors, and records a stage marks ``extra={"console": True}``. A stage's detail
-    (tables, per-epoch lines, mmengine's log) goes to its ``stage.log`` only. ``WSSS_VERBOSE=1``: everything."""
+    (tables, per-epoch lines, mmengine's log, a failure's traceback: ``extra={"file_only": True}``) goes to its
+    ``stage.log`` only. ``WSSS_VERBOSE=1``: everything."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "file_only", False) and os.environ.get("WSSS_VERBOSE") != "1":
+            return False
         return (record.levelno >= logging.WARNING or record.name == "wsss" or getattr(record, "console", False)
                 or os.environ.get("WSSS_VERBOSE") == "1")
 

@@ -35,6 +35,7 @@ from mmengine.config import Config
 from . import __version__
 from .cache import WorkdirLock, atomic_write_json, read_json, remove_temporaries
 from .distributed import barrier, init_distributed, shutdown_distributed, world
+from .errors import user_message
 from .logs import _StageLogFile, setup_console_logging  # noqa: F401  (re-exported for the CLI)
 from .memory import PeakMemory, release_free_memory
 from .plan import (  # noqa: F401
@@ -189,7 +190,7 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
 
 def error_text(e: BaseException) -> str:
     """One line for a manifest / status: the exception's first line (type name when it has no message)."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = user_message(e).splitlines()[0] if user_message(e) else ""
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
@@ -198,7 +199,9 @@ def _record_failure(p: StagePlan, out_dir: Path, previous: Path, log_path: Path,
     """The error and its traceback in ``stage.log``, ``state: failed`` + ``error`` in the manifest."""
     interrupted = isinstance(e, KeyboardInterrupt)
     message = "interrupted (KeyboardInterrupt)" if interrupted else error_text(e)
-    log.error("stage %s failed: %s\n%s", p.name, message, "".join(traceback.format_exception(e)).rstrip())
+    # the traceback goes to stage.log; the console gets the CLI's one line (message, and where the log is)
+    log.error("stage %s failed: %s\n%s", p.name, message, "".join(traceback.format_exception(e)).rstrip(),
+              extra={"file_only": True})
     with contextlib.suppress(AttributeError, TypeError):  # for the CLI's one-line message
         e.wsss_stage, e.wsss_log = p.name, str(log_path)  # type: ignore[attr-defined]
     if rank != 0:

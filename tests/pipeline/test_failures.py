@@ -112,3 +112,38 @@ def test_failure_is_recorded_in_the_manifest_the_log_and_status(tmp_path):
     run_stages(cfg, STAGES)
     manifest = json.loads((tmp_path / "w/total/manifest.json").read_text())
     assert manifest["state"] == "done" and "error" not in manifest
+
+
+def test_a_data_error_in_a_loader_worker_reaches_the_console_as_its_own_one_line_message(tmp_path, caplog):
+    """torch re-raises a worker's error as "Caught DatasetError in DataLoader worker process 0. Original
+    Traceback ...": the user sees the original message, and the traceback stays in stage.log."""
+    import logging
+
+    import torch
+
+    from pipeline.errors import user_message
+    from pipeline.logs import ConsoleFilter
+    from wsss.datasets import DatasetError
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise DatasetError(f"/data/JPEGImages/img_{i}.jpg: cannot read image (image file is truncated)")
+
+    loader = torch.utils.data.DataLoader(Broken(), num_workers=1)
+    with pytest.raises(DatasetError) as info:
+        next(iter(loader))
+    assert str(info.value).startswith("Caught DatasetError in DataLoader worker process 0")
+    assert user_message(info.value) == "/data/JPEGImages/img_0.jpg: cannot read image (image file is truncated)"
+    assert user_message(ValueError("plain\nsecond line")) == "plain\nsecond line"
+
+    # the runner's failure record with the traceback is for stage.log only
+    cfg = make_cfg(tmp_path / "w", n=3)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/FAIL").touch()
+    with caplog.at_level(logging.ERROR, logger="wsss"), pytest.raises(ValueError):
+        run_stages(cfg, STAGES)
+    failed = [r for r in caplog.records if "Traceback" in r.getMessage()]
+    assert failed and not any(ConsoleFilter().filter(r) for r in failed)
