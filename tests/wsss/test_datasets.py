@@ -321,6 +321,25 @@ def test_an_image_over_pils_pixel_limit_is_named(tmp_path, monkeypatch):
         read_image(tmp_path / "ortho.jpg")
 
 
+def test_a_truncated_image_is_named_before_training_and_checked_once(custom, tmp_path, monkeypatch):
+    import wsss.datasets.dataset as dataset_module
+
+    good = (custom / "JPEGImages/b.jpg").read_bytes()
+    (custom / "JPEGImages/b.jpg").write_bytes(good[: len(good) // 2])  # an interrupted download
+    with pytest.raises(DatasetError, match=r"JPEGImages/b.jpg: cannot read image \(image file is truncated"):
+        build_dataset(cfg(custom, tmp_path))
+    (custom / "JPEGImages/b.jpg").write_bytes(good)
+    assert build_dataset(cfg(custom, tmp_path)).ids == ["a", "b"]
+    assert len(list((tmp_path / "cache/datasets").glob("images_decode_train_*.json"))) == 1
+    calls = []
+    monkeypatch.setattr(dataset_module, "_decode_one", lambda p: calls.append(p) or (p, 0))
+    build_dataset(cfg(custom, tmp_path))
+    assert calls == []  # the same files: not decoded again
+    (custom / "JPEGImages/a.jpg").write_bytes((custom / "JPEGImages/a.jpg").read_bytes() + b"\0")
+    build_dataset(cfg(custom, tmp_path))
+    assert len(calls) == 3  # a changed file: the split is checked again (3 ids before the background-only skip)
+
+
 def test_exif_orientation_is_named_and_the_tool_turns_images_upright(tmp_path, caplog):
     """Phone photos carry an EXIF orientation tag; masks drawn on the view a viewer shows do not fit the stored
     pixels. A 90-degree tag with a mask of the turned size names the tag and the tool in the size error; any tag

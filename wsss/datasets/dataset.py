@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pipeline.cache import atomic_write_json
 from wsss.datasets.colors import (
@@ -24,6 +25,7 @@ from wsss.datasets.colors import (
     read_mask,
 )
 from wsss.datasets.files import (
+    UNREADABLE,
     DatasetError,
     MissingSplit,
     check_mask,
@@ -173,11 +175,38 @@ def _raise_first(results: list) -> None:
         raise DatasetError(errors[0][6:] + more)
 
 
-def _file_key(ds: SegDataset, *extra: Any) -> str:
-    """A key over a split's mask files (folder, names, sizes, mtimes) and ``extra``: an edited mask changes it."""
-    stats = [(lambda s: (s.st_size, s.st_mtime_ns))(ds.mask_path(i).stat()) for i in ds.ids]
-    return hashlib.sha1(json.dumps([str(ds.mask_dir.resolve()), ds.mask_suffix, ds.classes, ds.ids, stats,
-                                    *extra]).encode()).hexdigest()[:16]
+def _file_key(folder: Path, paths: list[Path], *extra: Any) -> str:
+    """A key over files (names, sizes, mtimes) in ``folder`` and ``extra``: an edited file changes it."""
+    stats = [(p.name, s.st_size, s.st_mtime_ns) for p in paths for s in (p.stat(),)]
+    return hashlib.sha1(json.dumps([str(folder.resolve()), stats, *extra]).encode()).hexdigest()[:16]
+
+
+def _mask_key(ds: SegDataset, *extra: Any) -> str:
+    """The key of a split's masks, with its class list and ids."""
+    return _file_key(ds.mask_dir, [ds.mask_path(i) for i in ds.ids], ds.mask_suffix, ds.classes, ds.ids, *extra)
+
+
+def _decode_one(path: str) -> tuple[str, int | str]:
+    """(path, 0) when the image decodes, else (path, 'ERROR ...'). A JPEG is decoded at 1/8 scale (``draft``):
+    every byte is still read, so a truncated or damaged file fails, at a fraction of the cost."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except UNREADABLE as e:
+        return path, f"ERROR {path}: cannot read image ({e})"
+    return path, 0
+
+
+def check_images_decode(ds: SegDataset, cache_dir: Path, workers: int = 0) -> None:
+    """Every image of the split decodes: a truncated download or a damaged file is named before any stage
+    trains on it, not when a loader reaches it. Checked once per set of files (a cache key over their stats)."""
+    paths = [ds.image_path(i) for i in ds.ids]
+    done = cache_dir / f"images_decode_{ds.split}_{_file_key(ds.img_dir, paths, ds.ids)}.json"
+    if done.is_file():
+        return
+    _raise_first(_pool_map(_decode_one, [str(p) for p in paths], workers, f"checking images ({ds.split})"))
+    atomic_write_json(done, {"images": len(paths)})
 
 
 def _index_one(args: tuple[str, str, str, str, ColorTable, int]) -> tuple[str, int | str]:
@@ -203,7 +232,7 @@ def index_masks(ds: SegDataset, table: ColorTable, cache_dir: Path, workers: int
     interrupted conversion resumes and an edited mask or labelmap converts again."""
     if mask_mode(ds.mask_path(ds.ids[0])) not in COLOUR_MODES:
         return ds.mask_dir, ds.mask_suffix
-    out = cache_dir / f"index_masks_{ds.split}_{_file_key(ds, table.codes)}"
+    out = cache_dir / f"index_masks_{ds.split}_{_mask_key(ds, table.codes)}"
     done = out / "complete.json"
     if done.is_file():
         return out, ".png"
@@ -236,7 +265,7 @@ def derive_labels(ds: SegDataset, cache_dir: Path | None, workers: int = 0) -> d
     The cache key covers the mask folder, the class list, the ids and every mask's size and mtime, so an
     edited mask is validated again.
     """
-    cache = cache_dir / f"labels_{ds.split}_{_file_key(ds)}.json" if cache_dir else None
+    cache = cache_dir / f"labels_{ds.split}_{_mask_key(ds)}.json" if cache_dir else None
     if cache and cache.is_file():
         return {k: list(v) for k, v in json.loads(cache.read_text()).items()}
     jobs = [(i, str(ds.mask_path(i)), str(ds.image_path(i)), ds.num_classes) for i in ds.ids]
@@ -303,6 +332,8 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
                                    + (f" ({len(missing)} missing in all)" if len(missing) > 1 else ""))
     cache_dir = Path(opts.get("cache_dir", "workdirs/.cache")) / "datasets"
     workers = int(opts.get("workers", 0) or (os.cpu_count() or 1))
+    if check_files:
+        check_images_decode(ds, cache_dir, workers)
     if ds.mask_dir is not None:
         table = ColorTable.from_labelmap(read_labelmap(labelmap), classes, labelmap) \
             if labelmap is not None and labelmap.is_file() else ColorTable.voc(len(classes))
