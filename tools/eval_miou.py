@@ -6,8 +6,10 @@ Example::
     python tools/eval_miou.py --pred workdirs/voc/sem_seg --gt data/VOC2012/SegmentationClass \\
         --split-file data/VOC2012/ImageSets/Segmentation/train.txt --classes voc --json miou.json
 
-PNGs are read as index maps (palette or greyscale); ``<id>.png`` in --pred is compared with ``<id>.png``
-in --gt. Ground-truth pixels equal to --ignore are skipped (mmseg IoUMetric semantics, see wsss/metrics.py).
+PNGs are read as index maps (palette or greyscale); colour PNGs (RGB, on either side) are decoded with the VOC
+colours of the classes, or with a CVAT / Datumaro ``--labelmap``; a colour that is no class is an error.
+``<id>.png`` in --pred is compared with ``<id>.png`` in --gt. Ground-truth pixels equal to --ignore are skipped
+(mmseg IoUMetric semantics, see wsss/metrics.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.cache import atomic_write_json  # noqa: E402
+from wsss.datasets.colors import ColorTable, read_labelmap  # noqa: E402
 from wsss.metrics import evaluate_folder, format_table, read_class_names, read_split_ids  # noqa: E402
 
 
@@ -29,12 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classes", required=True, help="'voc', 'coco' or a classes.txt (one name per line)")
     ap.add_argument("--json", default=None, help="write the full summary (per-class numbers, confusion matrix) here")
     ap.add_argument("--ignore", type=int, default=255, help="ground-truth value to skip (default 255)")
+    ap.add_argument("--labelmap", default=None,
+                    help="CVAT / Datumaro labelmap.txt giving the colours of colour PNGs (default: VOC colours)")
     args = ap.parse_args(argv)
 
     try:
         names = read_class_names(args.classes)
         ids = read_split_ids(args.split_file) if args.split_file else None
-        summary = evaluate_folder(args.pred, args.gt, ids, names, ignore_index=args.ignore)
+        colours = ColorTable.from_labelmap(read_labelmap(args.labelmap), list(names), Path(args.labelmap)) \
+            if args.labelmap else ColorTable.voc(len(names))
+        summary = evaluate_folder(args.pred, args.gt, ids, names, ignore_index=args.ignore, colours=colours)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

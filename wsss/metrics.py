@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from wsss.datasets import VOC_CLASSES, read_classes, read_label_png  # noqa: E402,F401  (one reader, one class list)
+from wsss.datasets.colors import ColorTable, read_mask
 from wsss.datasets.layout import ids_in
 
 # COCO 2014 "things" in category-id order (label k + 1 = k-th category by id), background first.
@@ -203,11 +204,12 @@ def missing_files(folder: Path, ids: Sequence[str], suffix: str = ".png") -> lis
 
 def confusion_of_folders(pred_dirs: Mapping[str, str | os.PathLike], gt_path: Callable[[str], Path],
                          ids: Sequence[str], num_classes: int, ignore_index: int = 255, workers: int = 1,
-                         log: Any = None) -> dict[str, ConfusionMatrix]:
+                         log: Any = None, colours: ColorTable | None = None) -> dict[str, ConfusionMatrix]:
     """One pass over the images: a confusion matrix per folder of ``<id>.png`` label maps against the masks.
 
     Every folder must hold every id (a partial folder must not give a flattering number): the error lists
-    the missing ones. Size mismatches and out-of-range values are errors naming both files.
+    the missing ones. Size mismatches and out-of-range values are errors naming both files. ``colours``: colour
+    PNGs (masks or predictions) are decoded with it; without it a colour PNG is an error.
     """
     from pipeline.parallel import map_chunks
 
@@ -218,14 +220,17 @@ def confusion_of_folders(pred_dirs: Mapping[str, str | os.PathLike], gt_path: Ca
             raise FileNotFoundError(f"{len(missing)} of {len(ids)} label maps ({name}) missing in {d}, "
                                     f"e.g. {missing[:20]}")
 
+    def read(path: Path) -> np.ndarray:
+        return read_label_png(path) if colours is None else read_mask(path, colours)
+
     def work(chunk: list[str]) -> dict[str, ConfusionMatrix]:
         cms = {name: ConfusionMatrix(num_classes, ignore_index) for name in dirs}
         for i in chunk:
             gt_file = gt_path(i)
-            gt = read_label_png(gt_file)
+            gt = read(gt_file)
             for name, d in dirs.items():
                 pred_file = d / f"{i}.png"
-                pred = read_label_png(pred_file)
+                pred = read(pred_file)
                 if pred.shape != gt.shape:
                     raise ValueError(f"{pred_file}: prediction size {pred.shape} != ground-truth size {gt.shape} "
                                      f"({gt_file})")
@@ -249,8 +254,10 @@ def evaluate_folder(
     class_names: Sequence[str],
     ignore_index: int = 255,
     workers: int = 1,
+    colours: ColorTable | None = None,
 ) -> dict[str, Any]:
-    """Compare ``pred_dir/<id>.png`` with ``gt_dir/<id>.png`` for each id (all gt PNGs when ``ids`` is None).
+    """Compare ``pred_dir/<id>.png`` with ``gt_dir/<id>.png`` for each id (all gt PNGs when ``ids`` is None);
+    colour PNGs are decoded with ``colours`` (:func:`confusion_of_folders`).
 
     Missing predictions are an error listing them (a partial folder must not give a flattering number).
     Returns :func:`summarize`'s dict plus ``num_images``, ``pred_dir`` and ``gt_dir``.
@@ -275,7 +282,7 @@ def evaluate_folder(
             f"{len(missing)} of {len(ids)} predictions missing in {pred_dir}, e.g. {missing[:20]}"
         )
     conf = confusion_of_folders({"pred": pred_dir}, lambda i: gt_dir / f"{i}.png", ids, len(class_names),
-                                ignore_index, workers)["pred"]
+                                ignore_index, workers, colours=colours)["pred"]
     out = summarize(conf, class_names)
     out.update(num_images=len(ids), pred_dir=str(pred_dir), gt_dir=str(gt_dir))
     return out

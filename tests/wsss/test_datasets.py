@@ -244,6 +244,12 @@ def test_cvat_export_labelmap_gives_classes_and_colours(tmp_path):
     with pytest.raises(DatasetError, match=r"x.png: colour mask has 1 colour\(s\) that are not classes of .*"
                                            r"labelmap.txt: \(61,245,61\) x 60 px \('rust spot' in the labelmap"):
         build_dataset(cfg(root, tmp_path))
+    # an 'ignore' entry marks ignore (255) and is not a class
+    (root / "classes.txt").unlink()
+    colours[255] = (255, 255, 255)
+    _colour_layout(root, masks, colours, labelmap=labelmap + "ignore:255,255,255::\n")
+    ds = build_dataset(cfg(root, tmp_path))
+    assert ds.classes == ["background", "crack", "rust spot"] and np.array_equal(ds.mask("x"), masks["x"])
 
 
 def test_colour_mask_errors_and_other_mask_modes(tmp_path):

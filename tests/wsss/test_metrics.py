@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import wsss  # noqa: F401  (stack fixes before mmseg / torch)
+from wsss.datasets.colors import ColorTable, read_labelmap
 from wsss.metrics import (
     COCO_CLASSES,
     VOC_CLASSES,
@@ -240,3 +241,34 @@ def test_eval_tool_cli(tmp_path: Path) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "img_1" in r.stderr and "1 of 2 predictions missing" in r.stderr
     assert not out_json.exists()
+
+
+def test_eval_tool_decodes_colour_masks_with_the_voc_colours_or_a_labelmap(tmp_path: Path) -> None:
+    """Ground truth exported in colours (VOC colours, or a CVAT labelmap) scores as its index version."""
+    from wsss.maps import voc_palette
+
+    pred_dir, gt_dir, cm = _make_folders(tmp_path)
+    expected = summarize(cm, VOC_CLASSES)["mIoU"]
+    colour_gt, cvat_gt = tmp_path / "gt_rgb", tmp_path / "gt_cvat"
+    colour_gt.mkdir(), cvat_gt.mkdir()
+    cvat = np.array([(0, 0, 0)] + [(10 * i, 255 - 10 * i, 7) for i in range(1, 21)] + [(0, 0, 0)] * 234 +
+                    [(255, 255, 255)], np.uint8)  # the labelmap's colours by index; 255 (ignore) white
+    for f in sorted(gt_dir.glob("*.png")):
+        index = np.asarray(Image.open(f))
+        Image.fromarray(voc_palette()[index]).save(colour_gt / f.name)
+        Image.fromarray(cvat[index]).save(cvat_gt / f.name)
+    labelmap = tmp_path / "labelmap.txt"
+    labelmap.write_text("".join(f"{n}:{','.join(map(str, cvat[i]))}::\n" for i, n in enumerate(VOC_CLASSES))
+                        + "ignore:255,255,255::\n")
+    base = [sys.executable, str(REPO / "tools" / "eval_miou.py"), "--pred", str(pred_dir), "--classes", "voc"]
+    r = subprocess.run(base + ["--gt", str(colour_gt)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"mIoU {expected:.2f}" in r.stdout
+    Image.fromarray(np.full((22, 28, 3), (1, 2, 3), np.uint8)).save(colour_gt / "img_1.png")
+    r = subprocess.run(base + ["--gt", str(colour_gt)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "img_1.png: colour mask has 1 colour(s) that are not classes" in r.stderr
+    assert "(1,2,3) x 616 px" in r.stderr
+    out = evaluate_folder(pred_dir, cvat_gt, None, VOC_CLASSES,
+                          colours=ColorTable.from_labelmap(read_labelmap(labelmap), list(VOC_CLASSES), labelmap))
+    assert out["mIoU"] == pytest.approx(expected) and out["confusion_matrix"] == summarize(cm, VOC_CLASSES)[
+        "confusion_matrix"]

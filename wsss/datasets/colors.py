@@ -19,6 +19,7 @@ from PIL import Image
 from wsss.datasets.files import BACKGROUND_NAMES, IGNORE, UNREADABLE, DatasetError, read_text, refuse_lossy_mask
 
 COLOUR_MODES = ("RGB", "RGBA")
+IGNORE_NAMES = ("ignore", "ignored", "void", "__ignore__")  # labelmap entries whose colour marks ignore (255)
 VOC_VOID = (224, 224, 192)
 
 
@@ -70,7 +71,7 @@ class ColorTable:
         if not any(n.lower() in BACKGROUND_NAMES or c == (0, 0, 0) for n, c in entries):  # CVAT's default: black
             entries = [("background", (0, 0, 0)), *entries]
         for name, rgb in entries:
-            i = 0 if name.lower() in BACKGROUND_NAMES else index.get(name)
+            i = 0 if name.lower() in BACKGROUND_NAMES else IGNORE if name.lower() in IGNORE_NAMES else index.get(name)
             if i is None:
                 unnamed.append((_code(rgb), name))
             else:
@@ -107,13 +108,14 @@ def read_labelmap(path: str | os.PathLike) -> list[tuple[str, tuple[int, int, in
 
 
 def classes_of_labelmap(entries: list[tuple[str, tuple[int, int, int]]], path: Path) -> list[str]:
-    """The class list a labelmap defines: its names in order, background first (added as black if absent)."""
+    """The class list a labelmap defines: its names in order, background first (added as black if absent), an
+    ``ignore`` / ``void`` entry left out (it marks ignore)."""
     bg = [n for n, _ in entries if n.lower() in BACKGROUND_NAMES]
     if len(bg) > 1:
         raise DatasetError(f"{path}: several background entries {bg}")
     if not bg and (0, 0, 0) in [c for _, c in entries]:
         raise DatasetError(f"{path}: no background entry, and black (0,0,0) is a class: add 'background:r,g,b::'")
-    return ["background"] + [n for n, _ in entries if n.lower() not in BACKGROUND_NAMES]
+    return ["background"] + [n for n, _ in entries if n.lower() not in BACKGROUND_NAMES + IGNORE_NAMES]
 
 
 def mask_mode(path: str | os.PathLike) -> str:
