@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import imgviz
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 from tests.helpers import blob_mask, make_voc_layout
 from wsss.datasets import VOC_CLASSES, DatasetError, build_dataset, read_image
 
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["background", "cat", "dog", "car"]
 
 
@@ -344,6 +346,31 @@ def test_a_truncated_image_is_named_before_training_and_checked_once(custom, tmp
     (custom / "JPEGImages/a.jpg").write_bytes((custom / "JPEGImages/a.jpg").read_bytes() + b"\0")
     build_dataset(cfg(custom, tmp_path))
     assert len(calls) == 3  # a changed file: the split is checked again (3 ids before the background-only skip)
+
+
+def test_a_messy_export_reads_exactly_as_its_source(tmp_path, caplog):
+    """tools/messy_dataset.py: BOM + CRLF text files, mixed image suffixes, EXIF tags, grey masks, file-manager
+    debris; each quirk lossless, so the dataset must read identically (the pipeline then gives the same numbers)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("messy", REPO / "tools/messy_dataset.py")
+    messy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(messy)
+    masks = {f"im{k:02d}": blob_mask(18, 26, [(1 + k % 3, 2, 2, 9, 12), (1 + (k + 1) % 3, 10, 14, 16, 24)])
+             for k in range(10)}
+    src = make_voc_layout(tmp_path / "src", masks, classes=CLASSES)
+    counts = messy.make_messy_copy(src, tmp_path / "messy")
+    assert counts == dict(jpg=3, JPG=3, jpeg=2, png=2, exif=2, grey_masks=4)
+    assert (tmp_path / "messy/ImageSets/Segmentation/train.txt").read_bytes().startswith(b"\xef\xbb\xbfim00\r\n")
+    a = build_dataset(cfg(src, tmp_path / "a"))
+    with caplog.at_level("WARNING"):
+        b = build_dataset(cfg(tmp_path / "messy", tmp_path / "b"))
+    assert "2 of 10 images of split 'train' carry an EXIF orientation tag" in caplog.text
+    assert a.ids == b.ids and a.classes == b.classes and a.label_sets == b.label_sets
+    assert {b.image_path(i).name for i in ("im00", "im01", "im02", "im03")} == {
+        "im00.jpg", "im01.JPG", "im02.jpeg", "im03.png"}
+    for i in a.ids:
+        assert np.array_equal(a.image(i), b.image(i)) and np.array_equal(a.mask(i), b.mask(i))
 
 
 def test_exif_orientation_is_named_and_the_tool_turns_images_upright(tmp_path, caplog):
