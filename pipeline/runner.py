@@ -190,7 +190,8 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
 
 def error_text(e: BaseException) -> str:
     """One line for a manifest / status: the exception's first line (type name when it has no message)."""
-    text = user_message(e).splitlines()[0] if user_message(e) else ""
+    message = user_message(e)
+    text = message.splitlines()[0] if message else ""
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 

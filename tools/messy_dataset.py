@@ -47,11 +47,10 @@ def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 def make_messy_copy(src: Path, out: Path) -> dict[str, int]:
     """Write the copy; returns how many files got each quirk."""
     counts = dict(jpg=0, JPG=0, jpeg=0, png=0, exif=0, grey_masks=0)
-    for name in ("ImageSets",):
-        for f in sorted((src / name).rglob("*.txt")):
-            target = out / f.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(windows_text(read_text(f)))
+    for f in sorted((src / "ImageSets").rglob("*.txt")):
+        target = out / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(windows_text(read_text(f)))
     for name in ("classes.txt", "labelmap.txt"):
         if (src / name).is_file():
             (out / name).write_bytes(windows_text(read_text(src / name)))

@@ -38,6 +38,9 @@ def other_suffix_hint(path: str | os.PathLike, key: str) -> str:
     return f" (found {others[0]}: set dataset.{key}='{Path(others[0]).suffix}')"
 
 
+HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")  # PIL modes of 16/32-bit integer and float grey images
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """The one image reader: RGB uint8 HxWx3 (EXIF orientation is not applied, as in VOC/COCO tooling).
 
@@ -52,9 +55,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise DatasetError(f"{path}: image file is missing{other_suffix_hint(path, 'img_suffix')}") from None
     except UNREADABLE as e:
         raise DatasetError(f"{path}: cannot read image ({e})") from None
-
-
-HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")  # PIL modes of 16/32-bit integer and float grey images
 
 
 def _stretched_grey(values: np.ndarray) -> np.ndarray:
