@@ -40,10 +40,16 @@ def stage_inputs(module: ModuleType, cfg: Config) -> tuple[str, ...]:
     return tuple(getattr(module, "INPUTS", ()))
 
 
+def disabled_reason(module: ModuleType, cfg: Config) -> str | None:
+    """Why a stage does not run in this config, or None when it runs: its section says ``enabled=False``, or the
+    stage's own ``unavailable(cfg)`` names what the data lacks for it (eval_segment without a val split file)."""
+    if not section_enabled(cfg, module.NAME):
+        return f"{module.NAME}.enabled = False"
+    return module.unavailable(cfg) if hasattr(module, "unavailable") else None
+
+
 def stage_enabled(module: ModuleType, cfg: Config) -> bool:
-    if hasattr(module, "enabled"):
-        return bool(module.enabled(cfg))
-    return section_enabled(cfg, module.NAME)
+    return disabled_reason(module, cfg) is None
 
 
 def git_commit() -> str | None:
@@ -164,8 +170,9 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tu
     data_fps: dict[str, str] = {}
     for module in stages:
         name = stage_name(module)
-        if not stage_enabled(module, cfg):
-            plans.append(StagePlan(name, module, "disabled", f"{name}.enabled = False"))
+        off = disabled_reason(module, cfg)
+        if off:
+            plans.append(StagePlan(name, module, "disabled", off))
             continue
         inputs = stage_inputs(module, cfg)
         missing = [i for i in inputs if i not in fps]

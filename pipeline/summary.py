@@ -12,6 +12,8 @@ def _brief(results: dict[str, Any]) -> dict[str, Any]:
             if k in ("wall_s", "peak_rss_mb", "backbone_init") or ("miou" in k.lower() and isinstance(v, (int, float)))}
     if isinstance(results.get("rows"), list):  # labelled result rows: {name, mIoU, kind}
         keep["rows"] = results["rows"]
+    if isinstance(results.get("products"), dict):  # {what: path} a user comes for (labels, model, report)
+        keep["products"] = results["products"]
     return keep
 
 
@@ -54,6 +56,9 @@ def _write_summary(work_dir: Path, summary: list[dict[str, Any]], derived: Any =
     results = rows_table(list(stages.values()))
     if results:
         print("results (mIoU %), by how their settings were chosen:\n" + results)
+    products = [f"  {what:<52} {path}" for s in stages.values() for what, path in (s.get("products") or {}).items()]
+    if products:
+        print("outputs:\n" + "\n".join(products))
     out = {"stages": list(stages.values()), "table": table, "results_table": results}
     if derived:
         out["auto_settings"] = derived

@@ -67,7 +67,7 @@ def run(ctx) -> dict:
     return {"split": ds.split, "mode": mode, "background": background,
             "bg_threshold": None if background == "learned" else threshold, "provenance": provenance,
             "provenance_label": provenance_label(provenance), "num_images": len(ids), "computed": len(ran),
-            "labels": str(out)}
+            "labels": str(out), "products": {f"pseudo-labels, CRF ({ds.split})": str(out)}}
 
 
 def outputs(ctx) -> dict:

@@ -4,7 +4,9 @@ Predictions are written as VOC-palette PNGs, one folder per variant: ``pred/`` h
 enabled, else ms+flip, else single scale), ``pred_ss/`` and ``pred_msf/`` the others; resumable per image and
 sharded across torchrun ranks. Every variant is scored with mmseg's ``IoUMetric``; ``miou.json`` has the mIoU,
 aAcc, mAcc and per-class IoU of each, ``per_class.txt`` the table. ``tools/eval_miou.py`` on ``pred/`` gives the
-same number.
+same number. A val split without masks (image-level labels only, or unlabelled images) gets its predictions and
+no score (said in a warning); a dataset without a val split file has nothing for this stage (it is disabled, and
+the run says why).
 """
 from __future__ import annotations
 
@@ -23,17 +25,36 @@ def data_splits(cfg: Any) -> tuple[str, ...]:
     return (cfg.get("eval_segment", {}).get("split", None) or "val",)
 
 
+def unavailable(cfg: Any) -> str | None:
+    """Why the stage has nothing to do: the dataset has no split file for the val split it evaluates by default
+    (segment then trains without validation). A split named in ``eval_segment.split`` must exist."""
+    if cfg.get("eval_segment", {}).get("split", None):
+        return None
+    from wsss.datasets import DatasetError, MissingSplit, read_split_ids
+    from wsss.segmentation import val_split_name
+
+    ds_cfg = cfg.get("dataset", {})
+    try:
+        read_split_ids(ds_cfg, val_split_name(ds_cfg))
+    except MissingSplit as e:
+        root = Path(str(ds_cfg.get("root", ""))).expanduser()
+        return f"no val split to predict and evaluate: {e}" if root.is_dir() else None
+    except DatasetError:
+        return None  # a broken dataset config: the stages that read the dataset say what is wrong
+    return None
+
+
 def check(ctx) -> None:
-    """Before any stage runs: the evaluated split exists and its masks are in range (a DatasetError if not)."""
-    ds = ctx.dataset(_split(ctx), require_foreground=False)
-    if not ds.has_masks:
-        raise ValueError(f"{ds.root}: split '{ds.split}' has no ground-truth masks to evaluate against")
+    """Before any stage runs: the evaluated split's images (and masks, when it has them) are readable and in
+    range (a DatasetError naming the file if not)."""
+    ctx.dataset(_split(ctx), require_foreground=False)
 
 
 def outputs(ctx) -> dict:
     final = pred_dirs(ctx.out_dir, variants(ctx.stage_cfg))
-    return {d / f"{i}.png": "png" for i in ctx.dataset(_split(ctx), require_foreground=False).ids
-            for d in final.values()} | {ctx.out_dir / "miou.json": "json"}
+    ds = ctx.dataset(_split(ctx), require_foreground=False)
+    scores = {ctx.out_dir / "miou.json": "json"} if ds.has_masks else {}
+    return {d / f"{i}.png": "png" for i in ds.ids for d in final.values()} | scores
 
 
 def variants(ecfg: Any) -> list[str]:
@@ -75,8 +96,6 @@ def run(ctx) -> dict[str, Any]:
 
     ecfg = ctx.stage_cfg
     ds = ctx.dataset(_split(ctx), require_foreground=False)
-    if not ds.has_masks:
-        raise ValueError(f"{ds.root}: split '{ds.split}' has no ground-truth masks to evaluate against")
     model = ctx.place(load_model(ctx.input_dir("segment"), ctx.device, num_classes=ds.num_classes))
     img_scale = tuple(model.cfg.get("img_scale", ctx.cfg.segment.get("img_scale", (2048, 512))))
     scales = tuple(float(s) for s in ecfg.get("scales", (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)))
@@ -105,6 +124,13 @@ def run(ctx) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     if not ctx.is_main:  # for_each_item waited for every rank's shard; rank 0 scores them all
         return {}
+    if not ds.has_masks:
+        msg = (f"split '{ds.split}' has no ground-truth masks: the {len(ds.ids)} predictions are in "
+               f"{dirs[names[-1]]}, not scored")
+        ctx.log.warning("eval_segment: %s", msg)
+        return {"skipped": True, "reason": msg, "split": ds.split, "num_images": len(ds.ids),
+                "pred_dir": str(dirs[names[-1]]), "eval_seconds": round(seconds, 1),
+                "products": {f"DeepLab predictions ({ds.split}, {names[-1].replace('_', ' ')})": str(dirs[names[-1]])}}
 
     from wsss.datasets import read_label_png
 
@@ -139,4 +165,5 @@ def run(ctx) -> dict[str, Any]:
     rows = [{"name": f"final DeepLab, {n.replace('_', ' ')} ({ds.split})", "mIoU": results[n]["mIoU"], "kind": kind}
             for n in names]
     return dict(summary, split=ds.split, num_images=len(ds.ids), eval_seconds=round(seconds, 1),
-                labels_kind=kind, rows=rows)
+                labels_kind=kind, rows=rows,
+                products={f"DeepLab predictions ({ds.split}, {names[-1].replace('_', ' ')})": str(dirs[names[-1]])})

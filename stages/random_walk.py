@@ -114,7 +114,8 @@ def run(ctx) -> dict:
             "radius": int(scfg.get("radius", 5)), "beta": float(scfg.get("beta", 10)),
             "steps": 2 ** int(scfg.get("exp_times", 8)), "background": background,
             "bg_mode": "learned" if background == "learned" else scfg.get("bg_mode", "threshold"),
-            "sem_seg_bg_thres": threshold, "provenance": provenance, "provenance_label": provenance_label(provenance)}
+            "sem_seg_bg_thres": threshold, "provenance": provenance, "provenance_label": provenance_label(provenance),
+            "products": {f"pseudo-labels, affinity + random walk ({ds.split})": str(out)}}
 
 
 def outputs(ctx) -> dict:

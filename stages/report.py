@@ -20,27 +20,30 @@ CONFIG_KEYS = ("report",)
 
 
 def stages_before(cfg: Any) -> dict[str, bool | str]:
-    """Every stage before the report, in order -> enabled, or why its module cannot be loaded."""
+    """Every stage before the report, in order -> True when it runs, else why not (disabled in the config,
+    nothing in the data for it, or its module cannot be loaded)."""
     import importlib
 
-    from pipeline.plan import stage_enabled
+    from pipeline.plan import disabled_reason
     from stages import ORDER
 
     out: dict[str, bool | str] = {}
     for name in ORDER[:ORDER.index(NAME)]:
         try:
-            out[name] = stage_enabled(importlib.import_module(f"stages.{name}"), cfg)
+            off = disabled_reason(importlib.import_module(f"stages.{name}"), cfg)
+            out[name] = f"stage '{name}' is disabled ({off})" if off else True
         except Exception as e:  # noqa: BLE001  (the report says so and goes on)
-            out[name] = str(e)
+            out[name] = f"stage module stages.{name} cannot be loaded ({e})"
     return out
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:
-    """Every enabled stage of the pipeline before the report (it reads their results, logs and outputs)."""
-    return tuple(n for n, enabled in stages_before(cfg).items() if enabled is True)
+    """Every stage of the pipeline before the report that runs (it reads their results, logs and outputs)."""
+    return tuple(n for n, runs in stages_before(cfg).items() if runs is True)
 
 
 def run(ctx) -> dict[str, Any]:
     from wsss.report.content import build_report
 
-    return build_report(ctx, stages_before(ctx.cfg))
+    res = build_report(ctx, stages_before(ctx.cfg))
+    return {**res, "products": {"report (open in a browser)": res["html"]}}

@@ -91,7 +91,8 @@ def run(ctx) -> dict[str, Any]:
     if val_ds is not None and val_ds.classes != train_ds.classes:
         raise ValueError(f"val split classes {val_ds.classes} differ from the training split's {train_ds.classes}")
     results = train(ctx.cfg, ctx.work_dir, ctx.out_dir, train_ds, val_ds, logger=ctx.log)
-    return {**(results or {}), "labels_kind": labels_kind(ctx)}
+    return {**(results or {}), "labels_kind": labels_kind(ctx),
+            "products": {"DeepLab checkpoint": str(ctx.out_dir / "model.pth")}}
 
 
 def labels_kind(ctx) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -78,6 +79,12 @@ def test_console_shows_stages_warnings_and_summary_only(run_dir):
     for noise in ("Environment", "Config:", "Hooks will be executed", "pkg_resources is deprecated", "t=0.10  mIoU"):
         assert noise not in text, noise
     assert text.count("stage classify") == 2 and "mIoU_ms_flip=" in text  # start, end with the key metric
+    # where the products are: the last lines of the run
+    outputs = text[text.index("\noutputs:\n"):]
+    for what, path in (("pseudo-labels, affinity + random walk (train)", "random_walk/labels"),
+                       ("DeepLab checkpoint", "segment/model.pth"), ("DeepLab predictions (val, crf)",
+                       "eval_segment/pred"), ("report (open in a browser)", "report/index.html")):
+        assert re.search(rf"{re.escape(what)} +{re.escape(str(work / path))}\n", outputs), (what, outputs)
     assert "mIoU" in (work / "eval_seeds/stage.log").read_text()  # the detail is in the stage's log
     assert list((work / "segment/mmseg").glob("*/*.log"))  # and mmengine's own log keeps its output
 

@@ -209,7 +209,7 @@ def test_report_full(full_report):
     assert "random_walk.exp_times" in text and "2^4 steps spread ~20 cells" in text  # derived settings + why
     assert "12.5" in text and "987" in text and "2048" in text  # wall time / peak memory of the stages
     # disabled / absent things are said to be missing, with why
-    assert "not available: stage &#x27;bao&#x27; is disabled in the config" in text
+    assert "not available: stage &#x27;bao&#x27; is disabled (bao.enabled = False)" in text
     assert "eval_segment.crf = False" in text
     assert any("bao" in m for m in metrics["not_available"])
     # fixed sample + worst pseudo-labels (random walk: the one segment trained on)
@@ -235,7 +235,7 @@ def test_report_partial_run_says_what_is_missing(tmp_path):
     assert "<b>" not in text, "a number was shown for a stage that did not run"
     assert text.count("not available:") >= 8
     assert "stage &#x27;eval_seeds&#x27; has not finished" in text
-    assert "stage &#x27;segment&#x27; is disabled in the config" in text
+    assert "stage &#x27;segment&#x27; is disabled (segment.enabled = False)" in text
     assert m["worst_ids"] == [] and m["sample_ids"] == ["t0", "t1"]
     assert (work / "report/curves_classify.png").is_file() and (work / "report/examples_pseudo.png").is_file()
 

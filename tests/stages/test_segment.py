@@ -167,6 +167,48 @@ def test_eval_gives_miou_json_and_pngs_matching_the_tool(trained):
     assert json.loads((tmp / "tool.json").read_text())["mIoU"] == pytest.approx(res["mIoU_crf"], abs=1e-3), tool.stdout
 
 
+def test_val_split_without_masks_is_predicted_not_scored_and_no_val_split_disables_eval(tmp_path, trained,
+                                                                                      caplog):
+    """Image-level labels only (a label file, no masks): eval_segment used to stop the whole run in its
+    preflight check ('no ground-truth masks to evaluate against'); it now writes the predictions and says they
+    are not scored. Without a val split file the stage has nothing to do: the plan disables it and says why."""
+    from pipeline.plan import disabled_reason
+    from stages import eval_segment
+    from wsss.datasets import read_label_png
+
+    _, root, wd_trained, _, _ = trained
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    val_ids = (data / "ImageSets/Segmentation/val.txt").read_text().split()
+    classes = (data / "classes.txt").read_text().split()
+    labels = {}
+    for i in val_ids:
+        mask = data / "SegmentationClass" / f"{i}.png"
+        labels[i] = [classes[c] for c in np.unique(read_label_png(mask)) if 0 < c < 255]
+        mask.unlink()
+    (data / "labels.json").write_text(json.dumps(labels))
+    cfg = make_cfg(data, tmp_path)
+    cfg.dataset.label_file = "labels.json"
+    wd = tmp_path / "wd"
+    shutil.copytree(wd_trained / "segment", wd / "segment")
+    ctx = StageContext(name="eval_segment", cfg=cfg, work_dir=wd)
+    eval_segment.check(ctx)  # the preflight check passes
+    assert disabled_reason(eval_segment, cfg) is None
+    res = run_stage("eval_segment", cfg, wd)
+    assert res["skipped"] and res["num_images"] == len(val_ids) and "mIoU_crf" not in res
+    assert "split 'val' has no ground-truth masks" in res["reason"] and "not scored" in caplog.text
+    for d in ("pred", "pred_ss", "pred_msf"):
+        assert sorted(p.stem for p in (wd / "eval_segment" / d).glob("*.png")) == sorted(val_ids)
+    assert not (wd / "eval_segment" / "miou.json").exists()
+    assert set(eval_segment.outputs(ctx)) == {wd / "eval_segment" / d / f"{i}.png" for i in val_ids
+                                              for d in ("pred", "pred_ss", "pred_msf")}
+    (data / "ImageSets/Segmentation/val.txt").unlink()
+    assert re.search(r"no val split to predict and evaluate: .*val.txt: split file is missing",
+                     disabled_reason(eval_segment, cfg))
+    cfg.eval_segment.split = "val"  # a split named in the config must exist: not disabled, the stage fails
+    assert disabled_reason(eval_segment, cfg) is None
+
+
 def test_bad_inputs_fail_before_training(tmp_path, trained):
     from wsss.datasets import DatasetError
 

@@ -106,7 +106,34 @@ def test_label_file_without_masks(tmp_path):
     with pytest.raises(DatasetError, match=r"labels.json: image x has label 'cow'"):
         build_dataset(cfg(root, tmp_path, label_file="labels.json"))
     (root / "labels.json").write_text(json.dumps({"x": ["cat"]}))
-    with pytest.raises(DatasetError, match=r"no labels for 1 image"):
+    with pytest.raises(DatasetError, match=r"no labels for 1 image.*no masks to derive them from"):
+        build_dataset(cfg(root, tmp_path, label_file="labels.json"))
+
+
+def test_label_file_for_train_and_masks_for_val_only(tmp_path):
+    """WSSS's usual data: image-level labels for the train images, masks only for the val images, in one VOC
+    folder. The train split used to fail on its 'missing' masks; now it reads as a split without masks."""
+    masks = {"x": blob_mask(8, 8, [(1, 1, 1, 4, 4)]), "y": blob_mask(8, 8, [(2, 1, 1, 4, 4)]),
+             "v": blob_mask(8, 8, [(3, 2, 2, 6, 6)])}
+    root = make_voc_layout(tmp_path / "ds", masks, classes=CLASSES)
+    make_voc_layout(root, {"v": masks["v"]}, split="val", classes=CLASSES)
+    (root / "ImageSets/Segmentation/train.txt").write_text("x\ny\n")
+    for i in ("x", "y"):
+        (root / "SegmentationClass" / f"{i}.png").unlink()
+    (root / "labels.json").write_text(json.dumps({"x": ["cat", "car"], "y": ["dog"]}))
+    train = build_dataset(cfg(root, tmp_path, label_file="labels.json"))
+    assert not train.has_masks and train.label_set("x") == [0, 2] and train.label_set("y") == [1]
+    val = build_dataset(cfg(root, tmp_path, label_file="labels.json"), split="val", require_foreground=False)
+    assert val.has_masks and val.label_set("v") == [2]  # not in the label file: from its mask
+    assert set(np.unique(val.mask("v"))) == {0, 3, 255}
+    # a label file entry wins over the mask (the user's image-level labels are what training reads)
+    (root / "labels.json").write_text(json.dumps({"x": ["cat"], "y": ["dog"], "v": ["cat"]}))
+    val = build_dataset(cfg(root, tmp_path, label_file="labels.json"), split="val", require_foreground=False)
+    assert val.label_set("v") == [0]
+    # some masks of a split present, some not: an error naming the missing one (not a silent label-only split)
+    (root / "SegmentationClass" / "v.png").rename(root / "SegmentationClass" / "x.png")
+    (root / "ImageSets/Segmentation/train.txt").write_text("x\ny\n")
+    with pytest.raises(DatasetError, match=r"y.png: mask of an image listed in .*train.txt is missing"):
         build_dataset(cfg(root, tmp_path, label_file="labels.json"))
 
 

@@ -124,8 +124,10 @@ def _classes_from(spec: Any, root: Path, labelmap: Path | None = None) -> list[s
     return names
 
 
-def _labels_from_file(path: Path, ids: list[str], classes: list[str]) -> dict[str, list[int]]:
-    """Image-level labels from JSON {id: [class names or foreground indices 0..C-1]}."""
+def _labels_from_file(path: Path, ids: list[str], classes: list[str],
+                      from_masks: Mapping[str, list[int]]) -> dict[str, list[int]]:
+    """Image-level labels from JSON {id: [class names or foreground indices 0..C-1]} for the ids it lists; an id
+    it lacks must have a mask (``from_masks``: labels derived from the split's masks, empty without masks)."""
     if not path.is_file():
         raise DatasetError(f"{path}: label file is missing")
     try:
@@ -136,10 +138,11 @@ def _labels_from_file(path: Path, ids: list[str], classes: list[str]) -> dict[st
         raise DatasetError(f"{path}: expected a JSON object {{image_id: [classes]}}")
     index = {n: i - 1 for i, n in enumerate(classes) if i > 0}
     out: dict[str, list[int]] = {}
-    missing = [i for i in ids if i not in data]
+    missing = [i for i in ids if i not in data and i not in from_masks]
     if missing:
-        raise DatasetError(f"{path}: no labels for {len(missing)} image(s) of the split, e.g. {missing[:5]}")
-    for id_ in ids:
+        raise DatasetError(f"{path}: no labels for {len(missing)} image(s) of the split, e.g. {missing[:5]} "
+                           "(and no masks to derive them from)")
+    for id_ in (i for i in ids if i in data):
         fg = []
         for c in data[id_]:
             if isinstance(c, str):
@@ -306,13 +309,16 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
         raise DatasetError(f"{split_file}: split file lists no images")
     img_dir = resolve_path(root, opts["img_dir"], split)
     mask_dir = resolve_path(root, opts["mask_dir"], split) if opts.get("mask_dir") else None
+    label_file = resolve_path(root, opts["label_file"], split) if opts.get("label_file") else None
     if mask_dir is not None and not mask_dir.is_dir():
-        if not opts.get("label_file"):
+        if label_file is None:
             raise DatasetError(f"{mask_dir}: mask folder is missing and no label_file is configured "
                                "(image-level labels come from masks or a label file)")
         mask_dir = None
     ds = SegDataset(root=root, split=split, classes=classes, ids=ids, img_dir=img_dir,
     img_suffix=opts["img_suffix"], mask_dir=mask_dir, mask_suffix=opts["mask_suffix"])
+    if label_file is not None and mask_dir is not None and not any(ds.mask_path(i).is_file() for i in ids):
+        ds.mask_dir = None  # WSSS's usual data: image-level labels for train, masks for val only
     ds.image_files = image_files(img_dir, ids, opts["img_suffix"])
     if check_files:
         missing = [i for i in ids if not ds.image_path(i).is_file()]
@@ -324,7 +330,7 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
             raise DatasetError(f"{ds.image_path(missing[0])}: image listed in {split_file} is missing"
                                + other_suffix_hint(ds.image_path(missing[0]), "img_suffix")
                                + (f" ({len(missing)} missing in all, e.g. {missing[:5]})" if len(missing) > 1 else ""))
-        if mask_dir is not None:
+        if ds.mask_dir is not None:
             missing = [i for i in ids if not ds.mask_path(i).is_file()]
             if missing:
                 raise DatasetError(f"{ds.mask_path(missing[0])}: mask of an image listed in {split_file} is missing"
@@ -338,10 +344,9 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
         table = ColorTable.from_labelmap(read_labelmap(labelmap), classes, labelmap) \
             if labelmap is not None and labelmap.is_file() else ColorTable.voc(len(classes))
         ds.mask_dir, ds.mask_suffix = index_masks(ds, table, cache_dir, workers)
-    if opts.get("label_file"):
-        ds.label_sets = _labels_from_file(resolve_path(root, opts["label_file"], split), ids, classes)
-    else:
-        ds.label_sets = derive_labels(ds, cache_dir, workers)
+    derived = derive_labels(ds, cache_dir, workers) if ds.mask_dir is not None else {}  # validates the masks
+    given = _labels_from_file(label_file, ids, classes, derived) if label_file is not None else {}
+    ds.label_sets = {i: given[i] if i in given else derived[i] for i in ids}
     if require_foreground is None:
         require_foreground = split == opts["train_split"]
     if require_foreground:

@@ -14,8 +14,8 @@ class RunRecord:
     """What the stages of one work dir left behind, with a reason for everything that is not there."""
 
     def __init__(self, ctx: Any, stages: dict[str, bool | str]):
-        """``stages``: every stage before the report, in order -> enabled (True / False), or why its module
-        cannot be loaded (a string); the stage layer supplies it."""
+        """``stages``: every stage before the report, in order -> True when it runs, else why not (a string:
+        disabled, or its module cannot be loaded); the stage layer supplies it."""
         from wsss.report.reading import read_json_or_none
 
         self.ctx, self.cfg, self.work = ctx, ctx.cfg, Path(ctx.work_dir)
@@ -26,13 +26,11 @@ class RunRecord:
         self.enabled: dict[str, bool] = {}
         self.results: dict[str, dict | None] = {}
         self.why: dict[str, str | None] = {}
-        for name, enabled in stages.items():
-            self.enabled[name] = enabled is True
-            if isinstance(enabled, str):  # a stage module that does not import: report it, go on
-                self.results[name], self.why[name] = None, f"stage module stages.{name} cannot be loaded ({enabled})"
-                continue
+        for name, runs in stages.items():
+            self.enabled[name] = runs is True
             if not self.enabled[name]:
-                self.results[name], self.why[name] = None, f"stage '{name}' is disabled in the config"
+                self.results[name], self.why[name] = None, (runs if isinstance(runs, str)
+                                                            else f"stage '{name}' is disabled in the config")
                 continue
             res, why = read_json_or_none(self.work / name / "results.json")
             if res is None:
