@@ -7,13 +7,16 @@ A stage is a module in ``stages/`` with:
 - ``CONFIG_KEYS``: the config keys (top-level sections or dotted keys) its outputs depend on; a change in any
   of them, in the data it reads, in an input stage, or in its code (its module and the project modules it
   imports, found by ``pipeline.fingerprint``) makes it stale;
-- ``run(ctx) -> dict | None``: does the work, returns metrics for ``results.json``;
+- ``run(ctx) -> dict | None``: does the work, returns metrics for ``results.json`` (``products``: {what: path}
+  of what a user comes for, listed at the end of the run; ``skipped`` + ``reason``: nothing could be scored);
 - optionally ``data_splits(cfg)``: the dataset splits it reads ('train' / 'val' or split names; default: the
   train split, plus the ``split`` of its section or of ``seeds``, for a stage with ``dataset`` in CONFIG_KEYS);
 - optionally ``config_files(cfg) -> {label: content}``: the content of files the config only names (segment's
   mmseg model config, as a dict), digested into the fingerprint with the config keys under those labels;
 - optionally ``outputs(ctx) -> {path: kind}``: the files it promises, checked before reuse (``pipeline.verify``);
 - optionally ``check(ctx)``: a fast check of its input run before any stage runs (e.g. the val masks);
+- optionally ``unavailable(cfg) -> str | None``: why the data gives it nothing to do (eval_segment without a val
+  split file); the plan then disables it with that reason, as ``<NAME>.enabled=False`` does;
 - optionally ``progress(ctx) -> (done, total)``: per-item progress, for ``status`` ("partial n of N").
 
 Stages write every file atomically and skip per-item outputs that exist, so a killed stage resumes.
