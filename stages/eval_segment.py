@@ -124,13 +124,14 @@ def run(ctx) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     if not ctx.is_main:  # for_each_item waited for every rank's shard; rank 0 scores them all
         return {}
+    final_dir = dirs[names[-1]]
+    products = {f"DeepLab predictions ({ds.split}, {names[-1].replace('_', ' ')})": str(final_dir)}
     if not ds.has_masks:
-        msg = (f"split '{ds.split}' has no ground-truth masks: the {len(ds.ids)} predictions are in "
-               f"{dirs[names[-1]]}, not scored")
+        msg = (f"split '{ds.split}' has no ground-truth masks: the {len(ds.ids)} predictions are in {final_dir}, "
+               "not scored")
         ctx.log.warning("eval_segment: %s", msg)
         return {"skipped": True, "reason": msg, "split": ds.split, "num_images": len(ds.ids),
-                "pred_dir": str(dirs[names[-1]]), "eval_seconds": round(seconds, 1),
-                "products": {f"DeepLab predictions ({ds.split}, {names[-1].replace('_', ' ')})": str(dirs[names[-1]])}}
+                "pred_dir": str(final_dir), "eval_seconds": round(seconds, 1), "products": products}
 
     from wsss.datasets import read_label_png
 
@@ -165,5 +166,4 @@ def run(ctx) -> dict[str, Any]:
     rows = [{"name": f"final DeepLab, {n.replace('_', ' ')} ({ds.split})", "mIoU": results[n]["mIoU"], "kind": kind}
             for n in names]
     return dict(summary, split=ds.split, num_images=len(ds.ids), eval_seconds=round(seconds, 1),
-                labels_kind=kind, rows=rows,
-                products={f"DeepLab predictions ({ds.split}, {names[-1].replace('_', ' ')})": str(dirs[names[-1]])})
+                labels_kind=kind, rows=rows, products=products)
