@@ -240,6 +240,22 @@ def test_report_partial_run_says_what_is_missing(tmp_path):
     assert (work / "report/curves_classify.png").is_file() and (work / "report/examples_pseudo.png").is_file()
 
 
+def test_unscored_val_predictions_are_shown_with_the_reason(tmp_path):
+    """A val split without masks: eval_segment writes predictions and no score. The report shows them (it used
+    to show nothing of a skipped eval_segment) and says why there is no mIoU."""
+    root, work = build_work(tmp_path)
+    (work / "eval_segment/miou.json").unlink()
+    reason = "split 'val' has no ground-truth masks: the 3 predictions are in .../pred, not scored"
+    atomic_write_json(work / "eval_segment/results.json", {"skipped": True, "reason": reason, "split": "val",
+                                                           "num_images": 3, "pred_dir": str(work / "eval_segment/pred"),
+                                                           "wall_s": 4.0, "peak_rss_mb": 1500.0})
+    m = report.run(make_ctx(tmp_path, work, root))
+    text = (work / "report/index.html").read_text(encoding="utf-8")
+    assert (work / "report/examples_pred.png").is_file() and m["pred_sample_ids"] == ["v0", "v1"]
+    assert "not scored" in text and "final DeepLab, multi-scale + flip: stage 'eval_segment' skipped" in " ".join(
+        m["not_available"])
+
+
 def test_unreadable_pseudo_labels_are_counted_not_dropped(tmp_path):
     """A damaged label file used to vanish from the worst-images ranking; now it is counted and named."""
     root, work = build_work(tmp_path)

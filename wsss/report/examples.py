@@ -174,7 +174,8 @@ def example_rows(run: RunRecord, out: Path, rcfg: dict) -> tuple[list[str], dict
     info.update(split=ds.split, sample_ids=first, worst_ids=worst, worst_source=src, seed_threshold=t)
 
     pred_res = run.results.get("eval_segment") or {}
-    pred_split = pred_res.get("split") if run.ok("eval_segment") else None
+    # predictions written but not scored (a val split without masks) are shown too
+    pred_split = pred_res.get("split") if run.ok("eval_segment") or pred_res.get("pred_dir") else None
     pred_dir = run.work / "eval_segment" / "pred"
     columns = ["image", f"seed, t={f(t)} ({t_note})"]
     sources = []
@@ -214,7 +215,7 @@ def example_rows(run: RunRecord, out: Path, rcfg: dict) -> tuple[list[str], dict
         notes.append("seeds: " + run.na("seed column", run.reason("seeds")))
     if not with_pred:
         why = (run.reason("eval_segment") if pred_split is None
-               else f"the segmentation model was evaluated on split '{pred_split}' (see below)")
+               else f"the segmentation model predicted split '{pred_split}' (see below)")
         notes.append("Predictions for this split: " + run.na("predictions on the seed split", why))
     if rows:
         contact_sheet(out / "examples_pseudo.png", columns, rows, f"split '{ds.split}'")
