@@ -110,6 +110,37 @@ def test_label_file_without_masks(tmp_path):
         build_dataset(cfg(root, tmp_path, label_file="labels.json"))
 
 
+def test_irn_and_psa_cls_labels_npy(tmp_path):
+    """Researchers bring IRN's / PSA's voc12/cls_labels.npy (a pickled dict of 20-dim multi-hot vectors; IRN keys
+    ids by their digits). Written here as their make_cls_labels.py writes it (np.save of the dict)."""
+    import shutil
+
+    ids = {"2007_000032": [0, 14], "2008_000123": [11]}  # aeroplane + person; dog
+    masks = {i: blob_mask(8, 8, [(1, 1, 1, 4, 4)]) for i in ids}
+    root = make_voc_layout(tmp_path / "VOC2012", masks)
+    shutil.rmtree(root / "SegmentationClass")
+
+    def vec(fg):
+        v = np.zeros(20, np.float32)
+        v[fg] = 1
+        return v
+
+    np.save(root / "cls_labels.npy", {int(i.replace("_", "")): vec(fg) for i, fg in ids.items()})  # IRN
+    ds = build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c"), mask_dir=None,
+                            label_file="cls_labels.npy"))
+    assert {i: ds.label_set(i) for i in ds.ids} == ids
+    np.save(root / "psa.npy", {i: vec(fg) for i, fg in ids.items()})  # PSA / SEAM: string keys
+    ds = build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c"), label_file="psa.npy"))
+    assert {i: ds.label_set(i) for i in ds.ids} == ids and not ds.has_masks
+    np.save(root / "bad.npy", {i: np.zeros(5, np.float32) for i in ids})
+    with pytest.raises(DatasetError, match=r"bad.npy: image 2007_000032 has a label vector of 5 values; the "
+                                           r"dataset has 20 foreground classes"):
+        build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c"), label_file="bad.npy"))
+    np.save(root / "array.npy", np.zeros((2, 20)))
+    with pytest.raises(DatasetError, match=r"array.npy: expected IRN's cls_labels.npy"):
+        build_dataset(dict(type="voc", root=str(root), cache_dir=str(tmp_path / "c"), label_file="array.npy"))
+
+
 def test_label_file_for_train_and_masks_for_val_only(tmp_path):
     """WSSS's usual data: image-level labels for the train images, masks only for the val images, in one VOC
     folder. The train split used to fail on its 'missing' masks; now it reads as a split without masks."""

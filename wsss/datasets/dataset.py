@@ -124,16 +124,44 @@ def _classes_from(spec: Any, root: Path, labelmap: Path | None = None) -> list[s
     return names
 
 
+def _read_cls_labels_npy(path: Path, num_fg: int) -> dict[str, list[int]]:
+    """IRN's / PSA's ``cls_labels.npy``: a pickled dict {id: multi-hot vector over the foreground classes}, written
+    by their ``make_cls_labels.py``. IRN keys an id by its digits (2007000032 for 2007_000032): an integer key is
+    decoded as IRN's ``decode_int_filename`` does; PSA's string keys are ids as they are."""
+    try:
+        data = np.load(path, allow_pickle=True)  # the user's own file, named in the config
+        data = data.item() if data.dtype == object and data.shape == () else None
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot read as a .npy label file ({e})") from None
+    if not isinstance(data, Mapping):
+        raise DatasetError(f"{path}: expected IRN's cls_labels.npy, a dict {{image_id: multi-hot vector}}")
+    out: dict[str, list[int]] = {}
+    for key, vec in data.items():
+        if isinstance(key, (int, np.integer)):
+            digits = str(int(key))
+            key = f"{digits[:4]}_{digits[4:]}"
+        vec = np.asarray(vec).reshape(-1)
+        if vec.size != num_fg:
+            raise DatasetError(f"{path}: image {key} has a label vector of {vec.size} values; the dataset has "
+                               f"{num_fg} foreground classes")
+        out[str(key)] = np.flatnonzero(vec > 0.5).tolist()
+    return out
+
+
 def _labels_from_file(path: Path, ids: list[str], classes: list[str],
                       from_masks: Mapping[str, list[int]]) -> dict[str, list[int]]:
-    """Image-level labels from JSON {id: [class names or foreground indices 0..C-1]} for the ids it lists; an id
-    it lacks must have a mask (``from_masks``: labels derived from the split's masks, empty without masks)."""
+    """Image-level labels from JSON {id: [class names or foreground indices 0..C-1]} (or IRN's cls_labels.npy)
+    for the ids it lists; an id it lacks must have a mask (``from_masks``: labels derived from the split's masks,
+    empty without masks)."""
     if not path.is_file():
         raise DatasetError(f"{path}: label file is missing")
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    if path.suffix.lower() == ".npy":
+        data: Any = _read_cls_labels_npy(path, len(classes) - 1)
+    else:
+        try:
+            data = json.loads(read_text(path))
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, Mapping):
         raise DatasetError(f"{path}: expected a JSON object {{image_id: [classes]}}")
     index = {n: i - 1 for i, n in enumerate(classes) if i > 0}
