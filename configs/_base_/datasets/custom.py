@@ -2,7 +2,8 @@
 #   <root>/JPEGImages/<id>.jpg (img_suffix 'auto': .jpg, .JPG, .jpeg, .png, ... whichever is there),
 #   <root>/SegmentationClass/<id>.png (optional: for evaluation / labels),
 #   <root>/ImageSets/Segmentation/{train,val}.txt, <root>/classes.txt (first line 'background').
-# Without masks, give image-level labels in a JSON file {id: [class names]} with label_file=...
+# Without masks (or with masks for val only), give image-level labels in a JSON file {id: [class names]} with
+# label_file=... (or IRN's / PSA's cls_labels.npy); README "Datasets".
 # Colour masks (RGB PNGs) are decoded with the VOC colours of classes.txt, or with <root>/labelmap.txt (CVAT /
 # Datumaro 'name:r,g,b::' lines; its names are the classes when there is no classes.txt); README "Datasets".
 dataset = dict(
