@@ -48,10 +48,6 @@ def disabled_reason(module: ModuleType, cfg: Config) -> str | None:
     return module.unavailable(cfg) if hasattr(module, "unavailable") else None
 
 
-def stage_enabled(module: ModuleType, cfg: Config) -> bool:
-    return disabled_reason(module, cfg) is None
-
-
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parent.parent

@@ -44,7 +44,6 @@ from .plan import (  # noqa: F401
     git_commit,
     plan_stages,
     read_manifest,
-    stage_enabled,
     stage_inputs,
     stage_name,
 )
