@@ -5,8 +5,9 @@
 classify = dict(
     method="bas",  # 'bas' (foreground generator + background activation suppression) or 'cam' (plain CAM)
     backbone="resnet50",  # resnet50 / resnet101 / resnet18 / resnet34 (layer4 dilated) or mobilenet_v2; stride 16
-    # True = torchvision ImageNet weights from torch.hub's cache (never downloaded; absent -> warning + random
-    # init; tools/get_pretrained.py puts them there), False = random init, or a path to a torchvision state dict
+    # True = torchvision ImageNet weights from torch.hub's cache (downloaded there when missing; offline and
+    # absent: an error naming the file, before any stage runs; tools/get_pretrained.py places MobileNetV2's),
+    # False = random init (a warning, and the results say so), or a path to a torchvision state dict
     pretrained=True,
     classes=None,  # optional: the class names this run expects; checked against the dataset at start
     # loss = cls + 0.2 * fg_guidance + 1.0 * bas + 1.2 * area (VOC). The area weight interacts with object size:
