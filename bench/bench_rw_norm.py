@@ -1,0 +1,80 @@
+"""Random walk with the learned background: class maps normalised by their global max (today, IRN's rule) vs
+each class by its own max, on the outputs of a finished run (its seeds, BAO background and affinity net).
+
+One walk per image (the stage's own functions); both label maps derived from the same walked scores; mIoU on the
+train images minus the calibration split (what eval_pseudo reports), with per-class IoU and recall. The 'global'
+row must equal the run's own random_walk labels ('stored'), which checks the reproduction.
+
+    python bench/bench_rw_norm.py --root /tmp/d/realcut_480 --work W [--config configs/custom/bas_irn_cpu.py]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import stages  # noqa: F401  (registers the dataset hooks)
+from pipeline.config import load_config
+from pipeline.stage import data_hooks
+from wsss.affinity import pair_offsets
+from wsss.background import load_background
+from wsss.maps import load_image_seeds
+from wsss.metrics import ConfusionMatrix, summarize
+from wsss.models.affinity_net import load_affinity_net
+from wsss.random_walk import random_walk, scores_to_labels, seed_scores
+from wsss.transforms import to_tensor
+
+
+def per_class_max(walked: np.ndarray) -> np.ndarray:
+    """The walked scores with each class channel (not the background, channel 0) divided by its own max."""
+    out = walked.copy()
+    fg = out[1:]
+    out[1:] = fg / np.maximum(fg.reshape(len(fg), -1).max(1), 1e-5)[:, None, None]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--work", required=True, type=Path, help="work dir of a finished run (learned background)")
+    ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
+    args = ap.parse_args()
+    cfg = load_config(args.config, {"dataset.root": args.root})
+    ds = data_hooks().dataset(cfg.dataset)
+    calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
+    ids = [i for i in ds.ids if i not in calib and ds.label_set(i)]
+    walk = json.loads((args.work / "random_walk/results.json").read_text())
+    radius, exp_times = int(walk["radius"]), int(np.log2(walk["steps"]))
+    model = load_affinity_net(args.work / "affinity/model.pth", dict(cfg.classify), ds.num_fg).eval()
+    confs = {name: ConfusionMatrix(ds.num_classes) for name in ("global", "per_class", "stored")}
+    t0 = time.time()
+    for id_ in ids:
+        image, seeds = load_image_seeds(ds, id_, args.work / "seeds/maps")
+        background = load_background(args.work / "bao", id_, seeds.size)
+        with torch.no_grad():
+            aff = model.infer(to_tensor(image), radius, flip=True)[0]
+            maps = seed_scores(seeds.stride4, tuple(aff.shape[-2:]), None, "learned", 1.0, 1.0, background,
+                               model.grid_stride)
+            walked = random_walk(torch.from_numpy(maps), aff, pair_offsets(radius), float(walk["beta"]),
+                                 exp_times).numpy()
+        gt = ds.mask(id_)
+        for name, scores in (("global", walked), ("per_class", per_class_max(walked))):
+            confs[name].update(scores_to_labels(scores, seeds.keys, image.shape[:2], model.grid_stride, "learned",
+                                                0.0, None, seeds.size), gt)
+        confs["stored"].update(np.asarray(Image.open(args.work / "random_walk/labels" / f"{id_}.png")), gt)
+    print(f"{len(ids)} images, {time.time() - t0:.0f} s; classes {list(ds.classes)}")
+    for name, conf in confs.items():
+        s = summarize(conf, list(ds.classes))
+        print(f"{name:9s} mIoU {s['mIoU']:.2f}  IoU {[round(x, 1) for x in s['iou']]}  "
+              f"recall {[round(x, 1) for x in s['recall']]}")
+
+
+if __name__ == "__main__":
+    main()
