@@ -1,9 +1,10 @@
 """Random walk with the learned background: class maps normalised by their global max (today, IRN's rule) vs
 each class by its own max, on the outputs of a finished run (its seeds, BAO background and affinity net).
 
-One walk per image (the stage's own functions); both label maps derived from the same walked scores; mIoU on the
-train images minus the calibration split (what eval_pseudo reports), with per-class IoU and recall. The 'global'
-row must equal the run's own random_walk labels ('stored'), which checks the reproduction.
+One walk per image (the stage's own `walk_scores`, with the config's random_walk section); both label maps
+derived from the same walked scores; mIoU on the train images minus the calibration split (what eval_pseudo
+reports), with per-class IoU and recall. The 'global' row must equal the run's own random_walk labels ('stored'),
+which checks the reproduction.
 
     python bench/bench_rw_norm.py --root /tmp/d/realcut_480 --work W [--config configs/custom/bas_irn_cpu.py]
 """
@@ -23,13 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import stages  # noqa: F401  (registers the dataset hooks)
 from pipeline.config import load_config
 from pipeline.stage import data_hooks
-from wsss.affinity import pair_offsets
+from stages.random_walk import walk_scores
 from wsss.background import load_background
 from wsss.maps import load_image_seeds
 from wsss.metrics import ConfusionMatrix, summarize
 from wsss.models.affinity_net import load_affinity_net
-from wsss.random_walk import random_walk, scores_to_labels, seed_scores
-from wsss.transforms import to_tensor
+from wsss.random_walk import scores_to_labels
 
 
 def per_class_max(walked: np.ndarray) -> np.ndarray:
@@ -50,8 +50,7 @@ def main() -> None:
     ds = data_hooks().dataset(cfg.dataset)
     calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
     ids = [i for i in ds.ids if i not in calib and ds.label_set(i)]
-    walk = json.loads((args.work / "random_walk/results.json").read_text())
-    radius, exp_times = int(walk["radius"]), int(np.log2(walk["steps"]))
+    rw_cfg = dict(cfg.random_walk)  # its 'auto' values resolved from the same data, as in the run
     model = load_affinity_net(args.work / "affinity/model.pth", dict(cfg.classify), ds.num_fg).eval()
     confs = {name: ConfusionMatrix(ds.num_classes) for name in ("global", "per_class", "stored")}
     t0 = time.time()
@@ -59,14 +58,10 @@ def main() -> None:
         image, seeds = load_image_seeds(ds, id_, args.work / "seeds/maps")
         background = load_background(args.work / "bao", id_, seeds.size)
         with torch.no_grad():
-            aff = model.infer(to_tensor(image), radius, flip=True)[0]
-            maps = seed_scores(seeds.stride4, tuple(aff.shape[-2:]), None, "learned", 1.0, 1.0, background,
-                               model.grid_stride)
-            walked = random_walk(torch.from_numpy(maps), aff, pair_offsets(radius), float(walk["beta"]),
-                                 exp_times).numpy()
+            walked, walked_size = walk_scores(model, image, seeds, rw_cfg, torch.device("cpu"), background)
         gt = ds.mask(id_)
         for name, scores in (("global", walked), ("per_class", per_class_max(walked))):
-            confs[name].update(scores_to_labels(scores, seeds.keys, image.shape[:2], model.grid_stride, "learned",
+            confs[name].update(scores_to_labels(scores, seeds.keys, walked_size, model.grid_stride, "learned",
                                                 0.0, None, seeds.size), gt)
         confs["stored"].update(np.asarray(Image.open(args.work / "random_walk/labels" / f"{id_}.png")), gt)
     print(f"{len(ids)} images, {time.time() - t0:.0f} s; classes {list(ds.classes)}")

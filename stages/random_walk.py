@@ -32,16 +32,15 @@ def inputs(cfg: Any) -> tuple[str, ...]:
 _MODEL: dict[int, Any] = {}  # pid -> model: loaded lazily once per worker process (fork-safe)
 
 
-def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
-               bg_threshold: float | None = None) -> Any:
-    """The label map of one image: affinities, sparse random walk, background, argmax.
-    ``background``: the learned HxW background map (bg_mode 'learned'); ``bg_threshold``: the resolved
-    threshold (default ``scfg.sem_seg_bg_thres``)."""
+def walk_scores(model, image, seeds, scfg: dict, device, background: Any = None) -> tuple[Any, tuple[int, int]]:
+    """The walked scores (C, h, w) on the affinity grid of one image, and the (H, W) of the image the walk ran on
+    (smaller than the seeds' size when ``max_image_side`` bounds it): affinities, seed scores, sparse walk.
+    ``background``: the learned HxW background map (bg_mode 'learned'; walked as the first channel)."""
     import numpy as np
     import torch
 
     from wsss.affinity import pair_offsets
-    from wsss.random_walk import random_walk, scores_to_labels, seed_scores
+    from wsss.random_walk import random_walk, seed_scores
     from wsss.transforms import resize_long, to_tensor
 
     radius = int(scfg.get("radius", 5))
@@ -60,11 +59,23 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
                        float(scfg.get("bg_power", 1.0)), float(scfg.get("seed_power", 1.0)), background, stride)
     walked = random_walk(torch.from_numpy(maps).to(device), aff, pair_offsets(radius), float(scfg.get("beta", 10)),
                          int(scfg.get("exp_times", 8)))
+    return walked.cpu().numpy().astype(np.float32), image.shape[:2]
+
+
+def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
+               bg_threshold: float | None = None) -> Any:
+    """The label map of one image: :func:`walk_scores`, background, argmax.
+    ``background``: the learned HxW background map (bg_mode 'learned'); ``bg_threshold``: the resolved
+    threshold (default ``scfg.sem_seg_bg_thres``)."""
+    from wsss.random_walk import scores_to_labels
+
+    bg_mode = "learned" if background is not None else scfg.get("bg_mode", "threshold")
+    walked, walked_size = walk_scores(model, image, seeds, scfg, device, background)
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
     if bg_threshold is None:  # only the 'threshold' mode reads it (a resolved number; 'calib' is resolved in run)
         bg_threshold = float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_mode == "threshold" else 0.0
-    return scores_to_labels(walked.cpu().numpy().astype(np.float32), seeds.keys, image.shape[:2], stride, bg_mode,
-                            bg_threshold, ignore, out_size=seeds.size)
+    return scores_to_labels(walked, seeds.keys, walked_size, model.grid_stride, bg_mode, bg_threshold, ignore,
+                            out_size=seeds.size)
 
 
 def run(ctx) -> dict:
