@@ -120,19 +120,37 @@ def seed_scores(seeds: np.ndarray, grid: tuple[int, int], stride: int | None = N
     return x.numpy()
 
 
+CLASS_NORMS = ("global", "per_class")
+
+
+def _max_normalised(maps: Tensor, class_norm: str) -> Tensor:
+    """Class maps (K, H, W) divided by their global max ('global') or each by its own max ('per_class')."""
+    if not len(maps):
+        return maps
+    if class_norm == "global":
+        return maps / maps.max().clamp(min=1e-5)
+    return maps / maps.flatten(1).max(1).values.clamp(min=1e-5)[:, None, None]
+
+
 def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int], stride: int,
                      bg_mode: str = "threshold", bg_threshold: float = 0.25,
-                     ignore_below: float | None = None, out_size: tuple[int, int] | None = None) -> np.ndarray:
+                     ignore_below: float | None = None, out_size: tuple[int, int] | None = None,
+                     class_norm: str = "global") -> np.ndarray:
     """Walked scores on the grid -> full-resolution uint8 label map (labels ``key + 1``, 0 = background).
 
     Upsampled by ``stride`` and cropped to ``size`` (IRN: cell i covers pixels [s*i, s*i + s)), the size of the
     image the walk ran on; then bilinearly resized to ``out_size`` when the walk ran on a scaled-down image.
-    ``'threshold'`` (IRN): divide by the global max, prepend the constant ``bg_threshold``.
+    ``'threshold'`` (IRN): divide the classes by their max, prepend the constant ``bg_threshold``.
     ``'power'``: the walked background channel is the first one; channels are normalised per pixel.
     ``'learned'``: the walked learned background is the first channel, divided by its own max; the classes by
-    their global max (IRN's normalisation); argmax: no threshold.
+    their max; argmax: no threshold.
+    ``class_norm`` (threshold and learned modes): ``'global'`` divides all class maps by their one global max
+    (IRN), so a class that walked weakly beside a strong one can fall below the background everywhere;
+    ``'per_class'`` divides each class map by its own max, as the seeds (CAMs) are before the walk.
     ``ignore_below``: pixels whose winning score is below it become 255 (keep low confidence as ignore).
     """
+    if class_norm not in CLASS_NORMS:
+        raise ValueError(f"random_walk.class_norm must be one of {CLASS_NORMS}, got {class_norm!r}")
     x = torch.from_numpy(np.ascontiguousarray(walked, np.float32))[None]
     gh, gw = x.shape[-2:]
     if gh * stride < size[0] or gw * stride < size[1]:
@@ -143,15 +161,12 @@ def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int]
         x = F.interpolate(x[None], size=tuple(out_size), mode="bilinear", align_corners=False)[0]
         size = tuple(out_size)
     if bg_mode == "threshold":
-        x = x / x.max().clamp(min=1e-5) if len(x) else x
-        x = torch.cat([torch.full((1, *size), float(bg_threshold)), x])
+        x = torch.cat([torch.full((1, *size), float(bg_threshold)), _max_normalised(x, class_norm)])
     elif bg_mode == "learned":
         if len(x) < 1:
             raise ValueError("bg_mode='learned': the walked scores have no background channel")
         bg, fg = x[:1], x[1:]
-        bg = bg / bg.max().clamp(min=1e-5)
-        fg = fg / fg.max().clamp(min=1e-5) if len(fg) else fg
-        x = torch.cat([bg, fg])
+        x = torch.cat([bg / bg.max().clamp(min=1e-5), _max_normalised(fg, class_norm)])
     else:
         x = x / x.sum(0, keepdim=True).clamp(min=1e-5)
     score, idx = x.max(0)

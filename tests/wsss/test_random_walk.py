@@ -109,3 +109,25 @@ def test_learned_background_walks_and_decides_without_a_threshold():
     assert (labels[:, :4] == 4).all() and (labels[:, 4:] == 0).all()  # the threshold argument is not used
     with pytest.raises(ValueError, match="needs the learned background map"):
         seed_scores(seeds, (4, 4), 2, "learned")
+
+
+def test_class_norm_per_class_keeps_a_weakly_walked_class():
+    """class_norm: a class whose walked peak (0.3) is a third of another's (0.9) falls below a learned background
+    of 0.6 under the global max (IRN) and keeps its pixels when each class is divided by its own max."""
+    walked = np.zeros((3, 4, 6), np.float32)
+    walked[0] = 0.6  # learned background: 0.6 under both classes ...
+    walked[0, :, 2:4] = 1.0  # ... its max in the gap between them
+    walked[1, :, :2] = 0.9  # strong class on the left
+    walked[2, :, 4:] = 0.3  # weak class on the right
+    keys = np.array([0, 4])
+    glob = scores_to_labels(walked, keys, (4, 6), 1, "learned", class_norm="global")
+    per = scores_to_labels(walked, keys, (4, 6), 1, "learned", class_norm="per_class")
+    assert (glob[:, :2] == 1).all() and (glob[:, 2:] == 0).all()  # weak class: 0.3 / 0.9 < 0.6, lost
+    assert (per[:, :2] == 1).all() and (per[:, 2:4] == 0).all() and (per[:, 4:] == 5).all()  # 1.0 > 0.6
+    # threshold mode (IRN's constant, 0.5 here): the same loss under 'global', kept under 'per_class'
+    t_glob = scores_to_labels(walked[1:], keys, (4, 6), 1, "threshold", 0.5, class_norm="global")
+    t_per = scores_to_labels(walked[1:], keys, (4, 6), 1, "threshold", 0.5, class_norm="per_class")
+    assert (t_glob[:, :2] == 1).all() and (t_glob[:, 2:] == 0).all()
+    assert (t_per[:, :2] == 1).all() and (t_per[:, 2:4] == 0).all() and (t_per[:, 4:] == 5).all()
+    with pytest.raises(ValueError, match="class_norm"):
+        scores_to_labels(walked, keys, (4, 6), 1, "learned", class_norm="local")
