@@ -1,10 +1,11 @@
-"""Random walk with the learned background: class maps normalised by their global max (today, IRN's rule) vs
-each class by its own max, on the outputs of a finished run (its seeds, BAO background and affinity net).
+"""Random walk with the learned background: `random_walk.class_norm` 'global' (class maps divided by their global
+max, IRN's rule) vs 'per_class' (each class by its own max), on the outputs of a finished run (its seeds, BAO
+background and affinity net).
 
 One walk per image (the stage's own `walk_scores`, with the config's random_walk section); both label maps
 derived from the same walked scores; mIoU on the train images minus the calibration split (what eval_pseudo
-reports), with per-class IoU and recall. The 'global' row must equal the run's own random_walk labels ('stored'),
-which checks the reproduction.
+reports), with per-class IoU and recall. The row of the run's own class_norm must equal its random_walk labels
+('stored'), which checks the reproduction.
 
     python bench/bench_rw_norm.py --root /tmp/d/realcut_480 --work W [--config configs/custom/bas_irn_cpu.py]
 """
@@ -32,14 +33,6 @@ from wsss.models.affinity_net import load_affinity_net
 from wsss.random_walk import scores_to_labels
 
 
-def per_class_max(walked: np.ndarray) -> np.ndarray:
-    """The walked scores with each class channel (not the background, channel 0) divided by its own max."""
-    out = walked.copy()
-    fg = out[1:]
-    out[1:] = fg / np.maximum(fg.reshape(len(fg), -1).max(1), 1e-5)[:, None, None]
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", required=True)
@@ -60,9 +53,9 @@ def main() -> None:
         with torch.no_grad():
             walked, walked_size = walk_scores(model, image, seeds, rw_cfg, torch.device("cpu"), background)
         gt = ds.mask(id_)
-        for name, scores in (("global", walked), ("per_class", per_class_max(walked))):
-            confs[name].update(scores_to_labels(scores, seeds.keys, walked_size, model.grid_stride, "learned",
-                                                0.0, None, seeds.size), gt)
+        for name in ("global", "per_class"):
+            confs[name].update(scores_to_labels(walked, seeds.keys, walked_size, model.grid_stride, "learned",
+                                                0.0, None, seeds.size, class_norm=name), gt)
         confs["stored"].update(np.asarray(Image.open(args.work / "random_walk/labels" / f"{id_}.png")), gt)
     print(f"{len(ids)} images, {time.time() - t0:.0f} s; classes {list(ds.classes)}")
     for name, conf in confs.items():
