@@ -69,6 +69,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "crf.bg": ("threshold", "power"),
     "random_walk.bg_mode": ("threshold", "power"),
     "random_walk.seed_source": ("stride4", "high"),
+    "random_walk.class_norm": (None, "global", "per_class"),
     "bao.infer_with": ("teacher", "student"),
     "bao.freeze_backbone": (False, True, "mid", "all"),
 }

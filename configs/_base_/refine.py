@@ -75,8 +75,10 @@ random_walk = dict(
     bg_power=1.0,  # 'power' mode: bg = (1 - max_k s_k) ** bg_power
     seed_power=1.0,  # seed maps ** seed_power before the walk (BAS: 1.5)
     # walked class maps before the argmax with the background: 'global' divides them by their one max (IRN);
-    # 'per_class' each by its own max (a class that walked weakly beside a strong one keeps its pixels)
-    class_norm="global",
+    # 'per_class' each by its own max (a class that walked weakly beside a strong one keeps its pixels). None:
+    # 'per_class' with the learned background (final DeepLab +2.0 / +5.3 mIoU on realcut_small / realcut_480,
+    # bench/README.md "Random walk: each class by its own max"), 'global' with IRN's threshold (set for it)
+    class_norm=None,
     seed_source="stride4",  # 'stride4': the seeds' stride-4 maps (IRN's cam); 'high': full-res maps pooled to the grid
     flip=True,  # affinities averaged over the image and its mirror
     keep_low_confidence_as_ignore=False,  # 255 where the winning score < ignore_threshold

@@ -154,17 +154,20 @@ def test_ir_labels_affinity_random_walk_learned(base):
     for k, lab in labs.items():
         assert set(np.unique(lab)) <= set(np.unique(MASKS[k])) | {0}
     assert miou_vs_masks(labs) > 40
-    # class_norm='per_class' runs through the stage (same walk, each class by its own max: no fewer class pixels)
-    pctx = make_ctx(base, "random_walk", work="work_pc", random_walk=dict(class_norm="per_class"))
-    pctx.work_dir.mkdir()
+    # class_norm None -> 'per_class' with the learned background; 'global' (IRN) divides all classes by one max:
+    # the same walk, so each class keeps no more pixels than under 'per_class'
+    assert out["class_norm"] == "per_class"
+    gctx = make_ctx(base, "random_walk", work="work_global", random_walk=dict(class_norm="global"))
+    gctx.work_dir.mkdir()
     for s in ("seeds", "bao", "affinity"):
-        (pctx.work_dir / s).symlink_to(base / "work" / s)
-    assert random_walk.run(pctx)["class_norm"] == "per_class"
-    for k, lab in labels_of(pctx.out_dir / "labels").items():
+        (gctx.work_dir / s).symlink_to(base / "work" / s)
+    assert random_walk.run(gctx)["class_norm"] == "global"
+    for k, lab in labels_of(gctx.out_dir / "labels").items():
         assert set(np.unique(lab)) <= set(np.unique(MASKS[k])) | {0}
-        assert (lab > 0).sum() >= (labs[k] > 0).sum()
+        for c in set(np.unique(lab)) - {0}:
+            assert (lab == c).sum() <= (labs[k] == c).sum()
     bad = make_ctx(base, "random_walk", work="work_bad", random_walk=dict(class_norm="local"))
-    with pytest.raises(ValueError, match="random_walk.class_norm must be one of"):
+    with pytest.raises(ValueError, match="random_walk.class_norm must be None or one of"):
         random_walk.run(bad)
 
     # eval_pseudo labels both paths ground-truth-free
