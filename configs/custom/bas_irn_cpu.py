@@ -12,6 +12,9 @@
 #   real photos: on realcut the ground-truth curve was still rising at 20 (bench/README, "realcut end to end").
 # - segment.ratio_range and eval_segment.scales: the demo config's values, kept as they are (not compared against
 #   others on any dataset).
+# - random_walk.class_norm (base default: each walked class map by its own max with the learned background): chosen
+#   with the ground truth of two realcut benchmark datasets, by the final DeepLab's val mIoU (bench/README.md,
+#   "Random walk: each class by its own max"), none of your data;
 # - auto_limits.max_side 320 (the base: 512, the published VOC sizes): a bound on the cost, not a quality choice.
 #   On 2 cores the BAS classifier step at VOC size (512 resize, 448 crop, batch 16) took ~11 s, at 320 / 288 2.2 s.
 #   Images whose median long side is at most 320 px (the demo, realcut) get the same values as without the bound;
