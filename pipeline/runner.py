@@ -48,7 +48,7 @@ from .plan import (  # noqa: F401
     stage_name,
 )
 from .stage import StageContext
-from .summary import _brief, _write_summary, rows_table  # noqa: F401  (re-exported)
+from .summary import _brief, _write_summary, rows_table, with_stage_relative_products  # noqa: F401  (re-exported)
 
 log = logging.getLogger("wsss")
 
@@ -149,7 +149,7 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
     if p.action in ("skip", "disabled"):
         log.info("stage %-12s %s (%s)", p.name, "skipped" if p.action == "skip" else "disabled", p.reason)
         prev = read_json(out_dir / "results.json") if (out_dir / "results.json").is_file() else {}
-        return {"stage": p.name, "ran": False, "action": p.action, "reason": p.reason, **_brief(prev)}
+        return {"stage": p.name, "ran": False, "action": p.action, "reason": p.reason, **_brief(prev, out_dir)}
     barrier()
     previous = work_dir / ".previous" / p.name
     if rank == 0:
@@ -173,7 +173,8 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
             raise
     wall = time.time() - t0
     barrier()
-    results = {**results, "wall_s": round(wall, 2), "peak_rss_mb": round(mem.peak / 2**20, 1)}
+    results = {**with_stage_relative_products(results, out_dir), "wall_s": round(wall, 2),
+               "peak_rss_mb": round(mem.peak / 2**20, 1)}
     if rank == 0:
         atomic_write_json(out_dir / "results.json", results)
         manifest = read_manifest(out_dir) or {}
@@ -184,7 +185,7 @@ def _run_one(cfg: Config, p: StagePlan, work_dir: Path, rank: int) -> dict[str, 
         shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %-12s done in %.1f s, peak memory %.0f MB %s", p.name, wall, results["peak_rss_mb"],
              _headline(results))
-    return {"stage": p.name, "ran": True, "action": p.action, "reason": p.reason, **_brief(results)}
+    return {"stage": p.name, "ran": True, "action": p.action, "reason": p.reason, **_brief(results, out_dir)}
 
 
 def error_text(e: BaseException) -> str:

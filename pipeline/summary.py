@@ -1,19 +1,43 @@
 """The end-of-run summary: the stage table, the labelled result rows, ``summary.json``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from .cache import atomic_write_json, read_json
 
+IN_STAGE_DIR = "products_in_stage_dir"  # results.json key: {what: path relative to the stage's directory}
 
-def _brief(results: dict[str, Any]) -> dict[str, Any]:
+
+def with_stage_relative_products(results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """``results`` plus, for each product inside the stage directory ``out_dir``, its path relative to that
+    directory (written to results.json), so that a copied or moved work dir lists its own files, not the ones of
+    the directory the stage ran in."""
+    products = results.get("products")
+    if not isinstance(products, dict):
+        return results
+    here = os.path.abspath(out_dir)
+    rel = {}
+    for what, path in products.items():
+        inside = os.path.relpath(os.path.abspath(path), here)
+        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+            rel[what] = inside
+    return {**results, IN_STAGE_DIR: rel} if rel else results
+
+
+def _brief(results: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
+    """What the summary keeps of a stage's results; products inside its directory are given under ``out_dir``
+    (where the stage's directory is now)."""
     keep = {k: v for k, v in results.items()
             if k in ("wall_s", "peak_rss_mb", "backbone_init") or ("miou" in k.lower() and isinstance(v, (int, float)))}
     if isinstance(results.get("rows"), list):  # labelled result rows: {name, mIoU, kind}
         keep["rows"] = results["rows"]
     if isinstance(results.get("products"), dict):  # {what: path} a user comes for (labels, model, report)
-        keep["products"] = results["products"]
+        rel = results.get(IN_STAGE_DIR) if out_dir is not None else None
+        rel = rel if isinstance(rel, dict) else {}
+        keep["products"] = {what: str(out_dir / rel[what]) if what in rel else path
+                            for what, path in results["products"].items()}
     return keep
 
 

@@ -164,6 +164,23 @@ def test_keys_that_do_not_change_results_do_not_invalidate(tmp_path):
         STAGES[0].CONFIG_KEYS = ("numbers",)
 
 
+def test_copied_work_dir_lists_its_own_products(tmp_path, capsys):
+    """A work dir copied elsewhere is up to date there, and its summary names the copy's files, not the
+    original's (the products were recorded at the original's paths)."""
+    import shutil
+
+    run_stages(make_cfg(tmp_path / "w"), STAGES)
+    shutil.copytree(tmp_path / "w", tmp_path / "copy")
+    capsys.readouterr()
+    cfg = make_cfg(tmp_path / "copy")
+    assert actions(cfg) == {"numbers": "skip", "total": "skip"}
+    run_stages(cfg, STAGES)
+    out = capsys.readouterr().out
+    products = json.loads((tmp_path / "copy/summary.json").read_text())["stages"][0]["products"]
+    assert products == {"numbers": str(tmp_path / "copy/numbers/items"), "elsewhere": "/somewhere/else"}
+    assert str(tmp_path / "copy/numbers/items") in out and str(tmp_path / "w/numbers/items") not in out
+
+
 def test_summary_groups_labelled_rows_and_records_derived_settings(tmp_path, capsys):
     from pipeline.summary import _write_summary
 

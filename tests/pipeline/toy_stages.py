@@ -32,7 +32,7 @@ def _make_numbers():
 
         for_each_item([str(i) for i in range(n)], work, exists(path), workers=ctx.stage_cfg.get("workers", 1),
                       desc="numbers", log=ctx.log)
-        return {"items": n}
+        return {"items": n, "products": {"numbers": str(ctx.out_dir / "items"), "elsewhere": "/somewhere/else"}}
 
     def progress(ctx):
         return len(finished_items(ctx.out_dir / "items")), ctx.stage_cfg.n
