@@ -77,7 +77,8 @@ random_walk = dict(
     # walked class maps before the argmax with the background: 'global' divides them by their one max (IRN);
     # 'per_class' each by its own max (a class that walked weakly beside a strong one keeps its pixels). None:
     # 'per_class' with the learned background (final DeepLab +2.0 / +5.3 mIoU on realcut_small / realcut_480,
-    # bench/README.md "Random walk: each class by its own max"), 'global' with IRN's threshold (set for it)
+    # bench/README.md "Random walk: each class by its own max"; their val ground truth chose it; neutral, within 0.5,
+    # on the demo and a third realcut), 'global' with IRN's threshold (set for it)
     class_norm=None,
     seed_source="stride4",  # 'stride4': the seeds' stride-4 maps (IRN's cam); 'high': full-res maps pooled to the grid
     flip=True,  # affinities averaged over the image and its mirror
