@@ -68,6 +68,23 @@ def mmengine_console_quiet(enabled: bool = True) -> Iterator[None]:
         sys.stdout = real
 
 
+def resume_checkpoint(mm_work_dir: Path, logger: logging.Logger | None = None) -> str | None:
+    """The checkpoint an interrupted training resumes from: the one mmengine's ``last_checkpoint`` names, taken by
+    its file name from ``mm_work_dir``. mmengine writes an absolute path there, which still points into the old
+    directory after a work dir was moved (resume would fail) or copied (it would resume the original's run).
+    None when there is nothing to resume (training starts over)."""
+    saved = mm_work_dir / "last_checkpoint"
+    if not saved.is_file():
+        return None
+    name = Path(saved.read_text(encoding="utf-8").strip()).name
+    here = mm_work_dir / name
+    if name and here.is_file():
+        return str(here)
+    (logger or log).warning("segment: %s names %s, which is not in %s: training starts over", saved, name or "nothing",
+                            mm_work_dir)
+    return None
+
+
 def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
           train_ds: SegDataset, val_ds: SegDataset | None,
           logger: logging.Logger | None = None) -> dict[str, Any]:
@@ -90,6 +107,8 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     rank, world_size = world()
     if rank == 0:
         dump_config(mm, out_dir / "mmseg_config.py")
+    resume_from = resume_checkpoint(Path(mm.work_dir), lg)
+    mm.resume, mm.load_from = resume_from is not None, resume_from  # resume from this directory's checkpoint only
     if mm.wsss.backbone_init.startswith("random"):
         lg.warning("segment: backbone from RANDOM init (segment.pretrained=False)")
     lg.info("segment: %s on %d images of '%s' (%d of them background-only) with labels from %s; %d iterations, "
@@ -122,8 +141,8 @@ def train(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.PathLike,
     metrics: dict[str, Any] = dict(iters=done_iters, labels_from=str(seg.get("labels_from", "random_walk")),
                                    label_dir=mm.wsss.labels, train_images=len(train_ds),
                                    model_config=mm.wsss.model_config, backbone_init=mm.wsss.backbone_init,
-                                   train_seconds=round(elapsed, 1),
-                                   world_size=world_size)
+                                   train_seconds=round(elapsed, 1), world_size=world_size,
+                                   resumed_from=Path(resume_from).name if resume_from else None)
     if losses:
         k = max(1, min(10, len(losses) // 4))
         metrics.update(loss_first=float(np.mean(losses[:k])), loss_last=float(np.mean(losses[-k:])),
