@@ -17,12 +17,9 @@ def with_stage_relative_products(results: dict[str, Any], out_dir: Path) -> dict
     products = results.get("products")
     if not isinstance(products, dict):
         return results
-    here = os.path.abspath(out_dir)
-    rel = {}
-    for what, path in products.items():
-        inside = os.path.relpath(os.path.abspath(path), here)
-        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
-            rel[what] = inside
+    here = Path(os.path.abspath(out_dir))
+    absolute = {what: Path(os.path.abspath(path)) for what, path in products.items()}
+    rel = {what: str(p.relative_to(here)) for what, p in absolute.items() if p.is_relative_to(here)}
     return {**results, IN_STAGE_DIR: rel} if rel else results
 
 

@@ -237,7 +237,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
 
     # ---- runtime: where, resume, hooks, logging, distributed
     mm.work_dir = str(Path(out_dir) / "mmseg")
-    mm.resume = True
+    mm.resume = True  # from out_dir/mmseg; train() picks the checkpoint there (segmentation.train.resume_checkpoint)
     mm.load_from = None
     mm.launcher = "pytorch" if world_size > 1 else "none"
     mm.env_cfg = dict(cudnn_benchmark=cuda, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
