@@ -3,7 +3,7 @@
 For every reported train image (the train split minus the calibration images, as eval_seeds reports) the seed
 maps are computed again in float32 with the run's classifier and the seeds stage's own function and settings
 (`stages.seeds.image_seeds`, scales bounded by `seeds.max_image_side`, NHWC as the stage runs them); then:
-- reproduction: the stored uint8 maps must equal the quantised float maps (share of differing values);
+- reproduction: the stored uint8 maps (stride-4 and full-resolution) must equal the quantised float maps;
 - seed labels over the threshold sweep t = 0.05..0.95 and with the run's learned background (BAO), float vs
   uint8: mIoU and the share of pixels whose label changes;
 - the CRF stage's and the random walk stage's pseudo-labels (learned background, the config's crf and
@@ -74,9 +74,9 @@ def main() -> None:
         scales = bounded_scales(image.shape[:2], tuple(scfg["scales"]), scfg.get("max_image_side"))
         s4, high = image_seeds(model, image, keys, scales, scfg.get("source", "bas"), bool(scfg.get("flip", True)))
         stored = load_seeds(args.work / "seeds/maps" / f"{id_}.npz")
-        q = quantize(high)
-        values += q.size
-        differing += int((np.rint(stored.high * 255).astype(np.uint8) != q).sum())
+        for computed, kept in ((s4, stored.stride4), (high, stored.high)):
+            values += computed.size
+            differing += int((np.rint(kept * 255).astype(np.uint8) != quantize(computed)).sum())
         maps = {"float": SeedMaps(keys, s4, high), "uint8": stored}
         background = load_background(args.work / "bao", id_, stored.size)
         pixels += gt.size
