@@ -9,9 +9,9 @@ the same weights as one that never stopped.
 
 Config keys (``cfg``; defaults in brackets): epochs [1], iters [None: epochs x iterations per epoch; a number
 sets the length in iterations, whatever the dataset size: the last epoch is cut there], batch_size [16],
-lr [0.01], momentum [0.9], weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only], seed [0],
-ckpt_interval [0 = per epoch only], num_workers [0] (DataLoader workers), find_unused_parameters [False],
-log_interval [1] (jsonl every n steps).
+lr [0.01], momentum [0.9], weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only, see
+:func:`amp_enabled`], seed [0], ckpt_interval [0 = per epoch only], num_workers [0] (DataLoader workers),
+find_unused_parameters [False], log_interval [1] (jsonl every n steps).
 """
 from __future__ import annotations
 
@@ -97,6 +97,18 @@ def read_train_log(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+AMP_ON_CPU = "WSSS_AMP_ON_CPU"  # environment variable: "1" = float16 autocast on CPU too (a check, not for speed)
+
+
+def amp_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
+    """Mixed precision (float16 autocast + GradScaler) when ``cfg['amp']``: on CUDA; on CPU only with
+    ``WSSS_AMP_ON_CPU=1``, which bench/gpu_check.py sets to run these training steps through float16 autocast on
+    a machine without a GPU (catches dtype and overflow errors of our own losses; slower than float32 there)."""
+    if not bool(cfg.get("amp", True)):
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and os.environ.get(AMP_ON_CPU) == "1")
+
+
 def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.utils.data.Dataset,
           step_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]], cfg: Mapping[str, Any], out_dir: Path,
           log: logging.Logger | None = None, collate: Callable | None = None) -> dict[str, Any]:
@@ -117,7 +129,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
     seed = int(cfg.get("seed", 0))
     ckpt_interval = int(cfg.get("ckpt_interval", 0) or 0)
     log_interval = max(1, int(cfg.get("log_interval", 1)))
-    amp = bool(cfg.get("amp", True)) and device.type == "cuda"
+    amp = amp_enabled(cfg, device)
     if epochs < 1 or bs < 1:
         raise ValueError(f"training needs epochs >= 1 and batch_size >= 1 (got {epochs}, {bs})")
     n = len(dataset)
@@ -132,7 +144,9 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
         groups.append(g)
     optimizer = torch.optim.SGD(groups, lr=base_lr, momentum=float(cfg.get("momentum", 0.9)),
                                 weight_decay=float(cfg.get("weight_decay", 1e-4)))
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    if amp:
+        log.info("mixed precision: float16 autocast + gradient scaling on %s", device.type)
 
     per_rank = len(epoch_indices(n, 0, seed, rank, world))
     drop_last = per_rank >= bs  # a batch of 1 breaks BatchNorm; keep a short last batch only if it is all we have

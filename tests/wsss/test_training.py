@@ -11,7 +11,7 @@ from torch import nn
 
 import wsss  # noqa: F401
 from wsss.models import build_classifier
-from wsss.training import checkpoint_path, epoch_indices, train
+from wsss.training import amp_enabled, checkpoint_path, epoch_indices, train
 
 torch.set_num_threads(2)
 
@@ -231,3 +231,31 @@ def test_epoch_means_average_each_scalar_over_the_steps_that_reported_it(tmp_pat
     m = _tiny()
     res = train(m, m.param_groups(), Toy(), step, dict(CFG, epochs=1), tmp_path, None)  # 8 images, batch 4: 2 steps
     assert res["history"][0]["odd"] == 1.0
+
+
+def test_amp_runs_on_cpu_only_for_the_check(tmp_path, monkeypatch, caplog):
+    """Mixed precision is CUDA-only, except with WSSS_AMP_ON_CPU=1 (bench/gpu_check.py's float16 check on a CPU):
+    then the step runs under float16 autocast with gradient scaling, says so, and trains as float32 does."""
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("WSSS_AMP_ON_CPU", raising=False)
+    assert not amp_enabled({"amp": True}, cpu) and not amp_enabled({"amp": False}, torch.device("cuda"))
+    assert amp_enabled({"amp": True}, torch.device("cuda"))
+    m32 = _tiny()
+    fp32 = train(m32, m32.param_groups(), Toy(), _step, dict(CFG, epochs=4), tmp_path / "fp32", None)["history"]
+    monkeypatch.setenv("WSSS_AMP_ON_CPU", "1")
+    assert amp_enabled({}, cpu) and not amp_enabled({"amp": False}, cpu)
+    dtypes = []
+
+    def step(net, batch):
+        dtypes.append(net.body[0](batch["image"]).dtype)  # what autocast makes of the conv
+        return _step(net, batch)
+
+    m = _tiny()
+    with caplog.at_level("INFO", logger="wsss.training"):
+        fp16 = train(m, m.param_groups(), Toy(), step, dict(CFG, epochs=4), tmp_path / "fp16", None)["history"]
+    assert set(dtypes) == {torch.float16}
+    assert "mixed precision: float16 autocast + gradient scaling on cpu" in caplog.text
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # the weights stay float32 (autocast, not .half())
+    # the same training to float16 rounding (measured: epoch means equal to 1e-4); not a copy of the float32 run
+    assert [h["loss"] for h in fp16] == pytest.approx([h["loss"] for h in fp32], abs=5e-3)
+    assert any(not torch.equal(a, b) for a, b in zip(m.state_dict().values(), m32.state_dict().values()))
