@@ -147,6 +147,9 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     if amp:
         log.info("mixed precision: float16 autocast + gradient scaling on %s", device.type)
+        if device.type == "cpu":
+            log.warning("%s=1: a check of the AMP path, not for results (float16 on CPU is slower than float32, and "
+                        "the stage's cache key does not record it)", AMP_ON_CPU)
 
     per_rank = len(epoch_indices(n, 0, seed, rank, world))
     drop_last = per_rank >= bs  # a batch of 1 breaks BatchNorm; keep a short last batch only if it is all we have
