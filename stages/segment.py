@@ -1,10 +1,8 @@
 """DeepLab (MMSegmentation 1.x, mmengine Runner) trained on the pseudo-labels; validated on the val ground truth.
 
 Training images are the dataset's training split; labels come from ``<work_dir>/<segment.labels_from>/labels``
-(default: the random walk's), the agreement of several such stages (``labels_from='crf+random_walk'``: a pixel
-keeps the label they share, or is ignored where they differ; written to ``<out>/agreement/``), any folder of
-``<id>.png``, or the ground truth (``labels_from='gt'``: the fully supervised upper bound, same recipe); a training
-image without any class (a negative) is all background.
+(default: the random walk's), any folder of ``<id>.png``, or the ground truth (``labels_from='gt'``: the fully
+supervised upper bound, same recipe); a training image without any class (a negative) is all background.
 Inputs are checked before training starts (missing label files, values outside the class range, wrong sizes, a
 class count that disagrees). mmengine keeps checkpoints in ``<out>/mmseg/`` and resumes from the latest one; the
 stage exports ``model.pth`` (weights of the last iteration) and ``mmseg_config.py`` (the exact config used).
@@ -92,41 +90,9 @@ def run(ctx) -> dict[str, Any]:
             check_label_folder(val_ds, val_ds.mask_dir, val_ds.mask_suffix)
     if val_ds is not None and val_ds.classes != train_ds.classes:
         raise ValueError(f"val split classes {val_ds.classes} differ from the training split's {train_ds.classes}")
-    agreement = write_agreement(ctx, train_ds)
     results = train(ctx.cfg, ctx.work_dir, ctx.out_dir, train_ds, val_ds, logger=ctx.log)
-    return {**(results or {}), **agreement, "labels_kind": labels_kind(ctx),
+    return {**(results or {}), "labels_kind": labels_kind(ctx),
             "products": {"DeepLab checkpoint": str(ctx.out_dir / "model.pth")}}
-
-
-def write_agreement(ctx, train_ds) -> dict[str, Any]:
-    """``labels_from`` of several stages ('crf+random_walk'): their labels where they agree, ignore (255) where
-    they do not, written to ``<out>/agreement/<id>.png`` for every training image with a class (resumable; the
-    others train as background). Returns the share of ignored pixels."""
-    import numpy as np
-
-    from pipeline.parallel import exists, for_each_item
-    from wsss.maps import agreement_labels, save_label_png
-    from wsss.segmentation.mmseg_config import AGREEMENT_DIR, label_sources
-
-    names = label_sources(ctx.stage_cfg)
-    if len(names) < 2:
-        return {}
-    sources, out = [ctx.input_dir(n) / "labels" for n in names], ctx.out_dir / AGREEMENT_DIR
-    path_for = lambda i: out / f"{i}.png"  # noqa: E731
-
-    def work(id_: str) -> tuple[int, int]:
-        labels = agreement_labels(sources, id_)
-        save_label_png(path_for(id_), labels)
-        return int((labels == 255).sum()), int(labels.size)
-
-    ids = [i for i in train_ds.ids if train_ds.label_set(i)]
-    ran = for_each_item(ids, work, exists(path_for), ctx.workers, desc="label agreement", log=ctx.log)
-    ignored, pixels = np.array(list(ran.values()) or [(0, 0)], np.int64).sum(0)
-    share = float(ignored / pixels) if pixels else None
-    if share is not None:
-        ctx.log.info("segment: %s agree on %.1f%% of the pixels of %d images; the rest is ignored in training",
-                     " and ".join(names), 100 * (1 - share), len(ran))
-    return {"agreement": {"sources": names, "labels": str(out), "ignored_share_of_computed": share}}
 
 
 def labels_kind(ctx) -> str:
@@ -140,9 +106,6 @@ def labels_kind(ctx) -> str:
     stages = inputs(ctx.cfg)
     if not stages:
         return "external labels"
-    kinds = []
-    for stage in stages:
-        path = ctx.input_dir(stage) / "results.json"
-        res = read_json(path) if path.is_file() else {}
-        kinds.append(str(res.get("provenance_label", "unknown")) if isinstance(res, dict) else "unknown")
-    return " + ".join(dict.fromkeys(kinds))  # one kind when the sources share it
+    path = ctx.input_dir(stages[0]) / "results.json"
+    res = read_json(path) if path.is_file() else {}
+    return str(res.get("provenance_label", "unknown")) if isinstance(res, dict) else "unknown"

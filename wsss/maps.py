@@ -40,20 +40,6 @@ def save_label_png(path: str | os.PathLike, labels: np.ndarray) -> None:
         im.save(tmp, format="PNG")
 
 
-def agreement_labels(label_dirs: list[Path], id_: str, ignore: int = 255) -> np.ndarray:
-    """The label map of image ``id_`` where the ``<dir>/<id>.png`` of every folder agree; ``ignore`` elsewhere
-    (the pixels the pseudo-label methods dispute train nothing). An error names a missing or mismatched file."""
-    from wsss.datasets.files import read_label_png
-
-    maps = [read_label_png(Path(d) / f"{id_}.png") for d in label_dirs]
-    for d, m in zip(label_dirs[1:], maps[1:]):
-        if m.shape != maps[0].shape:
-            raise ValueError(f"{Path(d) / f'{id_}.png'}: label map is {m.shape[1]}x{m.shape[0]}, "
-                             f"{Path(label_dirs[0]) / f'{id_}.png'} is {maps[0].shape[1]}x{maps[0].shape[0]}")
-    agree = np.logical_and.reduce([m == maps[0] for m in maps[1:]])
-    return np.where(agree, maps[0], ignore).astype(np.uint8)
-
-
 def colorize(labels: np.ndarray) -> np.ndarray:
     """RGB uint8 rendering of a label map with the VOC colours."""
     return voc_palette()[labels.astype(np.uint8)]

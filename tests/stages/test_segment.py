@@ -83,30 +83,6 @@ def test_inputs_follow_labels_from():
     assert S.inputs(Config(dict(segment=dict(labels_from="crf")))) == ("crf",)
     assert S.inputs(Config(dict(segment=dict(labels_from="gt")))) == ()
     assert S.inputs(Config(dict(segment=dict(labels_from="/some/folder")))) == ()
-    assert S.inputs(Config(dict(segment=dict(labels_from="crf+random_walk")))) == ("crf", "random_walk")
-    for bad in ("crf+", "crf+crf", "+random_walk"):
-        with pytest.raises(ValueError, match="labels_from"):
-            S.inputs(Config(dict(segment=dict(labels_from=bad))))
-
-
-def test_agreement_labels_keep_what_every_source_says_and_ignore_the_rest(tmp_path):
-    from wsss.maps import agreement_labels
-
-    a = np.array([[0, 1, 1], [2, 2, 255]], np.uint8)
-    b = np.array([[0, 1, 2], [2, 0, 255]], np.uint8)
-    c = np.array([[0, 1, 2], [2, 2, 0]], np.uint8)
-    for name, lab in (("a", a), ("b", b), ("c", c)):
-        save_label_png(tmp_path / name / "x.png", lab)
-    assert agreement_labels([tmp_path / "a", tmp_path / "b"], "x").tolist() == [[0, 1, 255], [2, 255, 255]]
-    assert agreement_labels([tmp_path / "a", tmp_path / "b", tmp_path / "c"], "x").tolist() == [[0, 1, 255],
-                                                                                                [2, 255, 255]]
-    save_label_png(tmp_path / "d" / "x.png", np.zeros((3, 2), np.uint8))
-    with pytest.raises(ValueError, match=r"d/x.png: label map is 2x3"):
-        agreement_labels([tmp_path / "a", tmp_path / "d"], "x")
-    from wsss.datasets import DatasetError
-
-    with pytest.raises(DatasetError, match=r"e/x.png: label file is missing"):
-        agreement_labels([tmp_path / "a", tmp_path / "e"], "x")
 
 
 def test_edited_model_config_file_reruns_segment(tmp_path):
@@ -318,34 +294,3 @@ def test_val_images_in_the_train_split_are_named_before_training(tmp_path, caplo
         f.write(f"{train[0]}\n")
     segment.check(ctx)
     assert f"1 of the 4 val images are in the train split too (e.g. ['{train[0]}'])" in caplog.text
-
-
-def test_training_on_the_agreement_of_two_label_stages(trained, tmp_path):
-    """labels_from='crf+random_walk': the stage writes the labels where both agree (255 elsewhere) and trains on
-    them; the share of ignored pixels is reported."""
-    from wsss.datasets import read_label_png
-
-    _, root, wd, _, _ = trained
-    work = tmp_path / "wd"
-    shutil.copytree(wd / "random_walk", work / "random_walk")
-    for p in (work / "random_walk" / "labels").glob("val_*.png"):
-        p.unlink()  # the pseudo-label stages label the training images only
-    rng = np.random.default_rng(1)
-    changed = total = 0
-    for p in sorted((work / "random_walk" / "labels").glob("*.png")):
-        lab = read_label_png(p).copy()
-        flip = (rng.random(lab.shape) < 0.1) & (lab != 255)
-        lab[flip] = (lab[flip] + 1) % 6  # another class where the two label sets disagree
-        save_label_png(work / "crf" / "labels" / p.name, lab)
-        changed, total = changed + int(flip.sum()), total + lab.size
-    res = run_stage("segment", make_cfg(root, tmp_path, labels_from="crf+random_walk", iters=4, val_interval=0),
-                    work)
-    out = work / "segment" / "agreement"
-    assert res["label_dir"] == str(out) and res["agreement"]["sources"] == ["crf", "random_walk"]
-    assert len(list(out.glob("*.png"))) == 8
-    for p in sorted((work / "random_walk" / "labels").glob("*.png")):
-        rw, crf, agreed = (read_label_png(d / p.name) for d in (p.parent, work / "crf" / "labels", out))
-        assert np.array_equal(agreed, np.where(rw == crf, rw, 255))
-    ignored_rw = sum(int((read_label_png(p) == 255).sum()) for p in (work / "random_walk" / "labels").glob("*.png"))
-    assert res["agreement"]["ignored_share_of_computed"] == pytest.approx((changed + ignored_rw) / total)
-    assert res["iters"] == 4 and (work / "segment" / "model.pth").is_file()

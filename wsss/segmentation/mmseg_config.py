@@ -36,34 +36,14 @@ def resolve_model_config(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"segment.model: mmseg config {path} not found (looked in {Path.cwd()} and {REPO_ROOT})")
 
 
-AGREEMENT_DIR = "agreement"  # <segment out>/agreement/<id>.png: the labels where the sources of labels_from agree
-
-
-def label_sources(seg_cfg: Mapping[str, Any]) -> list[str]:
-    """The stages ``labels_from`` names: one stage, or several joined by '+' (their agreement); none for 'gt' or
-    a folder path."""
-    src = str(seg_cfg.get("labels_from", "random_walk"))
-    if src == "gt" or os.sep in src or src.startswith(".") or os.path.isabs(src):
-        return []
-    names = [n.strip() for n in src.split("+")]
-    if "" in names or len(set(names)) != len(names):
-        raise ValueError(f"segment.labels_from={src!r}: give a stage name, stages joined by '+' (each once), "
-                         "a folder path or 'gt'")
-    return names
-
-
 def label_dir_for(seg_cfg: Mapping[str, Any], work_dir: str | os.PathLike) -> Path | None:
-    """Where the training labels come from: ``<work_dir>/<labels_from>/labels``, a folder path, None for 'gt', or,
-    for stages joined by '+', ``<work_dir>/segment/agreement`` (the labels where they agree, written by the stage)."""
+    """Where the training labels come from: ``<work_dir>/<labels_from>/labels``, a folder path, or None for 'gt'."""
     src = str(seg_cfg.get("labels_from", "random_walk"))
     if src == "gt":
         return None
-    names = label_sources(seg_cfg)
-    if not names:
+    if os.sep in src or src.startswith(".") or os.path.isabs(src):
         return Path(src).expanduser()
-    if len(names) == 1:
-        return Path(work_dir) / names[0] / "labels"
-    return Path(work_dir) / "segment" / AGREEMENT_DIR
+    return Path(work_dir) / src / "labels"
 
 
 def background_only_ids(train_ds: SegDataset, label_dir: Path | None) -> list[str]:
@@ -73,8 +53,11 @@ def background_only_ids(train_ds: SegDataset, label_dir: Path | None) -> list[st
 
 
 def segment_inputs(seg_cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    """The stages the segment stage reads: those ``labels_from`` names (none for 'gt' or a folder path)."""
-    return tuple(label_sources(seg_cfg))
+    """The stage the segment stage reads: the stage named by ``labels_from`` (none for 'gt' or a folder path)."""
+    src = str(seg_cfg.get("labels_from", "random_walk"))
+    if src == "gt" or os.sep in src or src.startswith(".") or os.path.isabs(src):
+        return ()
+    return (src,)
 
 
 def val_split_name(dataset_cfg: Mapping[str, Any]) -> str:
