@@ -1,0 +1,62 @@
+"""The CRF and random-walk pseudo-labels of a finished run where they agree (255 = ignore where they do not):
+writes them to a folder DeepLab can train on (`segment.labels_from=<folder>`) and scores both label sets and the
+agreement on the reported train images (the train split minus the calibration images; the agreement's mIoU is
+over the pixels it keeps, so it is not comparable with the others' as a label set).
+
+    python bench/bench_label_agreement.py --root /tmp/d/realcut_small --work W --out W_agree_labels
+    python -m pipeline.cli stage segment,eval_segment configs/custom/bas_irn_cpu.py --work-dir W2 \\
+        --cfg-options dataset.root=/tmp/d/realcut_small segment.labels_from=W_agree_labels
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import stages  # noqa: F401  (registers the dataset hooks)
+from pipeline.config import load_config
+from pipeline.stage import data_hooks
+from wsss.datasets import read_label_png
+from wsss.maps import save_label_png
+from wsss.metrics import ConfusionMatrix, summarize
+
+IGNORE = 255
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--work", required=True, type=Path, help="work dir of a finished run (crf, random_walk)")
+    ap.add_argument("--out", required=True, type=Path, help="folder for the agreement labels (<id>.png)")
+    ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
+    args = ap.parse_args()
+    cfg = load_config(args.config, {"dataset.root": args.root})
+    ds = data_hooks().dataset(cfg.dataset)
+    calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
+    confs = {name: ConfusionMatrix(ds.num_classes) for name in ("crf", "random walk", "agreement")}
+    ignored = pixels = 0
+    for id_ in ds.ids:
+        if not ds.label_set(id_):
+            continue  # background-only: no pseudo-labels, DeepLab trains on it as background
+        crf, walk = (read_label_png(args.work / stage / "labels" / f"{id_}.png") for stage in ("crf", "random_walk"))
+        agreed = np.where(crf == walk, crf, IGNORE).astype(np.uint8)
+        save_label_png(args.out / f"{id_}.png", agreed)
+        ignored, pixels = ignored + int((agreed == IGNORE).sum()), pixels + agreed.size
+        if id_ in calib or not ds.has_masks:
+            continue
+        gt = ds.mask(id_)
+        confs["crf"].update(crf, gt)
+        confs["random walk"].update(walk, gt)
+        confs["agreement"].update(agreed, np.where(agreed == IGNORE, IGNORE, gt).astype(np.uint8))
+    print(f"agreement labels in {args.out}: {100 * ignored / max(pixels, 1):.1f}% of the pixels ignored")
+    for name, conf in confs.items():
+        s = summarize(conf, list(ds.classes))
+        print(f"{name:12s} mIoU {s['mIoU']:.2f}  IoU {[None if v is None else round(v, 1) for v in s['iou']]}")
+
+
+if __name__ == "__main__":
+    main()
