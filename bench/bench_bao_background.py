@@ -18,7 +18,6 @@ Offset 0 must reproduce the run's stored bao/ and crf/ labels ('stored ...' line
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,9 +26,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-import stages  # noqa: F401  (registers the dataset hooks; imports pipeline.compat before torchvision)
-from pipeline.config import load_config
-from pipeline.stage import data_hooks
+from bench.finished_run import open_run, reported_ids
 from stages.bao import inference_scales
 from wsss.crf import crf_params, seed_label_crfs
 from wsss.maps import SeedMaps, load_image_seeds, seed_labels
@@ -63,11 +60,8 @@ def main() -> None:
     ap.add_argument("--offsets", default="0,0.5,1,1.5", help="background-logit offsets c, comma-separated")
     ap.add_argument("--images", type=int, default=0, help="first N reported images (0: all)")
     args = ap.parse_args()
-    cfg = load_config(args.config, {"dataset.root": args.root})  # 'auto' values resolved from the same data
-    ds = data_hooks().dataset(cfg.dataset)
-    calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
-    ids = [i for i in ds.ids if i not in calib and ds.label_set(i)]
-    ids = ids[:args.images] if args.images else ids
+    cfg, ds, calib = open_run(args.root, args.work, args.config)  # 'auto' values resolved from the same data
+    ids = reported_ids(ds, calib, args.images)
     offsets = [float(c) for c in args.offsets.split(",")]
     if 0.0 not in offsets:
         offsets.insert(0, 0.0)  # the reproduction check

@@ -10,16 +10,13 @@ over the pixels it keeps, so it is not comparable with the others' as a label se
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-import stages  # noqa: F401  (registers the dataset hooks)
-from pipeline.config import load_config
-from pipeline.stage import data_hooks
+from bench.finished_run import open_run
 from wsss.datasets import read_label_png
 from wsss.maps import save_label_png
 from wsss.metrics import ConfusionMatrix, summarize
@@ -34,9 +31,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path, help="folder for the agreement labels (<id>.png)")
     ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
     args = ap.parse_args()
-    cfg = load_config(args.config, {"dataset.root": args.root})
-    ds = data_hooks().dataset(cfg.dataset)
-    calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
+    _, ds, calib = open_run(args.root, args.work, args.config)
     confs = {name: ConfusionMatrix(ds.num_classes) for name in ("crf", "random walk", "agreement")}
     ignored = pixels = 0
     for id_ in ds.ids:

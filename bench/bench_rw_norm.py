@@ -12,7 +12,6 @@ reports), with per-class IoU and recall. The row of the run's own class_norm mus
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,9 +21,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-import stages  # noqa: F401  (registers the dataset hooks)
-from pipeline.config import load_config
-from pipeline.stage import data_hooks
+from bench.finished_run import open_run, reported_ids
 from stages.random_walk import walk_scores
 from wsss.background import load_background
 from wsss.maps import load_image_seeds
@@ -39,10 +36,8 @@ def main() -> None:
     ap.add_argument("--work", required=True, type=Path, help="work dir of a finished run (learned background)")
     ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
     args = ap.parse_args()
-    cfg = load_config(args.config, {"dataset.root": args.root})
-    ds = data_hooks().dataset(cfg.dataset)
-    calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
-    ids = [i for i in ds.ids if i not in calib and ds.label_set(i)]
+    cfg, ds, calib = open_run(args.root, args.work, args.config)
+    ids = reported_ids(ds, calib)
     rw_cfg = dict(cfg.random_walk)  # its 'auto' values resolved from the same data, as in the run
     model = load_affinity_net(args.work / "affinity/model.pth", dict(cfg.classify), ds.num_fg).eval()
     confs = {name: ConfusionMatrix(ds.num_classes) for name in ("global", "per_class", "stored")}

@@ -14,7 +14,6 @@ maps are computed again in float32 with the run's classifier and the seeds stage
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,9 +22,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-import stages  # noqa: F401  (registers the dataset hooks; imports pipeline.compat before torchvision)
-from pipeline.config import load_config
-from pipeline.stage import data_hooks
+from bench.finished_run import open_run, reported_ids
 from stages.random_walk import walk_image
 from stages.seeds import image_seeds
 from wsss.background import load_background
@@ -49,11 +46,8 @@ def main() -> None:
     ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
     ap.add_argument("--images", type=int, default=0, help="first N reported images (0: all)")
     args = ap.parse_args()
-    cfg = load_config(args.config, {"dataset.root": args.root})  # 'auto' values resolved from the same data
-    ds = data_hooks().dataset(cfg.dataset)
-    calib = set(json.loads((args.work / "eval_seeds/eval.json").read_text()).get("calib_ids") or [])
-    ids = [i for i in ds.ids if i not in calib and ds.label_set(i)]
-    ids = ids[:args.images] if args.images else ids
+    cfg, ds, calib = open_run(args.root, args.work, args.config)  # 'auto' values resolved from the same data
+    ids = reported_ids(ds, calib, args.images)
     scfg = dict(cfg.seeds)
     torch.set_num_threads(1)  # as each of the seeds stage's worker processes runs (one core per worker)
     model = load_classifier(args.work / "classify/model.pth", dict(cfg.classify), ds.num_fg).eval()
