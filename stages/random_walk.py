@@ -83,6 +83,7 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
     """The label map of one image: :func:`walk_scores`, background, argmax.
     ``background``: the learned HxW background map (bg_mode 'learned'); ``bg_threshold``: the resolved
     threshold (default ``scfg.sem_seg_bg_thres``)."""
+    from wsss.crf import label_map_crf
     from wsss.random_walk import scores_to_labels
 
     bg_mode = "learned" if background is not None else scfg.get("bg_mode", "threshold")
@@ -90,8 +91,32 @@ def walk_image(model, image, seeds, scfg: dict, device, background: Any = None,
     ignore = float(scfg.get("ignore_threshold", 0.3)) if scfg.get("keep_low_confidence_as_ignore", False) else None
     if bg_threshold is None:  # only the 'threshold' mode reads it (a resolved number; 'calib' is resolved in run)
         bg_threshold = float(scfg.get("sem_seg_bg_thres", 0.25)) if bg_mode == "threshold" else 0.0
-    return scores_to_labels(walked, seeds.keys, walked_size, model.grid_stride, bg_mode, bg_threshold, ignore,
-                            out_size=seeds.size, class_norm=class_norm(scfg, bg_mode))
+    labels = scores_to_labels(walked, seeds.keys, walked_size, model.grid_stride, bg_mode, bg_threshold, ignore,
+                              out_size=seeds.size, class_norm=class_norm(scfg, bg_mode))
+    crf = label_crf(scfg)
+    return labels if crf is None else label_map_crf(image, labels, seeds.keys, crf)
+
+
+LABEL_CRF_KEYS = ("gt_prob", "gaussian", "bilateral", "iters")
+
+
+def label_crf(scfg: dict) -> dict | None:
+    """``random_walk.label_crf`` checked: None (no CRF, IRN) or the label CRF's settings (keys ``gt_prob``,
+    ``gaussian``, ``bilateral``, ``iters``; each one given)."""
+    crf = scfg.get("label_crf")
+    if crf is None:
+        return None
+    if not isinstance(crf, dict) or set(crf) != set(LABEL_CRF_KEYS):
+        raise ValueError(f"random_walk.label_crf must be None or a dict with exactly the keys {LABEL_CRF_KEYS}, "
+                         f"got {crf!r}")
+    gt_prob = crf["gt_prob"]
+    if isinstance(gt_prob, bool) or not isinstance(gt_prob, (int, float)) or not 0 < gt_prob < 1:
+        raise ValueError(f"random_walk.label_crf.gt_prob must be a number in (0, 1), got {gt_prob!r}")
+    if len(tuple(crf["gaussian"])) != 2 or len(tuple(crf["bilateral"])) != 3:
+        raise ValueError("random_walk.label_crf: gaussian is (sxy, compat) and bilateral (sxy, srgb, compat), got "
+                         f"{crf['gaussian']!r} and {crf['bilateral']!r}")
+    return dict(gt_prob=float(gt_prob), gaussian=tuple(crf["gaussian"]), bilateral=tuple(crf["bilateral"]),
+                iters=int(crf["iters"]))
 
 
 def run(ctx) -> dict:
@@ -108,6 +133,7 @@ def run(ctx) -> dict:
         raise ValueError(f"random_walk.max_image_side must be None or a number of pixels >= 32, got {bound!r}")
     background = background_mode(ctx.cfg, NAME)
     norm = class_norm(scfg, background)
+    crf = label_crf(scfg)
     if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
         raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")
     threshold, provenance = None, "learned"
@@ -141,7 +167,7 @@ def run(ctx) -> dict:
     return {"split": ds.split, "num_images": len(ids), "computed": len(ran), "labels": str(out),
             "radius": int(scfg.get("radius", 5)), "beta": float(scfg.get("beta", 10)),
             "steps": 2 ** int(scfg.get("exp_times", 8)), "background": background,
-            "class_norm": norm,
+            "class_norm": norm, "label_crf": crf,
             "bg_mode": "learned" if background == "learned" else scfg.get("bg_mode", "threshold"),
             "sem_seg_bg_thres": threshold, "provenance": provenance, "provenance_label": provenance_label(provenance),
             "products": {f"pseudo-labels, affinity + random walk ({ds.split})": str(out)}}

@@ -191,6 +191,22 @@ def seed_label_crfs(image: np.ndarray, maps: np.ndarray, keys: np.ndarray,
     return [lut[lab] for lab in crf_labels_many(image, idx, n_labels=len(lut), **params)]
 
 
+def label_map_crf(image: np.ndarray, labels: np.ndarray, keys: np.ndarray, params: dict) -> np.ndarray:
+    """A finished pseudo-label map (0 = background, ``key + 1`` = class ``key``, 255 = ignore) refined by the label
+    CRF over the image's own labels, ``[background] + keys``; ignore pixels stay ignore. ``params``: ``gt_prob``,
+    ``gaussian``, ``bilateral``, ``iters`` (:func:`crf_labels`)."""
+    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    index = np.full(256, UNSURE, np.uint8)
+    index[lut] = np.arange(len(lut), dtype=np.uint8)
+    idx = index[np.asarray(labels, np.uint8)]
+    stray = (idx == UNSURE) & (labels != UNSURE)
+    if stray.any():
+        raise ValueError(f"label map has labels {np.unique(labels[stray])[:5].tolist()} that are not the image's "
+                         f"classes (background + {lut[1:].tolist()})")
+    refined = lut[crf_labels(image, idx, len(lut), **params)]
+    return np.where(labels == UNSURE, UNSURE, refined).astype(np.uint8)
+
+
 def seed_prob_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, bg: str, threshold: float | np.ndarray,
                   bg_power: float, params: dict) -> np.ndarray:
     """Softmax-unary CRF on [background, maps] normalised per pixel; argmax mapped to labels."""

@@ -80,6 +80,9 @@ random_walk = dict(
     # bench/README.md "Random walk: each class by its own max"; their val ground truth chose it; neutral, within 0.5,
     # on the demo and a third realcut), 'global' with IRN's threshold (set for it)
     class_norm=None,
+    # a dense CRF on the walked label map (IRN's label unary over the image's own classes, as the crf stage uses on
+    # the seeds): None = none (IRN), or dict(gt_prob, gaussian, bilateral, iters)
+    label_crf=None,
     seed_source="stride4",  # 'stride4': the seeds' stride-4 maps (IRN's cam); 'high': full-res maps pooled to the grid
     flip=True,  # affinities averaged over the image and its mirror
     keep_low_confidence_as_ignore=False,  # 255 where the winning score < ignore_threshold

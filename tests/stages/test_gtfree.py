@@ -173,6 +173,28 @@ def test_ir_labels_affinity_random_walk_learned(base):
     with pytest.raises(ValueError, match="random_walk.class_norm must be None or one of"):
         random_walk.run(bad)
 
+    # label_crf: the walked label map through the label CRF, i.e. wsss.crf.label_map_crf of the plain labels
+    assert out["label_crf"] is None
+    params = dict(gt_prob=0.8, gaussian=[3, 3], bilateral=[30, 5, 4], iters=5)
+    cctx = make_ctx(base, "random_walk", work="work_lcrf", random_walk=dict(label_crf=params))
+    cctx.work_dir.mkdir()
+    for s in ("seeds", "bao", "affinity"):
+        (cctx.work_dir / s).symlink_to(base / "work" / s)
+    assert random_walk.run(cctx)["label_crf"] == dict(gt_prob=0.8, gaussian=(3, 3), bilateral=(30, 5, 4), iters=5)
+    from wsss.crf import label_map_crf
+    from wsss.datasets import read_image
+
+    crfed = labels_of(cctx.out_dir / "labels")
+    for k, lab in labs.items():
+        keys = np.array([c - 1 for c in np.unique(MASKS[k]) if c not in (0, 255)])
+        image = read_image(base / "data/JPEGImages" / f"{k}.jpg")
+        assert np.array_equal(crfed[k], label_map_crf(image, lab, keys, random_walk.label_crf(dict(label_crf=params))))
+    assert any(not np.array_equal(crfed[k], labs[k]) for k in labs)  # the CRF moved some pixels
+    for bad_crf, msg in ((dict(gt_prob=0.8), "exactly the keys"), ({**params, "gt_prob": 1.0}, "gt_prob must be"),
+                         ({**params, "bilateral": (30, 5)}, r"bilateral \(sxy, srgb, compat\)")):
+        with pytest.raises(ValueError, match=f"random_walk.label_crf.*{msg}"):
+            random_walk.run(make_ctx(base, "random_walk", work="work_bad", random_walk=dict(label_crf=bad_crf)))
+
     # eval_pseudo labels both paths ground-truth-free
     ectx = make_ctx(base, "eval_pseudo")
     for s in ("crf", "random_walk"):
