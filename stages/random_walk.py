@@ -101,14 +101,18 @@ LABEL_CRF_KEYS = ("gt_prob", "gaussian", "bilateral", "iters")
 
 
 def label_crf(scfg: dict) -> dict | None:
-    """``random_walk.label_crf`` checked: None (no CRF, IRN) or the label CRF's settings (keys ``gt_prob``,
-    ``gaussian``, ``bilateral``, ``iters``; each one given)."""
+    """``random_walk.label_crf`` checked: None when absent, None or ``enabled=False`` (no CRF, IRN), else the label
+    CRF's settings (``gt_prob``, ``gaussian``, ``bilateral``, ``iters``: each one given)."""
     crf = scfg.get("label_crf")
     if crf is None:
         return None
-    if not isinstance(crf, dict) or set(crf) != set(LABEL_CRF_KEYS):
-        raise ValueError(f"random_walk.label_crf must be None or a dict with exactly the keys {LABEL_CRF_KEYS}, "
+    if not isinstance(crf, dict) or not set(crf) <= {"enabled", *LABEL_CRF_KEYS}:
+        raise ValueError(f"random_walk.label_crf must be None or a dict of 'enabled' and {LABEL_CRF_KEYS}, "
                          f"got {crf!r}")
+    if not crf.get("enabled", True):
+        return None
+    if set(crf) - {"enabled"} != set(LABEL_CRF_KEYS):
+        raise ValueError(f"random_walk.label_crf needs each of {LABEL_CRF_KEYS}, got {crf!r}")
     gt_prob = crf["gt_prob"]
     if isinstance(gt_prob, bool) or not isinstance(gt_prob, (int, float)) or not 0 < gt_prob < 1:
         raise ValueError(f"random_walk.label_crf.gt_prob must be a number in (0, 1), got {gt_prob!r}")

@@ -80,9 +80,10 @@ random_walk = dict(
     # bench/README.md "Random walk: each class by its own max"; their val ground truth chose it; neutral, within 0.5,
     # on the demo and a third realcut), 'global' with IRN's threshold (set for it)
     class_norm=None,
-    # a dense CRF on the walked label map (IRN's label unary over the image's own classes, as the crf stage uses on
-    # the seeds): None = none (IRN), or dict(gt_prob, gaussian, bilateral, iters)
-    label_crf=None,
+    # a dense CRF on the walked label map: IRN's label unary over the image's own classes (the crf stage's), with a
+    # milder bilateral kernel than its (50, 5, 10), which cuts whole classes out of these labels. Off here (IRN's
+    # labels); on in configs/custom/ (bench/README.md "The random walk's labels through a label CRF")
+    label_crf=dict(enabled=False, gt_prob=0.8, gaussian=(3, 3), bilateral=(30, 5, 4), iters=10),
     seed_source="stride4",  # 'stride4': the seeds' stride-4 maps (IRN's cam); 'high': full-res maps pooled to the grid
     flip=True,  # affinities averaged over the image and its mirror
     keep_low_confidence_as_ignore=False,  # 255 where the winning score < ignore_threshold

@@ -190,7 +190,15 @@ def test_ir_labels_affinity_random_walk_learned(base):
         image = read_image(base / "data/JPEGImages" / f"{k}.jpg")
         assert np.array_equal(crfed[k], label_map_crf(image, lab, keys, random_walk.label_crf(dict(label_crf=params))))
     assert any(not np.array_equal(crfed[k], labs[k]) for k in labs)  # the CRF moved some pixels
-    for bad_crf, msg in ((dict(gt_prob=0.8), "exactly the keys"), ({**params, "gt_prob": 1.0}, "gt_prob must be"),
+    off = make_ctx(base, "random_walk", work="work_off", random_walk=dict(label_crf=dict(enabled=False, **params)))
+    off.work_dir.mkdir()
+    for s in ("seeds", "bao", "affinity"):
+        (off.work_dir / s).symlink_to(base / "work" / s)
+    assert random_walk.run(off)["label_crf"] is None
+    for k, lab in labels_of(off.out_dir / "labels").items():
+        assert np.array_equal(lab, labs[k])  # enabled=False: the walk's own labels
+    for bad_crf, msg in ((dict(gt_prob=0.8), "needs each of"), (dict(params, sxy=3), "a dict of 'enabled' and"),
+                         ({**params, "gt_prob": 1.0}, "gt_prob must be"),
                          ({**params, "bilateral": (30, 5)}, r"bilateral \(sxy, srgb, compat\)")):
         with pytest.raises(ValueError, match=f"random_walk.label_crf.*{msg}"):
             random_walk.run(make_ctx(base, "random_walk", work="work_bad", random_walk=dict(label_crf=bad_crf)))
