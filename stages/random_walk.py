@@ -138,6 +138,8 @@ def run(ctx) -> dict:
     background = background_mode(ctx.cfg, NAME)
     norm = class_norm(scfg, background)
     crf = label_crf(scfg)
+    if crf is not None:
+        ctx.log.info("the walked labels go through a label CRF (random_walk.label_crf): %s", crf)
     if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
         raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")
     threshold, provenance = None, "learned"
