@@ -53,7 +53,7 @@ RANGES: dict[str, tuple[float, float]] = {
     **{f"{s}.weight_decay": (0, math.inf) for s in ("classify", "bao", "affinity")},
     "crf.bg_threshold": UNIT, "crf.gt_prob": UNIT, "ir_labels.gt_prob": UNIT,
     "ir_labels.conf_fg_thres": UNIT, "ir_labels.conf_bg_thres": UNIT,
-    "random_walk.sem_seg_bg_thres": UNIT, "random_walk.ignore_threshold": UNIT,
+    "random_walk.sem_seg_bg_thres": UNIT, "random_walk.ignore_threshold": UNIT, "random_walk.label_crf.gt_prob": UNIT,
     "bao.ema_momentum": UNIT, "bao.label_smoothing": UNIT, "bao.teacher_from_epoch": (0, math.inf),
     "segment.iters": (1, math.inf), "segment.checkpoint_interval": (1, math.inf), "segment.val_interval": (0, math.inf),
     "random_walk.exp_times": (0, 16), "random_walk.radius": (1, math.inf), "affinity.train_radius": (1, math.inf),

@@ -40,6 +40,9 @@ def test_shipped_configs_validate(config):
     ({"bao.freeze_backbone": 1.5}, "config key 'bao.freeze_backbone' = 1.5: expected bool or str"),
     ({"seeds.max_image_side": "big"}, "config key 'seeds.max_image_side' = 'big': expected int"),
     ({"seeds.max_image_side": 8}, "config key 'seeds.max_image_side' = 8: must be >= 32"),
+    ({"random_walk.label_crf.gt_prob": 1.5}, "'random_walk.label_crf.gt_prob' = 1.5: must be in [0.0, 1.0]"),
+    ({"random_walk.label_crf.sxy": 3}, "unknown config key 'random_walk.label_crf.sxy'"),
+    ({"random_walk.label_crf.enabled": 1}, "'random_walk.label_crf.enabled' = 1: expected True or False"),
 ])
 def test_bad_overrides_name_the_key(option, message):
     with pytest.raises(ConfigError) as err:
@@ -54,6 +57,7 @@ def test_bad_overrides_name_the_key(option, message):
     {"crf.enabled": False}, {"affinity.levels": [0, 1]}, {"classify.lr": 1}, {"random_walk.beta": 7.5},
     {"bao.freeze_backbone": "mid"}, {"bao.freeze_backbone": True},
     {"seeds.max_image_side": 416}, {"seeds.max_image_side": "auto"}, {"seeds.max_image_side": None},
+    {"random_walk.label_crf.enabled": True}, {"random_walk.label_crf.bilateral": [50, 5, 4]},
 ])
 def test_good_overrides_pass(option):
     validate_config(load_config(DEMO, option, hooks=False))
@@ -96,3 +100,10 @@ def test_a_bad_val_mask_fails_at_the_start_not_after_ten_stages(tmp_path):
     assert out.returncode == 2, out.stderr[-3000:]
     assert f"{root}/SegmentationClass/v1.png: mask values [9] are outside the class range" in out.stderr
     assert not (tmp_path / "w/classify").exists(), "a stage ran before the val split was checked"
+
+
+def test_label_crf_on_for_your_own_data_only():
+    """The walked labels go through the label CRF in configs/custom/ (chosen on realcut, bench/README.md); the
+    VOC, COCO and demo configs keep IRN's labels."""
+    on = {c: load_config(c, {}, hooks=False).random_walk.label_crf.enabled for c in CONFIGS}
+    assert on == {c: c.startswith("configs/custom/") for c in CONFIGS}
