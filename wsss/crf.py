@@ -19,6 +19,8 @@ import numpy as np
 import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_labels, unary_from_softmax
 
+from wsss.maps import label_values
+
 UNSURE = 255
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -184,7 +186,7 @@ def seed_label_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, thresh
 def seed_label_crfs(image: np.ndarray, maps: np.ndarray, keys: np.ndarray,
                     backgrounds: Sequence[float | np.ndarray], params: dict) -> list[np.ndarray]:
     """:func:`seed_label_crf` for several backgrounds, on one set of pairwise kernels (same results)."""
-    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    lut = label_values(keys)
     if len(keys) == 0:
         return [np.zeros(image.shape[:2], np.uint8) for _ in backgrounds]
     idx = [np.concatenate([background_scores(b, maps.shape[1:]), maps]).argmax(0) for b in backgrounds]
@@ -195,7 +197,7 @@ def label_map_crf(image: np.ndarray, labels: np.ndarray, keys: np.ndarray, param
     """A finished pseudo-label map (0 = background, ``key + 1`` = class ``key``, 255 = ignore) refined by the label
     CRF over the image's own labels, ``[background] + keys``; ignore pixels stay ignore. ``params``: ``gt_prob``,
     ``gaussian``, ``bilateral``, ``iters`` (:func:`crf_labels`)."""
-    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    lut = label_values(keys)
     index = np.full(256, UNSURE, np.uint8)
     index[lut] = np.arange(len(lut), dtype=np.uint8)
     idx = index[np.asarray(labels, np.uint8)]
@@ -210,7 +212,7 @@ def label_map_crf(image: np.ndarray, labels: np.ndarray, keys: np.ndarray, param
 def seed_prob_crf(image: np.ndarray, maps: np.ndarray, keys: np.ndarray, bg: str, threshold: float | np.ndarray,
                   bg_power: float, params: dict) -> np.ndarray:
     """Softmax-unary CRF on [background, maps] normalised per pixel; argmax mapped to labels."""
-    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    lut = label_values(keys)
     if len(keys) == 0:
         return np.zeros(image.shape[:2], np.uint8)
     if bg in ("threshold", "learned"):  # learned: ``threshold`` is the HxW background map

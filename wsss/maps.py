@@ -118,6 +118,12 @@ def load_seeds(path: str | os.PathLike) -> SeedMaps:
                      "'stride4_planar' and 'high_planar'); re-run the seeds stage")
 
 
+def label_values(keys: Any) -> np.ndarray:
+    """The label value of each channel of ``[background] + keys`` (uint8: 0, then ``key + 1``): maps an argmax over
+    those channels, or a CRF's label index, to the label map's values."""
+    return np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+
+
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:
     """Label map from seed maps: argmax over [background, classes] (labels = key + 1).
 
@@ -126,8 +132,7 @@ def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | N
     h, w = seeds.size
     bg = np.full((1, h, w), bg_threshold, np.float32) if background is None else background[None].astype(np.float32)
     scores = np.concatenate([bg, seeds.high], 0)
-    keys = np.concatenate([[0], seeds.keys + 1])
-    return keys[scores.argmax(0)].astype(np.uint8)
+    return label_values(seeds.keys)[scores.argmax(0)]
 
 
 # ---------------------------------------------------------------- seed folders: which split, complete, same classes

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .affinity import pair_indices
+from .maps import label_values
 
 
 def affinity_matrix(aff: Tensor, offsets: Sequence[tuple[int, int]], beta: float = 10.0) -> Tensor:
@@ -170,7 +171,7 @@ def scores_to_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int]
     else:
         x = x / x.sum(0, keepdim=True).clamp(min=1e-5)
     score, idx = x.max(0)
-    lut = np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
+    lut = label_values(keys)
     labels = lut[idx.numpy()]
     if ignore_below is not None:
         labels[score.numpy() < ignore_below] = 255
