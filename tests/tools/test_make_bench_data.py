@@ -58,3 +58,25 @@ def test_cut_outs_carry_their_real_masks():
         # cropped to the mask's bounding box: every border row/column touches the mask
         assert mask[0].any() and mask[-1].any() and mask[:, 0].any() and mask[:, -1].any(), key
         assert 0.15 < mask.mean() <= 1.0, key
+
+
+def test_object_area_makes_larger_objects_and_is_a_build_parameter(tmp_path):
+    tool = _tool()
+    small = tool.make_dataset(tmp_path / "s", seed=5, n_train=12, n_val=1, size=96, sources=SOURCES)
+    large = tool.make_dataset(tmp_path / "l", seed=5, n_train=12, n_val=1, size=96, sources=SOURCES,
+                              object_area=(0.15, 0.55))
+    bg_small = small["splits"]["train"]["pixel_fraction"]["background"]
+    bg_large = large["splits"]["train"]["pixel_fraction"]["background"]
+    assert bg_large < bg_small - 0.1, (bg_small, bg_large)  # measured 0.87 vs 0.67 on 200 images of 256 px
+    assert "object_area" not in json.loads((tmp_path / "s/bench_meta.json").read_text())["params"]
+    # the same folder with another object area is not taken for a complete build
+    again = tool.make_dataset(tmp_path / "s", seed=5, n_train=12, n_val=1, size=96, sources=SOURCES,
+                              object_area=(0.15, 0.55))
+    assert not again["skipped"]
+    try:
+        tool.make_dataset(tmp_path / "x", seed=5, n_train=1, n_val=0, size=96, sources=SOURCES,
+                          object_area=(0.5, 0.2))
+    except ValueError as e:
+        assert "--object-area" in str(e)
+    else:
+        raise AssertionError("a low end above the high end was accepted")
