@@ -12,7 +12,8 @@ if [[ "${1:-}" == "run" ]]; then shift; elif [[ "${1:-}" == "stage" ]]; then CMD
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-PY="${PYTHON:-python}"
+# the interpreter: $PYTHON, else the .venv that tools/install.sh made, else python on PATH
+PY="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
 # shellcheck disable=SC2086
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" \
     --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 ${SRUN_ARGS:-} \
