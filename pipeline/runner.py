@@ -89,12 +89,14 @@ def run_stages(cfg: Config, stages: list[ModuleType], only: list[str] | None = N
                         f"stage '{p.name}' needs the outputs of '{inp}', which is not up to date "
                         f"({by_name[inp].action}: {by_name[inp].reason}); run it first: "
                         f"tools/run_stage.sh {inp} <config>, or the whole pipeline: tools/run_pipeline.sh <config>")
+    to_run = [p for p in selected if p.action not in ("skip", "disabled")]
     if dry_run:
         print(f"work dir: {work_dir}")
         for p in selected:
             print(p.line())
+        preflight(cfg, to_run, work_dir)  # a real run's up-front input checks: bad input fails the dry run too
         return [{"stage": p.name, "action": p.action, "reason": p.reason} for p in selected]
-    preflight(cfg, [p for p in selected if p.action not in ("skip", "disabled")], work_dir)
+    preflight(cfg, to_run, work_dir)
     rank, _ = world()
     owns_group = init_distributed()
     summary: list[dict[str, Any]] = []

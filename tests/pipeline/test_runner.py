@@ -71,6 +71,19 @@ def test_dry_run_changes_nothing(tmp_path, capsys):
     assert "not run yet" in capsys.readouterr().out
 
 
+def test_dry_run_runs_the_up_front_input_checks(tmp_path, monkeypatch, capsys):
+    """A dry run fails on input a real run would refuse before its first stage (a missing classes.txt used to
+    pass the dry run and stop the real one), after printing the plan; it still writes nothing."""
+    def check(ctx):
+        raise PipelineError("data/x/classes.txt: class list file is missing")
+
+    monkeypatch.setattr(STAGES[0], "check", check, raising=False)
+    with pytest.raises(PipelineError, match="classes.txt"):
+        run_stages(make_cfg(tmp_path / "w"), STAGES, dry_run=True)
+    assert "not run yet" in capsys.readouterr().out
+    assert not (tmp_path / "w").exists()
+
+
 def test_single_stage_needs_up_to_date_inputs(tmp_path):
     cfg = make_cfg(tmp_path / "w")
     with pytest.raises(PipelineError, match="needs the outputs of 'numbers'"):
