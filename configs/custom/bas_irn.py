@@ -23,7 +23,8 @@ affinity = dict(crop_size="auto", resize_range="auto", train_radius="auto", epoc
 # random_walk.label_crf on: the walked label map through a mild label CRF (configs/_base_/refine.py), as the random
 # walk's labels bleed past their objects. Its settings were chosen on another dataset's train ground truth
 # (realcut_small, bench/README.md "The random walk's labels through a label CRF"), none of yours. Final DeepLab,
-# single scale: +3.0 there, +1.2 on rc_s3 (whose val decided the switch), +2.4 on rc_s5 (independent); 0.2-1.9
-# lower after DeepLab's own test-time CRF. random_walk.label_crf.enabled=False gives IRN's labels.
+# single scale: +3.0 there, +1.2 on rc_s3 (whose val decided the switch), +2.4 / +1.0 on rc_s5 / rc_large
+# (independent); after DeepLab's own test-time CRF 0.2-1.9 lower on the first three, 1.5 higher on rc_large.
+# random_walk.label_crf.enabled=False gives IRN's labels.
 random_walk = dict(radius="auto", exp_times="auto", label_crf=dict(enabled=True))
 segment = dict(model="configs/segment/deeplabv3plus_r50-d8_voc.py", crop_size="auto", img_scale="auto", iters="auto")
