@@ -17,7 +17,7 @@ from typing import Any
 
 NAME = "crf"
 INPUTS = ("seeds", "bao")  # the default (learned background); the real inputs are inputs(cfg)
-CONFIG_KEYS = ("dataset", "crf", "seeds.split")
+CONFIG_KEYS = ("dataset", "crf", "seeds.split", "learned_background")
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:
@@ -29,7 +29,7 @@ def inputs(cfg: Any) -> tuple[str, ...]:
 
 def run(ctx) -> dict:
     from pipeline.parallel import exists, for_each_item
-    from wsss.background import background_mode, load_background, provenance_label, threshold_value
+    from wsss.background import background_mode, background_scale, load_background, provenance_label, threshold_value
     from wsss.crf import crf_params, seed_label_crf, seed_prob_crf
     from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
 
@@ -38,6 +38,7 @@ def run(ctx) -> dict:
     if mode not in ("labels", "probs"):
         raise ValueError(f"crf.mode must be 'labels' or 'probs', got {mode!r}")
     background = background_mode(ctx.cfg, NAME)
+    scale = background_scale(ctx.cfg)
     if background == "learned":
         threshold, provenance = 0.0, "learned"
     else:
@@ -50,12 +51,12 @@ def run(ctx) -> dict:
     path_for = lambda i: out / f"{i}.png"  # noqa: E731
     bao_dir = ctx.input_dir("bao")
     bg_rule = "learned" if background == "learned" else scfg.get("bg", "threshold")
-    ctx.log.info("crf: %s unary, background %s", mode, "learned (BAO maps)" if background == "learned"
+    ctx.log.info("crf: %s unary, background %s", mode, f"learned (BAO maps x {scale})" if background == "learned"
                  else f"threshold {threshold:.3f} ({provenance})")
 
     def work(id_: str) -> None:
         image, seeds = load_image_seeds(ds, id_, seed_dir)
-        bg = load_background(bao_dir, id_, seeds.size) if background == "learned" else threshold
+        bg = load_background(bao_dir, id_, seeds.size, scale) if background == "learned" else threshold
         if mode == "labels":
             lab = seed_label_crf(image, seeds.high, seeds.keys, bg, params)
         else:
@@ -65,7 +66,8 @@ def run(ctx) -> dict:
 
     ran = for_each_item(ids, work, exists(path_for), ctx.workers, desc="crf", log=ctx.log)
     return {"split": ds.split, "mode": mode, "background": background,
-            "bg_threshold": None if background == "learned" else threshold, "provenance": provenance,
+            "bg_threshold": None if background == "learned" else threshold,
+            "background_scale": scale if background == "learned" else None, "provenance": provenance,
             "provenance_label": provenance_label(provenance), "num_images": len(ids), "computed": len(ran),
             "labels": str(out), "products": {f"pseudo-labels, CRF ({ds.split})": str(out)}}
 

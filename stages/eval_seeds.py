@@ -22,7 +22,7 @@ from wsss.report.kinds import GT_FREE, ORACLE, TUNED  # noqa: F401  (TUNED: the 
 
 NAME = "eval_seeds"
 INPUTS = ("seeds",)
-CONFIG_KEYS = ("dataset", "calib", "eval_seeds", "bao.enabled", "seeds.split")
+CONFIG_KEYS = ("dataset", "calib", "eval_seeds", "bao.enabled", "seeds.split", "learned_background")
 GT_NOTE = ("best threshold chosen WITH the ground truth of the reported split itself (no calibration split "
            "declared): an oracle upper bound for a fixed threshold, not a weakly supervised result")
 CALIB_NOTE = ("threshold chosen with ground truth on the calibration split ({n} images), applied to the reported "
@@ -85,15 +85,18 @@ def sweep(ctx, ds: Any, ids: list[str], seed_dir: Path, ths: list[float]) -> lis
 def learned_background_cm(ctx, ds: Any, ids: list[str], seed_dir: Path, bao_dir: Path) -> Any:
     """Confusion matrix of argmax [learned background map, seed maps]: the refinement stages' default labels."""
     from pipeline.parallel import map_chunks
-    from wsss.background import load_background
+    from wsss.background import background_scale, load_background
     from wsss.maps import load_seeds, seed_labels
     from wsss.metrics import ConfusionMatrix
+
+    scale = background_scale(ctx.cfg)
 
     def work(chunk: list[str]) -> ConfusionMatrix:
         cm = ConfusionMatrix(ds.num_classes)
         for id_ in chunk:
             seeds = load_seeds(seed_dir / f"{id_}.npz")
-            cm.update(seed_labels(seeds, 0.0, background=load_background(bao_dir, id_, seeds.size)), ds.mask(id_))
+            background = load_background(bao_dir, id_, seeds.size, scale)
+            cm.update(seed_labels(seeds, 0.0, background=background), ds.mask(id_))
         return cm
 
     total = ConfusionMatrix(ds.num_classes)

@@ -23,7 +23,7 @@ import numpy as np
 
 NAME = "ir_labels"
 INPUTS = ("seeds", "bao")  # the default (learned background); the real inputs are inputs(cfg)
-CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split")
+CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split", "learned_background")
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:
@@ -75,25 +75,26 @@ def confidence_rule(ctx) -> tuple[str, float, float, str]:
 
 def run(ctx) -> dict:
     from pipeline.parallel import exists, for_each_item
-    from wsss.background import load_background, provenance_label
+    from wsss.background import background_scale, load_background, provenance_label
     from wsss.crf import crf_params
     from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
 
     scfg = ctx.stage_cfg
     background, fg_thres, bg_thres, provenance = confidence_rule(ctx)
+    scale = background_scale(ctx.cfg)
     params = {**crf_params(scfg, (50, 5, 10)), "gt_prob": float(scfg.get("gt_prob", 0.7))}
     ds, ids, seed_dir = open_seed_folder(ctx, NAME)
     out = ctx.out_dir / "labels"
     path_for = lambda i: out / f"{i}.png"  # noqa: E731
     bao_dir = ctx.input_dir("bao")
-    ctx.log.info("ir_labels: confident regions from the %s", f"learned background x ({fg_thres}, {bg_thres})"
+    ctx.log.info("ir_labels: confident regions from the %s", f"learned background x {scale} x ({fg_thres}, {bg_thres})"
                  if background == "learned" else f"thresholds ({fg_thres:.3f}, {bg_thres:.3f}) ({provenance})")
 
     def work(id_: str) -> tuple[int, int, int]:
         image, seeds = load_image_seeds(ds, id_, seed_dir)
         fg_b, bg_b = fg_thres, bg_thres
         if background == "learned":
-            bg = load_background(bao_dir, id_, seeds.size)
+            bg = load_background(bao_dir, id_, seeds.size, scale)
             fg_b, bg_b = fg_thres * bg, bg_thres * bg
         lab = confident_labels(image, seeds.high, seeds.keys, fg_b, bg_b, params)
         save_label_png(path_for(id_), lab)
@@ -104,8 +105,9 @@ def run(ctx) -> dict:
     frac = {} if not counts[2] else {"bg_fraction": counts[0] / counts[2], "fg_fraction": counts[1] / counts[2],
                                      "ignore_fraction": 1 - (counts[0] + counts[1]) / counts[2]}
     return {"split": ds.split, "background": background,
-            "conf_fg": fg_thres, "conf_bg": bg_thres, "conf_rule": "x learned background" if background == "learned"
-            else "threshold", "provenance": provenance, "provenance_label": provenance_label(provenance),
+            "conf_fg": fg_thres, "conf_bg": bg_thres, "background_scale": scale if background == "learned" else None,
+            "conf_rule": "x learned background" if background == "learned" else "threshold",
+            "provenance": provenance, "provenance_label": provenance_label(provenance),
             "num_images": len(ids), "computed": len(ran), "labels": str(out), "confident_fractions_of_computed": frac}
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 NAME = "random_walk"
 INPUTS = ("seeds", "affinity", "bao")  # the default (learned background); the real inputs are inputs(cfg)
-CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split")
+CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split", "learned_background")
 
 
 def inputs(cfg: Any) -> tuple[str, ...]:
@@ -127,7 +127,7 @@ def run(ctx) -> dict:
     import torch
 
     from pipeline.parallel import exists, for_each_item
-    from wsss.background import background_mode, load_background, provenance_label, threshold_value
+    from wsss.background import background_mode, background_scale, load_background, provenance_label, threshold_value
     from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
     from wsss.models.affinity_net import load_affinity_net
 
@@ -136,6 +136,7 @@ def run(ctx) -> dict:
     if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 32):
         raise ValueError(f"random_walk.max_image_side must be None or a number of pixels >= 32, got {bound!r}")
     background = background_mode(ctx.cfg, NAME)
+    scale = background_scale(ctx.cfg)
     norm = class_norm(scfg, background)
     crf = label_crf(scfg)
     if crf is not None:
@@ -164,7 +165,7 @@ def run(ctx) -> dict:
         if model is None:
             model = _MODEL[os.getpid()] = ctx.place(load_affinity_net(model_path, classify_cfg, num_fg))
         image, seeds = load_image_seeds(ds, id_, seed_dir)
-        bg = load_background(bao_dir, id_, seeds.size) if background == "learned" else None
+        bg = load_background(bao_dir, id_, seeds.size, scale) if background == "learned" else None
         with torch.no_grad():
             save_label_png(path_for(id_), walk_image(model, image, seeds, scfg, device, bg, threshold))
 
@@ -174,6 +175,7 @@ def run(ctx) -> dict:
             "radius": int(scfg.get("radius", 5)), "beta": float(scfg.get("beta", 10)),
             "steps": 2 ** int(scfg.get("exp_times", 8)), "background": background,
             "class_norm": norm, "label_crf": crf,
+            "background_scale": scale if background == "learned" else None,
             "bg_mode": "learned" if background == "learned" else scfg.get("bg_mode", "threshold"),
             "sem_seg_bg_thres": threshold, "provenance": provenance, "provenance_label": provenance_label(provenance),
             "products": {f"pseudo-labels, affinity + random walk ({ds.split})": str(out)}}

@@ -6,6 +6,10 @@
 - ``'threshold'``: a constant background threshold (IRN / BAS). Its value is a number, or ``'calib'``: the
   threshold that maximises seed mIoU on the declared calibration split (``eval_seeds``' ``calib_threshold``),
   the one place ground truth may choose a setting.
+
+``learned_background.scale`` (a top-level section, read by every stage that reads ``b``): the learned map enters
+each of them as ``scale * b``. Below 1 a class map needs less to beat the background, so objects are covered
+further out from their most discriminative parts (bench/README.md, "Learned background scale").
 """
 from __future__ import annotations
 
@@ -78,8 +82,17 @@ def threshold_value(value: Any, work_dir: Path, key: str, default: float) -> tup
         raise ValueError(f"{key} must be a number or 'calib', got {value!r}") from None
 
 
-def load_background(bao_dir: Path, id_: str, shape: tuple[int, int]) -> np.ndarray:
-    """The learned background map (H, W) float32 in [0, 1] of one image."""
+def background_scale(cfg: Mapping[str, Any]) -> float:
+    """``learned_background.scale`` validated (default 1.0: the BAO map as it is)."""
+    scale = (cfg.get("learned_background", None) or {}).get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 4:
+        raise UserInputError(f"learned_background.scale must be a number in (0, 4], got {scale!r}")
+    return float(scale)
+
+
+def load_background(bao_dir: Path, id_: str, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+    """The learned background map (H, W) float32 of one image, times ``scale`` (``learned_background.scale``;
+    the map itself is in [0, 1])."""
     path = Path(bao_dir) / "bg" / f"{id_}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: learned background map missing (run the bao stage to completion)")
@@ -88,7 +101,7 @@ def load_background(bao_dir: Path, id_: str, shape: tuple[int, int]) -> np.ndarr
     if bg.shape != tuple(shape):
         raise ValueError(f"{path}: background map is {bg.shape[1]}x{bg.shape[0]}, the seeds are "
                          f"{shape[1]}x{shape[0]}: BAO run on other images? Re-run the bao stage.")
-    return bg
+    return bg if scale == 1.0 else bg * np.float32(scale)
 
 
 def provenance_label(provenance: str) -> str:

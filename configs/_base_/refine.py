@@ -6,6 +6,10 @@
 # the BAO stage's learned background map bao/bg/<id>.npz; 'threshold' = the constants below (IRN / BAS values for
 # VOC; a number, or 'calib': chosen on the declared calibration split, section `calib`).
 
+# The learned background map b enters crf, ir_labels, random_walk and eval_seeds' BAO row as `scale * b`. 1.0: the
+# map as BAO wrote it. configs/custom/ set their own value (their comment says on which data it was chosen).
+learned_background = dict(scale=1.0)
+
 # CRF-only pseudo-labels from the seeds.
 crf = dict(
     background="learned",  # 'learned' (BAO background map) or 'threshold' (bg_threshold)

@@ -64,7 +64,10 @@ def make_ctx(tmp: Path, name: str, work: str = "work", **sections) -> StageConte
         eval_pseudo=dict(),
     ))
     for k, v in sections.items():
-        cfg[k].update(v)
+        if k in cfg:
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
     return StageContext(name=name, cfg=cfg, work_dir=tmp / work, log=logging.getLogger(f"test.{name}"))
 
 
@@ -236,3 +239,43 @@ def test_threshold_from_calib(base, tmp_path):
     res = ir_labels.run(ictx)
     assert res["conf_fg"] == pytest.approx(0.375) and res["conf_bg"] == pytest.approx(0.15)
     assert res["provenance"] == "calib"
+
+
+def test_learned_background_scale(base, tmp_path):
+    """``learned_background.scale`` s: every stage that reads the BAO map reads ``s * b``, exactly as if BAO had
+    written ``s * b`` (halving is exact in float16, so the labels must be equal pixel for pixel); s < 1 lets the
+    class maps win more pixels; a config change reruns exactly the stages that read the map."""
+    from stages import eval_seeds
+    from wsss.background import UserInputError
+
+    halved = tmp_path / "halved"
+    shutil.copytree(base / "work/seeds", halved / "seeds")
+    for id_ in MASKS:
+        with np.load(base / "work/bao/bg" / f"{id_}.npz") as z:
+            atomic_save_npz(halved / "bao/bg" / f"{id_}.npz", bg=z["bg"] * np.float16(0.5))
+    for stage in (crf, ir_labels):
+        scaled = make_ctx(base, stage.NAME, work=str(tmp_path / f"scaled_{stage.NAME}"),
+                          learned_background=dict(scale=0.5))
+        scaled.work_dir.mkdir()
+        for s in ("seeds", "bao"):
+            (scaled.work_dir / s).symlink_to(base / "work" / s)
+        res = stage.run(scaled)
+        assert res["background_scale"] == 0.5
+        stage.run(make_ctx(base, stage.NAME, work=str(halved)))  # scale 1 on the halved maps
+        plain = make_ctx(base, stage.NAME, work=str(tmp_path / f"plain_{stage.NAME}"))
+        plain.work_dir.mkdir()
+        for s in ("seeds", "bao"):
+            (plain.work_dir / s).symlink_to(base / "work" / s)
+        stage.run(plain)
+        ref, one = labels_of(halved / stage.NAME / "labels"), labels_of(plain.out_dir / "labels")
+        got = labels_of(scaled.out_dir / "labels")
+        assert set(got) == set(MASKS)
+        for k, lab in got.items():
+            np.testing.assert_array_equal(lab, ref[k])
+        fg = lambda labs: sum(int(((v > 0) & (v < 255)).sum()) for v in labs.values())  # noqa: E731
+        assert fg(got) > fg(one)  # a halved background: more foreground
+    for bad in (0, -1, "0.5", True, 5):
+        with pytest.raises(UserInputError, match=r"learned_background.scale must be a number in \(0, 4\]"):
+            crf.run(make_ctx(base, "crf", work=str(tmp_path / "bad"), learned_background=dict(scale=bad)))
+    for stage in (eval_seeds, crf, ir_labels, random_walk):
+        assert "learned_background" in stage.CONFIG_KEYS
