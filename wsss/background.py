@@ -9,7 +9,9 @@
 
 ``learned_background.scale`` (a top-level section, read by every stage that reads ``b``): the learned map enters
 each of them as ``scale * b``. Below 1 a class map needs less to beat the background, so objects are covered
-further out from their most discriminative parts (bench/README.md, "Learned background scale").
+further out from their most discriminative parts (bench/README.md, "Learned background scale"). The random walk
+divides its walked background by its own max, so there the scale cancels: it reaches the walk's labels through
+the confident regions of ir_labels, which train the affinity net.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@
 # VOC; a number, or 'calib': chosen on the declared calibration split, section `calib`).
 
 # The learned background map b enters crf, ir_labels, random_walk and eval_seeds' BAO row as `scale * b`. 1.0: the
-# map as BAO wrote it. configs/custom/ set their own value (their comment says on which data it was chosen).
+# map as BAO wrote it. configs/custom/ set their own value (their comment says on which data it was chosen). The
+# random walk divides the walked map by its own max (the scale cancels there); it acts through ir_labels.
 learned_background = dict(scale=1.0)
 
 # CRF-only pseudo-labels from the seeds.
