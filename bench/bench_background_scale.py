@@ -44,7 +44,7 @@ def _labels(id_: str) -> tuple[str, dict[str, np.ndarray], int]:
     ds, work, scales = _RUN["ds"], _RUN["work"], _RUN["scales"]
     image, seeds = load_image_seeds(ds, id_, work / "seeds/maps")
     b = load_background(work / "bao", id_, seeds.size)
-    backgrounds = [load_background(work / "bao", id_, seeds.size, s) for s in scales]
+    backgrounds = [b if s == 1.0 else b * np.float32(s) for s in scales]  # load_background's own scaling, read once
     found = {f"seeds s={s:g}": seed_labels(seeds, 0.0, background=bg) for s, bg in zip(scales, backgrounds)}
     crfs = seed_label_crfs(image, seeds.high, seeds.keys, [*backgrounds, b], _RUN["params"])
     found.update({f"crf s={s:g}": lab for s, lab in zip(scales, crfs)})
