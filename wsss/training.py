@@ -12,6 +12,10 @@ sets the length in iterations, whatever the dataset size: the last epoch is cut 
 lr [0.01], momentum [0.9], weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only, see
 :func:`amp_enabled`], seed [0], ckpt_interval [0 = per epoch only], num_workers [0] (DataLoader workers),
 find_unused_parameters [False], log_interval [1] (jsonl every n steps).
+
+One DataLoader serves the whole run (:class:`EpochBatches` over :class:`EpochItems`), so its worker processes are
+forked once: a loader per epoch forked them again every epoch, and the copy-on-write of every page the training
+step then wrote cost ~2 s per epoch on the demo's BAO (bench/README.md, "DataLoader workers forked once").
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,47 @@ def epoch_indices(n: int, epoch: int, seed: int, rank: int = 0, world_size: int 
                                                   seed=seed, drop_last=False)
     sampler.set_epoch(epoch)
     return list(sampler)
+
+
+class EpochBatches:
+    """The batches of iterations ``start`` .. ``stop`` - 1, each a list of ``(epoch, index)`` pairs: epoch ``e``'s
+    order is :func:`epoch_indices` cut into ``iters_per_epoch`` chunks of ``batch_size`` (one short chunk of all
+    the rank's samples when it holds fewer than a batch), exactly what a loader per epoch drew."""
+
+    def __init__(self, n: int, batch_size: int, iters_per_epoch: int, seed: int, rank: int, world_size: int,
+                 start: int, stop: int) -> None:
+        self.n, self.bs, self.per_epoch = n, batch_size, iters_per_epoch
+        self.seed, self.rank, self.world = seed, rank, world_size
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        iteration = self.start
+        while iteration < self.stop:
+            epoch, first = divmod(iteration, self.per_epoch)
+            order = epoch_indices(self.n, epoch, self.seed, self.rank, self.world)
+            for b in range(first, min(self.per_epoch, first + self.stop - iteration)):
+                yield [(epoch, i) for i in order[b * self.bs:(b + 1) * self.bs]]
+                iteration += 1
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """``dataset`` indexed by ``(epoch, index)``: tells the copy that loads the item (a worker's, or this
+    process's) its epoch first, so epoch-keyed augmentation holds in workers forked once for the whole run."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, i = key
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[i]
 
 
 def checkpoint_path(out_dir: str | os.PathLike) -> Path:
@@ -220,58 +265,61 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                mininterval=1.0, disable=rank != 0)
     jsonl = open(log_file, "a", encoding="utf-8") if rank == 0 else None  # noqa: SIM115
     try:
-        while iteration < max_iters:
-            epoch, skip = divmod(iteration, iters_per_epoch)
-            if hasattr(dataset, "set_epoch"):
-                dataset.set_epoch(epoch)
-            indices = epoch_indices(n, epoch, seed, rank, world)[skip * bs:]
-            loader = torch.utils.data.DataLoader(
-                dataset, batch_size=bs, sampler=indices, num_workers=usable_workers(cfg.get("num_workers", 0)),
-                collate_fn=collate, drop_last=drop_last, pin_memory=device.type == "cuda")
-            t_epoch = time.time()
-            for batch in loader:
-                lr_factor = (1 - iteration / max_iters) ** power
-                for g in optimizer.param_groups:
-                    g["lr"] = g["initial_lr"] * lr_factor
-                torch.manual_seed((seed * 1_000_003 + iteration) * 1024 + rank)
-                batch = to_device(batch, device)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    out = step_fn(net, batch)
-                loss = out["loss"]
-                if not torch.isfinite(loss).all() and not amp:
-                    raise FloatingPointError(f"training diverged at iteration {iteration} (loss {loss.item()}); "
-                                             "lower the learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                iteration += 1
-                first = next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0]
-                images += len(first) * world
-                sc = _scalars(out)
+        epoch = iteration // iters_per_epoch
+        if hasattr(dataset, "set_epoch"):  # this process's copy too (the bao stage's step reads its epoch)
+            dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            EpochItems(dataset), batch_sampler=EpochBatches(n, bs, iters_per_epoch, seed, rank, world, iteration,
+                                                            max_iters),
+            num_workers=usable_workers(cfg.get("num_workers", 0)) if iteration < max_iters else 0,
+            collate_fn=collate, pin_memory=device.type == "cuda")
+        t_epoch = time.time()
+        for batch in loader:
+            lr_factor = (1 - iteration / max_iters) ** power
+            for g in optimizer.param_groups:
+                g["lr"] = g["initial_lr"] * lr_factor
+            torch.manual_seed((seed * 1_000_003 + iteration) * 1024 + rank)
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                out = step_fn(net, batch)
+            loss = out["loss"]
+            if not torch.isfinite(loss).all() and not amp:
+                raise FloatingPointError(f"training diverged at iteration {iteration} (loss {loss.item()}); "
+                                         "lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            iteration += 1
+            first = next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0]
+            images += len(first) * world
+            sc = _scalars(out)
+            for k, v in sc.items():
+                sums[k] = sums.get(k, 0.0) + v
+                key_counts[k] = key_counts.get(k, 0) + 1
+            counts += 1
+            bar.update()
+            bar.set_postfix(loss=f"{sc['loss']:.4f}", refresh=False)
+            if jsonl is not None and iteration % log_interval == 0:
+                jsonl.write(json.dumps({"iter": iteration, "epoch": epoch + 1,
+                                        "lr": base_lr * lr_factor, **sc}) + "\n")
+                jsonl.flush()
+            if writer is not None:
                 for k, v in sc.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                    key_counts[k] = key_counts.get(k, 0) + 1
-                counts += 1
-                bar.update()
-                bar.set_postfix(loss=f"{sc['loss']:.4f}", refresh=False)
-                if jsonl is not None and iteration % log_interval == 0:
-                    jsonl.write(json.dumps({"iter": iteration, "epoch": epoch + 1,
-                                            "lr": base_lr * lr_factor, **sc}) + "\n")
-                    jsonl.flush()
-                if writer is not None:
-                    for k, v in sc.items():
-                        writer.add_scalar(f"train/{k}", v, iteration)
-                if iteration % iters_per_epoch == 0 or iteration >= max_iters:
-                    break
-                if ckpt_interval and iteration % ckpt_interval == 0:
-                    save()
-            means = {k: v / max(key_counts.get(k, counts), 1) for k, v in sums.items()}
-            history.append({"epoch": epoch + 1, **means, "seconds": round(time.time() - t_epoch, 3)})
-            sums, counts, key_counts = {}, 0, {}
-            log.info("epoch %d/%d: %s", epoch + 1, epochs,
-                     ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
-            save()
+                    writer.add_scalar(f"train/{k}", v, iteration)
+            if iteration % iters_per_epoch == 0 or iteration >= max_iters:  # the epoch ends
+                means = {k: v / max(key_counts.get(k, counts), 1) for k, v in sums.items()}
+                history.append({"epoch": epoch + 1, **means, "seconds": round(time.time() - t_epoch, 3)})
+                sums, counts, key_counts = {}, 0, {}
+                log.info("epoch %d/%d: %s", epoch + 1, epochs,
+                         ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+                save()
+                epoch += 1
+                if hasattr(dataset, "set_epoch") and iteration < max_iters:
+                    dataset.set_epoch(epoch)
+                t_epoch = time.time()
+            elif ckpt_interval and iteration % ckpt_interval == 0:
+                save()
     finally:
         bar.close()
         if jsonl is not None:

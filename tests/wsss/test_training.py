@@ -259,3 +259,36 @@ def test_amp_runs_on_cpu_only_for_the_check(tmp_path, monkeypatch, caplog):
     # the same training to float16 rounding (measured: epoch means equal to 1e-4); not a copy of the float32 run
     assert [h["loss"] for h in fp16] == pytest.approx([h["loss"] for h in fp32], abs=5e-3)
     assert any(not torch.equal(a, b) for a, b in zip(m.state_dict().values(), m32.state_dict().values()))
+
+
+class Keyed(Toy):
+    """Toy whose items say which (epoch, index) loaded them."""
+
+    def __getitem__(self, i: int):
+        return {**super().__getitem__(i), "key": torch.tensor([self.epoch, i]), "pid": torch.tensor(os.getpid())}
+
+
+def test_one_loader_for_the_run_draws_what_a_loader_per_epoch_drew(tmp_path):
+    """Workers are forked once per run: every step still gets epoch e's chunk of epoch_indices, augmented for
+    epoch e in the worker that loaded it, while this process's dataset says epoch e (the bao stage's teacher
+    schedule reads it); 2 workers train the same weights as none."""
+    runs = {}
+    for workers in (0, 2):
+        ds, steps, pids = Keyed(n=10), [], set()
+
+        def step(net, batch, ds=ds, steps=steps, pids=pids):
+            assert {e for e, _ in batch["key"].tolist()} == {ds.epoch}
+            steps.append(batch["key"].tolist())
+            pids.update(batch["pid"].tolist())
+            return _step(net, batch)
+
+        m = _tiny()
+        cfg = dict(CFG, epochs=3, iters=5, num_workers=workers)  # 10 samples, batch 4: 2 steps/epoch, cut at 5
+        res = train(m, m.param_groups(), ds, step, cfg, tmp_path / str(workers), None)
+        assert res["iterations"] == 5 and [h["epoch"] for h in res["history"]] == [1, 2, 3]
+        runs[workers] = (steps, m)
+        # a loader per epoch forked 2 new workers in each of the 3 epochs (6 pids); one loader forks 2 in all
+        assert pids == {os.getpid()} if workers == 0 else (len(pids) == 2 and os.getpid() not in pids)
+    expected = [[[e, i] for i in epoch_indices(10, e, 3)[b * 4:(b + 1) * 4]] for e in range(3) for b in range(2)]
+    assert runs[0][0] == runs[2][0] == expected[:5]
+    _same(runs[0][1], runs[2][1])
