@@ -13,7 +13,6 @@ ir_labels of that s: run the pipeline with ``--cfg-options learned_background.sc
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from bench.finished_run import open_run
+from bench.finished_run import open_run, run_parser
 from wsss.background import load_background
 from wsss.crf import crf_params, seed_label_crfs
 from wsss.datasets import split_reported
@@ -53,10 +52,7 @@ def _labels(id_: str) -> tuple[str, dict[str, np.ndarray], int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--work", required=True, type=Path, help="work dir of a finished run (seeds, bao, crf, eval_seeds)")
-    ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
+    ap = run_parser(__doc__, "seeds, bao, crf, eval_seeds")
     ap.add_argument("--scales", default="0.6,0.7,0.8,0.9,1.0", help="background scales s, comma-separated")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()

@@ -17,7 +17,6 @@ Offset 0 must reproduce the run's stored bao/ and crf/ labels ('stored ...' line
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from bench.finished_run import open_run, reported_ids
+from bench.finished_run import open_run, reported_ids, run_parser
 from stages.bao import inference_scales
 from wsss.crf import crf_params, seed_label_crfs
 from wsss.maps import SeedMaps, load_image_seeds, seed_labels
@@ -53,10 +52,7 @@ def offset_model(student, offset: float):
 def main() -> None:
     import torch
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--work", required=True, type=Path, help="work dir of a finished run (classify, seeds, bao, crf)")
-    ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
+    ap = run_parser(__doc__, "classify, seeds, bao, crf")
     ap.add_argument("--offsets", default="0,0.5,1,1.5", help="background-logit offsets c, comma-separated")
     ap.add_argument("--images", type=int, default=0, help="first N reported images (0: all)")
     args = ap.parse_args()

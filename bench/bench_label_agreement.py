@@ -9,14 +9,13 @@ over the pixels it keeps, so it is not comparable with the others' as a label se
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from bench.finished_run import open_run
+from bench.finished_run import open_run, run_parser
 from wsss.datasets import read_label_png
 from wsss.maps import save_label_png
 from wsss.metrics import ConfusionMatrix, summarize
@@ -25,11 +24,8 @@ IGNORE = 255
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--work", required=True, type=Path, help="work dir of a finished run (crf, random_walk)")
+    ap = run_parser(__doc__, "crf, random_walk")
     ap.add_argument("--out", required=True, type=Path, help="folder for the agreement labels (<id>.png)")
-    ap.add_argument("--config", default="configs/custom/bas_irn_cpu.py")
     args = ap.parse_args()
     _, ds, calib = open_run(args.root, args.work, args.config)
     confs = {name: ConfusionMatrix(ds.num_classes) for name in ("crf", "random walk", "agreement")}
