@@ -13,7 +13,7 @@ from __future__ import annotations
 NAME = "affinity"
 INPUTS = ("classify", "ir_labels")
 CONFIG_KEYS = ("dataset", "classify", "affinity", "ir_labels.split", "seeds.split", "runtime.seed",
-               "runtime.amp")
+               "runtime.amp", "runtime.cpu_bf16")
 
 
 def inputs(cfg) -> tuple[str, ...]:
@@ -69,7 +69,8 @@ def run(ctx) -> dict:
                             config_key="affinity.cache_features")
         ctx.log.info("cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data), time.time() - t0)
     tcfg = {k: scfg[k] for k in TRAIN_KEYS if k in scfg}
-    tcfg.update(amp=runtime.get("amp", True), seed=runtime.get("seed", 0))
+    tcfg.update(amp=runtime.get("amp", True), cpu_bf16=bool(runtime.get("cpu_bf16", False)),
+                seed=runtime.get("seed", 0))
     ctx.log.info("affinity net: grid stride %d, %d training offsets (radius %s), %d images, levels %s",
                  stride, len(offsets), scfg.get("train_radius", 10), len(data), model.levels)
     stats = train(model, [dict(params=model.trainable_parameters(), lr_mult=1.0)], data,

@@ -37,7 +37,8 @@ import numpy as np
 NAME = "bao"
 INPUTS = ("classify", "seeds")
 CONFIG_KEYS = ("dataset", "bao", "seeds.split", "seeds.scales", "seeds.max_image_side", "classify.resize",
-               "classify.scale_range", "classify.crop_size", "classify.lr", "runtime.seed", "runtime.amp")
+               "classify.scale_range", "classify.crop_size", "classify.lr", "runtime.seed", "runtime.amp",
+               "runtime.cpu_bf16")
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
                "num_workers", "log_interval")
@@ -135,7 +136,7 @@ def run(ctx) -> dict[str, Any]:
                                seed=seed)
     tcfg = {k: scfg[k] for k in _TRAIN_KEYS if scfg.get(k) is not None}
     tcfg["lr"] = float(scfg.get("lr") or ccfg.get("lr") or 0.01)
-    tcfg.update(amp=bool(runtime.get("amp", True)), seed=seed)
+    tcfg.update(amp=bool(runtime.get("amp", True)), cpu_bf16=bool(runtime.get("cpu_bf16", False)), seed=seed)
     epochs = int(tcfg.get("epochs", 1))
     ctx.log.info("bao: %d images of %s, %d foreground classes; %s; %d epochs, seed labels for epochs < %d then "
                  "the EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,

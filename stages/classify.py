@@ -13,7 +13,7 @@ from typing import Any
 
 NAME = "classify"
 INPUTS = ()
-CONFIG_KEYS = ("dataset", "classify", "runtime.seed", "runtime.amp")
+CONFIG_KEYS = ("dataset", "classify", "runtime.seed", "runtime.amp", "runtime.cpu_bf16")
 
 # Keys of the `classify` section that are not training/model options
 _TRAIN_KEYS = ("epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "poly_power", "ckpt_interval",
@@ -112,7 +112,7 @@ def run(ctx) -> dict[str, Any]:
     data = LabeledImages(ds, resize=int(scfg.get("resize", 512)), scale_range=scfg.get("scale_range", (0.7, 1.3)),
                          crop=int(scfg.get("crop_size", 448)), flip=bool(scfg.get("flip", True)), seed=seed)
     tcfg = {k: scfg[k] for k in _TRAIN_KEYS if k in scfg}
-    tcfg.update(amp=bool(runtime.get("amp", True)), seed=seed)
+    tcfg.update(amp=bool(runtime.get("amp", True)), cpu_bf16=bool(runtime.get("cpu_bf16", False)), seed=seed)
 
     def step(net, batch):
         return net(batch["image"], batch["labels"])

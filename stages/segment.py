@@ -14,7 +14,7 @@ from typing import Any
 
 NAME = "segment"
 INPUTS = ("random_walk",)  # the default; the real inputs depend on segment.labels_from, see inputs()
-CONFIG_KEYS = ("dataset", "segment", "runtime.seed", "runtime.amp")
+CONFIG_KEYS = ("dataset", "segment", "runtime.seed", "runtime.amp", "runtime.cpu_bf16")
 
 
 def config_files(cfg: Any) -> dict[str, Any]:

@@ -11,14 +11,17 @@
 - ``ResumeRNGHook``: torch's RNG state in every checkpoint, restored on resume (exact resume of segment).
 - ``ChannelsLastHook``: the model's conv weights NHWC for training (``runtime.channels_last``; one process).
 - ``SpaceToBatchHook``: the model's dilated convs trained as space-to-batch on CPU (``wsss.models.atrous``).
+- ``CPUBF16OptimWrapper``: mmengine's optimizer wrapper with the forward under bfloat16 autocast on CPU
+  (``runtime.cpu_bf16``; mmengine's ``AmpOptimWrapper`` runs on accelerators only).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +29,13 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model.wrappers import MMDistributedDataParallel
+from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 from mmengine.registry import MODEL_WRAPPERS as ENGINE_MODEL_WRAPPERS
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.models.backbones import MobileNetV2
-from mmseg.registry import DATASETS, MODELS, TRANSFORMS
+from mmseg.registry import DATASETS, MODELS, OPTIM_WRAPPERS, TRANSFORMS
 
 from wsss.datasets import read_image, read_label_png
 from wsss.maps import voc_palette
@@ -306,3 +310,15 @@ class ResumeRNGHook(Hook):
             if "cuda" in self._pending and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(self._pending["cuda"])
             self._pending = None
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUBF16OptimWrapper(OptimWrapper):
+    """``OptimWrapper`` whose ``optim_context`` (the data preprocessor and the forward with its losses) runs under
+    bfloat16 autocast on CPU (``runtime.cpu_bf16``); the backward follows the forward's dtypes, the weights and the
+    optimizer stay float32, and no loss scaling is needed (bfloat16 has float32's exponent range)."""
+
+    @contextlib.contextmanager
+    def optim_context(self, model: torch.nn.Module) -> Iterator[None]:
+        with super().optim_context(model), torch.autocast("cpu", dtype=torch.bfloat16):
+            yield

@@ -10,8 +10,9 @@ the same weights as one that never stopped.
 Config keys (``cfg``; defaults in brackets): epochs [1], iters [None: epochs x iterations per epoch; a number
 sets the length in iterations, whatever the dataset size: the last epoch is cut there], batch_size [16],
 lr [0.01], momentum [0.9], weight_decay [1e-4], poly_power [0.9], amp [True; CUDA only, see
-:func:`amp_enabled`], seed [0], ckpt_interval [0 = per epoch only], num_workers [0] (DataLoader workers),
-find_unused_parameters [False], log_interval [1] (jsonl every n steps).
+:func:`amp_enabled`], cpu_bf16 [False; bfloat16 autocast on CPU, see :func:`cpu_bf16_enabled`], seed [0],
+ckpt_interval [0 = per epoch only], num_workers [0] (DataLoader workers), find_unused_parameters [False],
+log_interval [1] (jsonl every n steps).
 
 One DataLoader serves the whole run (:class:`EpochBatches` over :class:`EpochItems`), so its worker processes are
 forked once: a loader per epoch forked them again every epoch, and the copy-on-write of every page the training
@@ -154,6 +155,23 @@ def amp_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and os.environ.get(AMP_ON_CPU) == "1")
 
 
+def cpu_bf16_hardware() -> str | None:
+    """The CPU's bfloat16 units, from /proc/cpuinfo: 'amx' (AMX tiles), 'avx512_bf16', or None (none, or not
+    Linux): without them bfloat16 autocast is emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return None
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else None
+
+
+def cpu_bf16_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
+    """bfloat16 autocast of the training step (``cfg['cpu_bf16']``, from ``runtime.cpu_bf16``) on CPU, where
+    float16 AMP is off: no loss scaling (bfloat16 has float32's exponent range)."""
+    return bool(cfg.get("cpu_bf16", False)) and device.type == "cpu" and not amp_enabled(cfg, device)
+
+
 def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.utils.data.Dataset,
           step_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]], cfg: Mapping[str, Any], out_dir: Path,
           log: logging.Logger | None = None, collate: Callable | None = None) -> dict[str, Any]:
@@ -175,6 +193,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
     ckpt_interval = int(cfg.get("ckpt_interval", 0) or 0)
     log_interval = max(1, int(cfg.get("log_interval", 1)))
     amp = amp_enabled(cfg, device)
+    bf16 = cpu_bf16_enabled(cfg, device)
     if epochs < 1 or bs < 1:
         raise ValueError(f"training needs epochs >= 1 and batch_size >= 1 (got {epochs}, {bs})")
     n = len(dataset)
@@ -195,6 +214,12 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
         if device.type == "cpu":
             log.warning("%s=1: a check of the AMP path, not for results (float16 on CPU is slower than float32, and "
                         "the stage's cache key does not record it)", AMP_ON_CPU)
+    if bf16:
+        hardware = cpu_bf16_hardware()
+        log.info("bfloat16 autocast on CPU (runtime.cpu_bf16; this CPU's bfloat16 units: %s)", hardware or "none")
+        if hardware is None:
+            log.warning("runtime.cpu_bf16=True but this CPU has no bfloat16 units (no amx_bf16 / avx512_bf16 flag): "
+                        "training will be slower than float32; set runtime.cpu_bf16=False")
 
     per_rank = len(epoch_indices(n, 0, seed, rank, world))
     drop_last = per_rank >= bs  # a batch of 1 breaks BatchNorm; keep a short last batch only if it is all we have
@@ -280,7 +305,7 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
                 g["lr"] = g["initial_lr"] * lr_factor
             torch.manual_seed((seed * 1_000_003 + iteration) * 1024 + rank)
             batch = to_device(batch, device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float16, enabled=amp or bf16):
                 out = step_fn(net, batch)
             loss = out["loss"]
             if not torch.isfinite(loss).all() and not amp:
