@@ -105,8 +105,8 @@ def _demo_plan(tmp_path: Path, **options) -> dict[str, dict]:
 
 def test_runtime_seed_and_amp_are_in_the_fingerprints_of_the_stages_that_use_them(tmp_path):
     base = _demo_plan(tmp_path)
-    users = {"classify", "bao", "affinity", "segment"}  # the stages that read runtime.seed / runtime.amp
-    for key, value in (("runtime.seed", 1), ("runtime.amp", False)):
+    users = {"classify", "bao", "affinity", "segment"}  # the stages that read runtime.seed / amp / cpu_bf16
+    for key, value in (("runtime.seed", 1), ("runtime.amp", False), ("runtime.cpu_bf16", True)):
         changed = _demo_plan(tmp_path, **{key: value})
         own = {n for n in base if base[n]["config"] != changed[n]["config"]}
         assert own == users, (key, own)

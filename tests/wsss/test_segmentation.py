@@ -153,6 +153,29 @@ def test_num_classes_mismatch_and_config_build(tmp_path):
     cfg.runtime.channels_last = False
     mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, ds, None)
     assert all(h["type"] != "ChannelsLastHook" for h in mm.custom_hooks)
+    assert mm.optim_wrapper.type == "OptimWrapper"  # float32 on CPU unless runtime.cpu_bf16
+
+
+def test_cpu_bf16_runs_the_deeplab_forward_under_bfloat16_autocast(tmp_path):
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    from wsss.segmentation import build_mmseg_config
+
+    ds = _tiny(tmp_path)
+    cfg = Config(dict(runtime=dict(device="cpu", seed=0, cpu_bf16=True), segment=dict(
+        model="configs/segment/mobilenetv2_deeplabv3plus_demo.py", labels_from="gt", iters=7, pretrained=False)))
+    mm = build_mmseg_config(cfg, tmp_path, tmp_path / "out", ds, ds, None)
+    assert mm.optim_wrapper.type == "CPUBF16OptimWrapper"
+    net = torch.nn.Conv2d(3, 4, 3)
+    wrapper = build_optim_wrapper(net, mm.optim_wrapper)
+    x = torch.randn(1, 3, 8, 8)
+    with wrapper.optim_context(net):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        y = net(x)
+    assert y.dtype == torch.bfloat16 and not torch.is_autocast_enabled("cpu")
+    wrapper.update_params(y.float().square().mean())  # the backward and the step run; weights stay float32
+    assert net.weight.dtype == torch.float32 and net.weight.grad is None  # update_params zeroes the gradients
 
 
 def test_iou_metric_equals_eval_miou_tool(tmp_path):

@@ -11,7 +11,7 @@ from torch import nn
 
 import wsss  # noqa: F401
 from wsss.models import build_classifier
-from wsss.training import amp_enabled, checkpoint_path, epoch_indices, train
+from wsss.training import amp_enabled, checkpoint_path, cpu_bf16_enabled, epoch_indices, train
 
 torch.set_num_threads(2)
 
@@ -292,3 +292,29 @@ def test_one_loader_for_the_run_draws_what_a_loader_per_epoch_drew(tmp_path):
     expected = [[[e, i] for i in epoch_indices(10, e, 3)[b * 4:(b + 1) * 4]] for e in range(3) for b in range(2)]
     assert runs[0][0] == runs[2][0] == expected[:5]
     _same(runs[0][1], runs[2][1])
+
+
+def test_cpu_bf16_trains_under_bfloat16_autocast_and_resumes_exactly(tmp_path):
+    """runtime.cpu_bf16: the step runs under bfloat16 autocast on CPU (other weights than float32's, a falling
+    loss), and a killed run resumes to the same weights as an uninterrupted one."""
+    ds, cfg = Toy(n=12), dict(CFG, epochs=4, cpu_bf16=True)
+    assert cpu_bf16_enabled(cfg, torch.device("cpu")) and not cpu_bf16_enabled(CFG, torch.device("cpu"))
+    dtypes = set()
+
+    def step(net, batch):
+        dtypes.add(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return _step(net, batch)
+
+    ref = _tiny()
+    res = train(ref, ref.param_groups(), ds, step, cfg, tmp_path / "a", None)
+    assert dtypes == {torch.bfloat16}
+    assert res["history"][-1]["loss"] < res["history"][0]["loss"]
+    fp32 = _tiny()
+    train(fp32, fp32.param_groups(), ds, _step, dict(cfg, cpu_bf16=False), tmp_path / "f", None)
+    assert not torch.equal(ref.fc.weight, fp32.fc.weight)  # autocast really changed the arithmetic
+    m = _tiny()
+    with pytest.raises(Crash):
+        train(m, m.param_groups(), ds, _crashing(5), cfg, tmp_path / "b", None)
+    m2 = _tiny(seed=7)
+    train(m2, m2.param_groups(), ds, _step, cfg, tmp_path / "b", None)
+    _same(ref, m2)
