@@ -8,8 +8,9 @@ runtime = dict(
     workers=None,  # processes for per-image loops (CRF, random walk, seeds on CPU); None = all cores
     amp=True,  # automatic mixed precision where it is safe (CUDA only)
     # bfloat16 autocast of the training steps on CPU (classify, bao, affinity, segment; inference stays float32):
-    # 0.68-0.75x the step time on a CPU with AMX (Intel Xeon 4th gen+), slower on one without bfloat16 units;
-    # changes results (bench/README.md, "bfloat16 training on CPU")
+    # on a CPU with AMX (Intel Xeon 4th gen+) an isolated step took 0.4-0.8x, the demo's stages 0.81-0.96x (the
+    # whole demo 0.88x); slower on a CPU without bfloat16 units; changes results (bench/README.md, "bfloat16 training
+    # on CPU")
     cpu_bf16=False,
     channels_last=True,  # conv nets in NHWC memory layout: faster on CPU (bench/README "Memory layout"), same maths
     seed=0,  # seeds model initialisation, data order and augmentation
