@@ -42,7 +42,7 @@ def run(ctx) -> dict:
     from wsss.models import build_classifier, load_classifier
     from wsss.models.affinity_net import build_affinity_net, save_affinity_net
     from wsss.train_data import AffinityDataset
-    from wsss.training import train
+    from wsss.training import precision_options, train
 
     scfg = dict(ctx.stage_cfg)
     ds = ctx.dataset(seed_split(ctx.cfg, "ir_labels"))
@@ -69,8 +69,7 @@ def run(ctx) -> dict:
                             config_key="affinity.cache_features")
         ctx.log.info("cached frozen-backbone features of %d images (+ mirrors) in %.1fs", len(data), time.time() - t0)
     tcfg = {k: scfg[k] for k in TRAIN_KEYS if k in scfg}
-    tcfg.update(amp=runtime.get("amp", True), cpu_bf16=bool(runtime.get("cpu_bf16", False)),
-                seed=runtime.get("seed", 0))
+    tcfg.update(precision_options(runtime), seed=runtime.get("seed", 0))
     ctx.log.info("affinity net: grid stride %d, %d training offsets (radius %s), %d images, levels %s",
                  stride, len(offsets), scfg.get("train_radius", 10), len(data), model.levels)
     stats = train(model, [dict(params=model.trainable_parameters(), lr_mult=1.0)], data,

@@ -88,7 +88,7 @@ def run(ctx) -> dict[str, Any]:
     from wsss.models.bao import BAOModel, BAOStudent, freeze_mode, predict_maps
     from wsss.models.classifier import load_classifier
     from wsss.train_data import SeedLabelImages
-    from wsss.training import train
+    from wsss.training import precision_options, train
     from wsss.transforms import bounded_scales, to_tensor
 
     scfg = dict(ctx.stage_cfg)
@@ -136,7 +136,7 @@ def run(ctx) -> dict[str, Any]:
                                seed=seed)
     tcfg = {k: scfg[k] for k in _TRAIN_KEYS if scfg.get(k) is not None}
     tcfg["lr"] = float(scfg.get("lr") or ccfg.get("lr") or 0.01)
-    tcfg.update(amp=bool(runtime.get("amp", True)), cpu_bf16=bool(runtime.get("cpu_bf16", False)), seed=seed)
+    tcfg.update(precision_options(runtime), seed=seed)
     epochs = int(tcfg.get("epochs", 1))
     ctx.log.info("bao: %d images of %s, %d foreground classes; %s; %d epochs, seed labels for epochs < %d then "
                  "the EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,

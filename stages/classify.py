@@ -88,7 +88,7 @@ def run(ctx) -> dict[str, Any]:
     from wsss.models.backbones import describe_init
     from wsss.models.classifier import build_classifier, save_classifier
     from wsss.train_data import LabeledImages
-    from wsss.training import train
+    from wsss.training import precision_options, train
 
     scfg = dict(ctx.stage_cfg)
     runtime = dict(ctx.cfg.get("runtime", {}))
@@ -112,7 +112,7 @@ def run(ctx) -> dict[str, Any]:
     data = LabeledImages(ds, resize=int(scfg.get("resize", 512)), scale_range=scfg.get("scale_range", (0.7, 1.3)),
                          crop=int(scfg.get("crop_size", 448)), flip=bool(scfg.get("flip", True)), seed=seed)
     tcfg = {k: scfg[k] for k in _TRAIN_KEYS if k in scfg}
-    tcfg.update(amp=bool(runtime.get("amp", True)), cpu_bf16=bool(runtime.get("cpu_bf16", False)), seed=seed)
+    tcfg.update(precision_options(runtime), seed=seed)
 
     def step(net, batch):
         return net(batch["image"], batch["labels"])

@@ -172,6 +172,12 @@ def cpu_bf16_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
     return bool(cfg.get("cpu_bf16", False)) and device.type == "cpu" and not amp_enabled(cfg, device)
 
 
+def precision_options(runtime: Mapping[str, Any]) -> dict[str, bool]:
+    """The ``runtime`` section's arithmetic keys as :func:`train` reads them: ``amp`` (CUDA float16) and
+    ``cpu_bf16`` (bfloat16 autocast on CPU); one reading for every stage that trains with this loop."""
+    return {"amp": bool(runtime.get("amp", True)), "cpu_bf16": bool(runtime.get("cpu_bf16", False))}
+
+
 def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.utils.data.Dataset,
           step_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]], cfg: Mapping[str, Any], out_dir: Path,
           log: logging.Logger | None = None, collate: Callable | None = None) -> dict[str, Any]:
