@@ -17,10 +17,10 @@ import torch  # noqa: E402
 
 import stages  # noqa: E402, F401  (imports pipeline.compat before torchvision)
 import wsss.mmseg_ext  # noqa: E402, F401  (registers TVMobileNetV2)
+from wsss.auto_settings import cpu_bf16_hardware  # noqa: E402
 from wsss.models import build_classifier  # noqa: E402
 from wsss.models.atrous import use_space_to_batch  # noqa: E402
 from wsss.segmentation.mmseg_config import _replace_type  # noqa: E402
-from wsss.training import cpu_bf16_hardware  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -70,7 +70,7 @@ def _write_summary(work_dir: Path, summary: list[dict[str, Any]], derived: Any =
         lines = [f"  {k} = {v['value']}  ({v['why']})" for k, v in derived.items() if isinstance(v, dict)
                  and "value" in v]
         if lines:
-            print("settings derived from the data ('auto'):\n" + "\n".join(lines))
+            print("settings derived from the data and the machine ('auto'):\n" + "\n".join(lines))
     old = read_json(work_dir / "summary.json") if (work_dir / "summary.json").is_file() else {}
     stages = {s["stage"]: s for s in old.get("stages", [])} if isinstance(old, dict) else {}
     stages.update({s["stage"]: s for s in summary})

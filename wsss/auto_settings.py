@@ -28,6 +28,10 @@ The rules (reference points in parentheses: VOC, median image 500x375, and the d
   DeepLab unconverged on small real-photo splits, bench/README.md);
 - ``classify.epochs`` / ``bao.epochs`` / ``affinity.epochs`` = the published epoch count (10 / 10 / 3), raised so
   that the schedule has at least ``MIN_ITERS`` iterations on a small dataset.
+
+One key follows the machine instead (:func:`machine_settings`): ``runtime.cpu_bf16`` = True on a CPU with AMX
+bfloat16 units (the only bfloat16 hardware measured; float32 elsewhere). Its value is in the fingerprints of the
+training stages, so a work dir moved to a machine that resolves it otherwise retrains them.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ MIN_ITERS = {"classify": 300, "bao": 300, "affinity": 150}
 BASE_EPOCHS = {"classify": 10, "bao": 10, "affinity": 3}
 DEFAULT_MAX_SIDE = 512  # BAS / IRN / mmseg VOC sizes
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
+MACHINE_DERIVABLE = ("runtime.cpu_bf16",)
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "seeds.max_image_side",
              "bao.epochs", "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
              "random_walk.radius", "random_walk.exp_times", "segment.crop_size", "segment.img_scale",
@@ -171,6 +176,30 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
     return out
 
 
+def cpu_bf16_hardware() -> str | None:
+    """The CPU's bfloat16 units, from /proc/cpuinfo: 'amx' (AMX tiles), 'avx512_bf16', or None (none, or not
+    Linux): without them bfloat16 autocast is emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return None
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else None
+
+
+def machine_settings(cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The 'auto' keys that follow the machine, ``{key: {"value", "why"}}``: ``runtime.cpu_bf16`` is True where
+    the CPU has AMX bfloat16 units (there, same-hour pairs on real photos trained classify / BAO / DeepLab in
+    0.66-0.75x float32's time, bench/README.md "bfloat16 training on CPU"); avx512_bf16 alone is unmeasured."""
+    if _get(cfg, "runtime.cpu_bf16") != AUTO:
+        return {}
+    hardware = cpu_bf16_hardware()
+    why = ("this CPU has AMX bfloat16 units (amx_bf16): bfloat16 autocast of the training steps on CPU"
+           if hardware == "amx" else
+           f"this CPU has no AMX bfloat16 units ({hardware or 'no bfloat16 flag'}): float32")
+    return {"runtime.cpu_bf16": {"value": hardware == "amx", "why": why}}
+
+
 def auto_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose value is 'auto'."""
     keys = []
@@ -189,21 +218,24 @@ def resolve(cfg: Any) -> dict[str, dict[str, Any]]:
     from pipeline.distributed import world
     from wsss.datasets import DatasetError, split_image_paths
 
+    chosen = machine_settings(cfg)
     keys = [k for k in auto_keys(cfg) if k in DERIVABLE]  # other keys have their own 'auto' (runtime.device)
-    if not keys:
+    stats = None
+    if keys:
+        try:
+            stats = dataset_stats(split_image_paths(cfg.get("dataset", None) or {}))
+        except (DatasetError, ValueError) as e:
+            raise DatasetError(f"config keys {keys} are 'auto' and are derived from the train split, which cannot "
+                               f"be read: {e} (set dataset.root, or give the keys numbers)") from None
+        derived = derive(cfg, stats, world()[1])
+        chosen.update({k: derived[k] for k in keys})
+    if not chosen:
         return {}
-    try:
-        stats = dataset_stats(split_image_paths(cfg.get("dataset", None) or {}))
-    except (DatasetError, ValueError) as e:
-        raise DatasetError(f"config keys {keys} are 'auto' and are derived from the train split, which cannot be "
-                           f"read: {e} (set dataset.root, or give the keys numbers)") from None
-    derived = derive(cfg, stats, world()[1])
-    chosen = {k: derived[k] for k in keys}
     for k, d in chosen.items():
         section, name = k.rsplit(".", 1)
         node = cfg
         for part in section.split("."):
             node = node[part]
         node[name] = d["value"]
-    cfg["auto_settings"] = {"stats": stats.__dict__, **{k: dict(d) for k, d in chosen.items()}}
+    cfg["auto_settings"] = {**({"stats": stats.__dict__} if stats else {}), **{k: dict(d) for k, d in chosen.items()}}
     return chosen

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from pipeline.cache import atomic_path, atomic_write_text
+from wsss.auto_settings import cpu_bf16_hardware
 
 CKPT_NAME = "latest.pth"
 
@@ -155,17 +156,6 @@ def amp_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and os.environ.get(AMP_ON_CPU) == "1")
 
 
-def cpu_bf16_hardware() -> str | None:
-    """The CPU's bfloat16 units, from /proc/cpuinfo: 'amx' (AMX tiles), 'avx512_bf16', or None (none, or not
-    Linux): without them bfloat16 autocast is emulated and slower than float32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
-    except OSError:
-        return None
-    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else None
-
-
 def cpu_bf16_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
     """bfloat16 autocast of the training step (``cfg['cpu_bf16']``, from ``runtime.cpu_bf16``) on CPU, where
     float16 AMP is off: no loss scaling (bfloat16 has float32's exponent range)."""
@@ -173,9 +163,14 @@ def cpu_bf16_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
 
 
 def precision_options(runtime: Mapping[str, Any]) -> dict[str, bool]:
-    """The ``runtime`` section's arithmetic keys as :func:`train` reads them: ``amp`` (CUDA float16) and
-    ``cpu_bf16`` (bfloat16 autocast on CPU); one reading for every stage that trains with this loop."""
-    return {"amp": bool(runtime.get("amp", True)), "cpu_bf16": bool(runtime.get("cpu_bf16", False))}
+    """The ``runtime`` section's arithmetic keys as the trainers read them: ``amp`` (CUDA float16) and
+    ``cpu_bf16`` (bfloat16 autocast on CPU); one reading for every stage that trains (this loop and DeepLab's).
+    ``cpu_bf16='auto'`` must have been resolved by the config hook (wsss.auto_settings) before."""
+    cpu_bf16 = runtime.get("cpu_bf16", False)
+    if not isinstance(cpu_bf16, bool):
+        raise ValueError(f"runtime.cpu_bf16 must be True or False (or 'auto' with the config hook "
+                         f"wsss.auto_settings:resolve in config_hooks), got {cpu_bf16!r}")
+    return {"amp": bool(runtime.get("amp", True)), "cpu_bf16": cpu_bf16}
 
 
 def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.utils.data.Dataset,

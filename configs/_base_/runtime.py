@@ -8,9 +8,12 @@ runtime = dict(
     workers=None,  # processes for per-image loops (CRF, random walk, seeds on CPU); None = all cores
     amp=True,  # automatic mixed precision where it is safe (CUDA only)
     # bfloat16 autocast of the training steps on CPU (classify, bao, affinity, segment; inference stays float32):
-    # on a CPU with AMX (Intel Xeon 4th gen+) an isolated step took 0.4-0.8x, the demo's stages 0.81-0.96x (the
-    # whole demo 0.88x); slower on a CPU without bfloat16 units; changes results (bench/README.md, "bfloat16 training
-    # on CPU")
+    # True, False, or 'auto' = True on a CPU with AMX bfloat16 units (resolved when the config loads, shown with
+    # the other 'auto' values). On such a 2-core CPU, same-hour pairs on real photos trained classify in 0.69-0.79x,
+    # BAO in 0.75x and DeepLab in 0.66-0.73x the float32 time (affinity on cached features: no gain), the pipeline's
+    # numbers within rounding-sized moves; slower on a CPU without bfloat16 units; changes results
+    # (bench/README.md, "bfloat16 training on CPU"). False here: the demo, VOC and COCO configs stay float32, so
+    # their numbers reproduce on any CPU; configs/custom/bas_irn_cpu.py sets 'auto'.
     cpu_bf16=False,
     channels_last=True,  # conv nets in NHWC memory layout: faster on CPU (bench/README "Memory layout"), same maths
     seed=0,  # seeds model initialisation, data order and augmentation

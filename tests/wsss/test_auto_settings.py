@@ -124,3 +124,34 @@ def test_config_hook_runs_on_load(tmp_path):
                     "config_hooks = ['wsss.auto_settings:resolve']\nsegment = dict(crop_size='auto')\n")
     cfg = load_config(path)
     assert cfg.segment.crop_size == 112 and "segment.crop_size" in cfg.auto_settings
+
+
+@pytest.mark.parametrize(("flags", "value"), [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", True),
+                                               ("fpu avx512f avx512_bf16", False), ("fpu sse2 avx2", False)])
+def test_cpu_bf16_auto_follows_the_cpus_amx_units(tmp_path, monkeypatch, flags, value):
+    """runtime.cpu_bf16='auto' becomes True only on a CPU with AMX bfloat16 units (the only bfloat16 hardware
+    measured), is recorded with the reason like the data-derived keys, and needs no dataset to resolve."""
+    import builtins
+    import io
+
+    real_open = builtins.open
+    cpuinfo = f"processor\t: 0\nflags\t\t: {flags}\n"
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: io.StringIO(cpuinfo) if f == "/proc/cpuinfo"
+                        else real_open(f, *a, **k))
+    cfg = Config(dict(dataset=dict(type="custom", root=str(tmp_path / "nowhere")), runtime=dict(cpu_bf16="auto")))
+    chosen = resolve(cfg)
+    assert cfg.runtime.cpu_bf16 is value and set(chosen) == {"runtime.cpu_bf16"}
+    assert cfg.auto_settings["runtime.cpu_bf16"]["value"] is value
+    assert ("has AMX" if value else "no AMX") in cfg.auto_settings["runtime.cpu_bf16"]["why"]
+    assert "stats" not in cfg.auto_settings  # no data was read
+    explicit = Config(dict(runtime=dict(cpu_bf16=False)))
+    assert resolve(explicit) == {} and explicit.runtime.cpu_bf16 is False  # an explicit value is kept
+
+
+def test_an_unresolved_cpu_bf16_is_an_error_not_true():
+    """'auto' (a non-empty string) must never be read as True by a config without the resolving hook."""
+    from wsss.training import precision_options
+
+    assert precision_options({"cpu_bf16": True}) == {"amp": True, "cpu_bf16": True}
+    with pytest.raises(ValueError, match=r"runtime.cpu_bf16 must be True or False.*'auto'"):
+        precision_options({"cpu_bf16": "auto"})

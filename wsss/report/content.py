@@ -56,7 +56,8 @@ def build_report(ctx: Any, stages: dict[str, bool | str]) -> dict[str, Any]:
              "split (section <code>calib</code>), whose images are left out of every train-split number.</p>")
     auto_rows = auto_settings_rows(r)
     if auto_rows:
-        page.add("<h2>Settings derived from the data</h2>", table(["config key", "value", "why"], auto_rows),
+        page.add("<h2>Settings derived from the data and the machine</h2>",
+                 table(["config key", "value", "why"], auto_rows),
                  "<p class=\"note\">Config values given as 'auto' (wsss/auto_settings.py).</p>")
     page.add("<h2>Stages: time and memory</h2>",
              table(["stage", "status", "wall (s)", "peak memory (MB)", "details"], stage_rows(r), numeric=(2, 3)),

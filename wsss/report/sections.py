@@ -70,7 +70,7 @@ def grouped_metric_tables(run: RunRecord) -> list[str]:
 
 
 def auto_settings_rows(run: RunRecord) -> list[list[str]]:
-    """The settings derived from the data ('auto'), from summary.json, with the reason."""
+    """The settings derived from the data and the machine ('auto'), from summary.json, with the reason."""
     from wsss.report.page import esc
     from wsss.report.reading import read_json_or_none
 

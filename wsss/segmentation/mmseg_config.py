@@ -9,8 +9,9 @@ from typing import Any
 
 from pipeline.cache import atomic_path
 from pipeline.distributed import world
+from wsss.auto_settings import cpu_bf16_hardware
 from wsss.datasets import DatasetError, SegDataset
-from wsss.training import cpu_bf16_hardware
+from wsss.training import precision_options
 
 from .checks import check_num_classes
 
@@ -235,7 +236,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
     if amp and cuda:
         mm.optim_wrapper.type = "AmpOptimWrapper"
         mm.optim_wrapper.loss_scale = "dynamic"
-    elif not cuda and bool(runtime.get("cpu_bf16", False)):
+    elif not cuda and precision_options(runtime)["cpu_bf16"]:
         mm.optim_wrapper.type = "CPUBF16OptimWrapper"  # bfloat16 autocast of the forward (wsss.mmseg_ext)
         if cpu_bf16_hardware() is None:
             log.warning("runtime.cpu_bf16=True but this CPU has no bfloat16 units: DeepLab will train slower than "
