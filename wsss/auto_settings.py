@@ -47,6 +47,7 @@ MAX_SAMPLE = 2000
 MIN_ITERS = {"classify": 300, "bao": 300, "affinity": 150}
 BASE_EPOCHS = {"classify": 10, "bao": 10, "affinity": 3}
 DEFAULT_MAX_SIDE = 512  # BAS / IRN / mmseg VOC sizes
+CPUINFO = "/proc/cpuinfo"  # where cpu_bf16_hardware reads the CPU's flags
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
 MACHINE_DERIVABLE = ("runtime.cpu_bf16",)
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "seeds.max_image_side",
@@ -177,10 +178,10 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
 
 
 def cpu_bf16_hardware() -> str | None:
-    """The CPU's bfloat16 units, from /proc/cpuinfo: 'amx' (AMX tiles), 'avx512_bf16', or None (none, or not
-    Linux): without them bfloat16 autocast is emulated and slower than float32."""
+    """The CPU's bfloat16 units, from /proc/cpuinfo (:data:`CPUINFO`): 'amx' (AMX tiles), 'avx512_bf16', or None
+    (none, or not Linux): without them bfloat16 autocast is emulated and slower than float32."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(CPUINFO) as f:
             flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
     except OSError:
         return None

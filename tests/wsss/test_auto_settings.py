@@ -131,13 +131,11 @@ def test_config_hook_runs_on_load(tmp_path):
 def test_cpu_bf16_auto_follows_the_cpus_amx_units(tmp_path, monkeypatch, flags, value):
     """runtime.cpu_bf16='auto' becomes True only on a CPU with AMX bfloat16 units (the only bfloat16 hardware
     measured), is recorded with the reason like the data-derived keys, and needs no dataset to resolve."""
-    import builtins
-    import io
+    import wsss.auto_settings
 
-    real_open = builtins.open
-    cpuinfo = f"processor\t: 0\nflags\t\t: {flags}\n"
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: io.StringIO(cpuinfo) if f == "/proc/cpuinfo"
-                        else real_open(f, *a, **k))
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(wsss.auto_settings, "CPUINFO", str(cpuinfo))
     cfg = Config(dict(dataset=dict(type="custom", root=str(tmp_path / "nowhere")), runtime=dict(cpu_bf16="auto")))
     chosen = resolve(cfg)
     assert cfg.runtime.cpu_bf16 is value and set(chosen) == {"runtime.cpu_bf16"}
