@@ -49,7 +49,6 @@ BASE_EPOCHS = {"classify": 10, "bao": 10, "affinity": 3}
 DEFAULT_MAX_SIDE = 512  # BAS / IRN / mmseg VOC sizes
 CPUINFO = "/proc/cpuinfo"  # where cpu_bf16_hardware reads the CPU's flags
 WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
-MACHINE_DERIVABLE = ("runtime.cpu_bf16",)
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "seeds.max_image_side",
              "bao.epochs", "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
              "random_walk.radius", "random_walk.exp_times", "segment.crop_size", "segment.img_scale",
@@ -191,7 +190,7 @@ def cpu_bf16_hardware() -> str | None:
 def machine_settings(cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The 'auto' keys that follow the machine, ``{key: {"value", "why"}}``: ``runtime.cpu_bf16`` is True where
     the CPU has AMX bfloat16 units (there, same-hour pairs on real photos trained classify / BAO / DeepLab in
-    0.66-0.75x float32's time, bench/README.md "bfloat16 training on CPU"); avx512_bf16 alone is unmeasured."""
+    0.66-0.79x float32's time, bench/README.md "bfloat16 training on CPU"); avx512_bf16 alone is unmeasured."""
     if _get(cfg, "runtime.cpu_bf16") != AUTO:
         return {}
     hardware = cpu_bf16_hardware()

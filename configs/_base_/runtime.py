@@ -10,8 +10,9 @@ runtime = dict(
     # bfloat16 autocast of the training steps on CPU (classify, bao, affinity, segment; inference stays float32):
     # True, False, or 'auto' = True on a CPU with AMX bfloat16 units (resolved when the config loads, shown with
     # the other 'auto' values). On such a 2-core CPU, same-hour pairs on real photos trained classify in 0.69-0.79x,
-    # BAO in 0.75x and DeepLab in 0.66-0.73x the float32 time (affinity on cached features: no gain), the pipeline's
-    # numbers within rounding-sized moves; slower on a CPU without bfloat16 units; changes results
+    # BAO in 0.75x and DeepLab in 0.66-0.73x the float32 time (affinity on cached features: no gain), seeds and
+    # pseudo-labels within 0.3 points, the final model within DeepLab's seed spread; slower on a CPU without
+    # bfloat16 units; changes results
     # (bench/README.md, "bfloat16 training on CPU"). False here: the demo, VOC and COCO configs stay float32, so
     # their numbers reproduce on any CPU; configs/custom/bas_irn_cpu.py sets 'auto'.
     cpu_bf16=False,

@@ -23,7 +23,8 @@
 # - runtime.cpu_bf16 'auto': bfloat16 autocast of the training steps where the CPU has AMX bfloat16 units (Intel
 #   Xeon 4th generation and later), float32 elsewhere; the value taken is printed with the other 'auto' values.
 #   Same-hour pairs on two realcut builds (bench/README.md, "bfloat16 training on CPU"): classify, BAO and DeepLab
-#   trained in 0.66-0.79x the float32 time, seeds, pseudo-labels and final mIoU moved within rounding.
+#   trained in 0.66-0.79x the float32 time; seeds and pseudo-labels stayed within 0.3 points, the final model within
+#   DeepLab's own seed-to-seed spread (rc_s21, docs/RESULTS.md).
 #   Set runtime.cpu_bf16=False for float32 results that reproduce on any CPU.
 _base_ = ["./bas_irn.py"]
 experiment = "custom_bas_irn_cpu"
