@@ -162,6 +162,16 @@ def cpu_bf16_enabled(cfg: Mapping[str, Any], device: torch.device) -> bool:
     return bool(cfg.get("cpu_bf16", False)) and device.type == "cpu" and not amp_enabled(cfg, device)
 
 
+def check_cpu_bf16_hardware(log: logging.Logger, what: str) -> str | None:
+    """The CPU's bfloat16 units (wsss.auto_settings.cpu_bf16_hardware), with a warning naming ``what`` will be slow
+    when there are none (bfloat16 is then emulated); one check for our training loop and DeepLab's."""
+    hardware = cpu_bf16_hardware()
+    if hardware is None:
+        log.warning("runtime.cpu_bf16=True but this CPU has no bfloat16 units (no amx_bf16 / avx512_bf16 flag): "
+                    "%s will be slower than in float32; set runtime.cpu_bf16=False", what)
+    return hardware
+
+
 def precision_options(runtime: Mapping[str, Any]) -> dict[str, bool]:
     """The ``runtime`` section's arithmetic keys as the trainers read them: ``amp`` (CUDA float16) and
     ``cpu_bf16`` (bfloat16 autocast on CPU); one reading for every stage that trains (this loop and DeepLab's).
@@ -216,11 +226,8 @@ def train(model: nn.Module, param_groups: list[dict[str, Any]], dataset: torch.u
             log.warning("%s=1: a check of the AMP path, not for results (float16 on CPU is slower than float32, and "
                         "the stage's cache key does not record it)", AMP_ON_CPU)
     if bf16:
-        hardware = cpu_bf16_hardware()
+        hardware = check_cpu_bf16_hardware(log, "training")
         log.info("bfloat16 autocast on CPU (runtime.cpu_bf16; this CPU's bfloat16 units: %s)", hardware or "none")
-        if hardware is None:
-            log.warning("runtime.cpu_bf16=True but this CPU has no bfloat16 units (no amx_bf16 / avx512_bf16 flag): "
-                        "training will be slower than float32; set runtime.cpu_bf16=False")
 
     per_rank = len(epoch_indices(n, 0, seed, rank, world))
     drop_last = per_rank >= bs  # a batch of 1 breaks BatchNorm; keep a short last batch only if it is all we have

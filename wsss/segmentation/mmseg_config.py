@@ -9,9 +9,8 @@ from typing import Any
 
 from pipeline.cache import atomic_path
 from pipeline.distributed import world
-from wsss.auto_settings import cpu_bf16_hardware
 from wsss.datasets import DatasetError, SegDataset
-from wsss.training import precision_options
+from wsss.training import check_cpu_bf16_hardware, precision_options
 
 from .checks import check_num_classes
 
@@ -238,9 +237,7 @@ def build_mmseg_config(cfg: Any, work_dir: str | os.PathLike, out_dir: str | os.
         mm.optim_wrapper.loss_scale = "dynamic"
     elif not cuda and precision_options(runtime)["cpu_bf16"]:
         mm.optim_wrapper.type = "CPUBF16OptimWrapper"  # bfloat16 autocast of the forward (wsss.mmseg_ext)
-        if cpu_bf16_hardware() is None:
-            log.warning("runtime.cpu_bf16=True but this CPU has no bfloat16 units: DeepLab will train slower than "
-                        "in float32; set runtime.cpu_bf16=False")
+        check_cpu_bf16_hardware(log, "DeepLab's training")
 
     # ---- runtime: where, resume, hooks, logging, distributed
     mm.work_dir = str(Path(out_dir) / "mmseg")
