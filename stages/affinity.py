@@ -37,11 +37,11 @@ def run(ctx) -> dict:
 
     from pipeline.stage import section_enabled
     from wsss.affinity import affinity_step, pair_offsets
+    from wsss.affinity_data import AffinityDataset
     from wsss.feature_cache import FeatureCache
     from wsss.maps import seed_split
     from wsss.models import build_classifier, load_classifier
     from wsss.models.affinity_net import build_affinity_net, save_affinity_net
-    from wsss.train_data import AffinityDataset
     from wsss.training import precision_options, train
 
     scfg = dict(ctx.stage_cfg)

@@ -20,9 +20,10 @@ Writes ``labels/<id>.png`` (label PNG) and ``bg/<id>.npz`` (``bg``: float16 HxW 
 
 ``bao.freeze_backbone``: False = everything learns; 'mid' = the backbone up to its stride-16 mid level keeps the
 classifier's weights and its last stage + the heads learn; True = only the label-conditioned head learns (as the
-affinity stage's head does). ``bao.cache_features`` (needs a frozen part): the frozen part's output is computed
-once per image and mirror at one scale (the whole image in the crop) and training runs the rest alone
-(wsss.feature_cache). Speed and quality of the three modes: bench/README.md ("BAO student").
+affinity stage's head does); with ``bao.head_levels`` that head reads several backbone levels (strides 4-16, the
+affinity net's fusion) instead of the stride-16 map alone. ``bao.cache_features`` (needs a frozen part): the
+frozen part's output is computed once per image and mirror at one scale (the whole image in the crop) and training
+runs the rest alone (wsss.feature_cache). Speed and quality of the three modes: bench/README.md ("BAO student").
 
 Training scale and lr default to the classifier's (``bao.resize/resize_range/crop_size/lr`` = None): the
 backbone learned the classes, and the seeds were made, at that scale (numbers: docs/DEVLOG.md).
@@ -44,7 +45,7 @@ _TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "poly_p
                "num_workers", "log_interval")
 DEFAULT_SCALES = (1.0, 0.5, 1.5, 2.0)
 _STUDENTS = {"none": "backbone and heads learn", "mid": "backbone frozen up to its mid level, the rest learns",
-             "all": "frozen backbone, head only"}
+             "all": "frozen backbone, head only", "levels": "frozen backbone, a head on its levels %s"}
 
 
 def check_seed_classes(ds: Any, seed_dir, ids: list[str]) -> None:
@@ -84,10 +85,10 @@ def run(ctx) -> dict[str, Any]:
 
     from pipeline.cache import atomic_save_npz
     from pipeline.parallel import for_each_item
+    from wsss.bao_data import SeedLabelImages
     from wsss.maps import SeedMaps, open_seed_folder, save_label_png, seed_labels
     from wsss.models.bao import BAOModel, BAOStudent, freeze_mode, predict_maps
     from wsss.models.classifier import load_classifier
-    from wsss.train_data import SeedLabelImages
     from wsss.training import precision_options, train
     from wsss.transforms import bounded_scales, to_tensor
 
@@ -111,7 +112,8 @@ def run(ctx) -> dict[str, Any]:
     if cache and freeze == "none":
         raise ValueError("bao.cache_features=True needs bao.freeze_backbone='mid' or True (a backbone that learns "
                          "changes its features every step)")
-    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=freeze)
+    student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=freeze,
+                                         head_levels=scfg.get("head_levels"), head_dims=scfg.get("head_dims"))
     del classifier
     model = ctx.place(BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                                smoothing=float(scfg.get("label_smoothing", 0.4)),
@@ -140,7 +142,8 @@ def run(ctx) -> dict[str, Any]:
     epochs = int(tcfg.get("epochs", 1))
     ctx.log.info("bao: %d images of %s, %d foreground classes; %s; %d epochs, seed labels for epochs < %d then "
                  "the EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,
-                 _STUDENTS[freeze] + (" on cached features" if cache else ""), epochs, teacher_from,
+                 (_STUDENTS[freeze] if student.head_levels is None else _STUDENTS["levels"] % student.head_levels)
+                 + (" on cached features" if cache else ""), epochs, teacher_from,
                  model.ema_momentum, scales, " + flip" if flip else "", infer_with)
 
     def step(net, batch):
@@ -191,7 +194,8 @@ def run(ctx) -> dict[str, Any]:
             "background_maps": str(bg_dir),
             "inference": {"scales": list(scales), "max_image_side": max_side, "flip": flip, "model": infer_with,
                           "rule": "argmax over normalised [background, classes]"},
-            "fg_fraction_of_computed": fg_frac, "frozen_backbone": freeze, "cached_features": cache,
+            "fg_fraction_of_computed": fg_frac, "frozen_backbone": freeze, "head_levels": student.head_levels,
+            "cached_features": cache,
             "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,
             "history": history}

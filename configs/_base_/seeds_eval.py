@@ -24,6 +24,11 @@ bao = dict(
     # 2 x images x that map in float16; the demo ~80 MB with True, 13x less with 'mid'); training runs the rest
     cache_features=False,
     hidden=256,  # channels of the label-conditioned head
+    # with freeze_backbone=True: the backbone levels the head reads (0, 1, 2: strides 4, 8, 16 mid; 3: the high
+    # map), each reduced to head_dims channels and fused at the first level's stride (the affinity net's fusion);
+    # None = the high map alone (BAO's head)
+    head_levels=None,
+    head_dims=None,  # channels per head level; None = 64 each
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels
     cls_weight=1.0,  # multi-label classification loss weight
     seg_weight=1.0,  # class-balanced CE weight

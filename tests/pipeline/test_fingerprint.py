@@ -127,6 +127,19 @@ def test_code_versions_follow_the_imports_not_hand_lists():
     assert not any(hasattr(m, "CODE") for m in load_stages())
 
 
+def test_each_trainer_fingerprints_its_own_data_and_model_code_only():
+    # the trainers' datasets were one module (wsss.train_data) importing BAO's model and the affinity labels: an
+    # edit to BAO's head retrained the classifier and everything after it. Each dataset is now its own module.
+    classify, bao, affinity = (set(project_imports(f"stages.{s}")) for s in ("classify", "bao", "affinity"))
+    assert "wsss.train_data" in classify
+    assert not classify & {"wsss.models.bao", "wsss.bao_data", "wsss.affinity", "wsss.affinity_data",
+                           "wsss.models.affinity_net", "wsss.models.fusion"}
+    assert {"wsss.models.bao", "wsss.bao_data", "wsss.models.fusion"} <= bao
+    assert not bao & {"wsss.affinity_data", "wsss.models.affinity_net"}
+    assert {"wsss.affinity_data", "wsss.models.affinity_net", "wsss.models.fusion"} <= affinity
+    assert not affinity & {"wsss.models.bao", "wsss.bao_data"}
+
+
 def test_a_change_in_a_transitively_imported_module_changes_the_code_version(tmp_path):
     pkg = tmp_path / "proj"
     (pkg / "stages").mkdir(parents=True)

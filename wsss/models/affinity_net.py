@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wsss.affinity import grid_size, pair_offsets, pairwise_affinity
+from wsss.models.fusion import LevelFusion
 
 
 class AffinityNet(nn.Module):
@@ -33,9 +33,7 @@ class AffinityNet(nn.Module):
         if len(self.levels) != len(dims):
             raise ValueError(f"affinity: {len(dims)} dims for {len(self.levels)} feature levels {self.levels}")
         chans = [probe[i].shape[1] for i in self.levels]
-        self.heads = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, d, 1, bias=False), nn.GroupNorm(_groups(d), d), nn.ReLU(inplace=True))
-            for c, d in zip(chans, dims))
+        self.heads = LevelFusion(chans, dims)
         self.embed = nn.Conv2d(sum(dims), embed_dim, 1, bias=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m.weight.requires_grad:
@@ -63,9 +61,7 @@ class AffinityNet(nn.Module):
 
     def embed_features(self, feats: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
         """The trainable head on precomputed frozen features (one tensor per level of ``self.levels``)."""
-        ups = [F.interpolate(head(f), size=size, mode="bilinear", align_corners=False)
-               for head, f in zip(self.heads, feats)]
-        return self.embed(torch.cat(ups, 1))
+        return self.embed(self.heads(feats, size))
 
     def forward(self, x: Tensor | Sequence[Tensor], offsets: Sequence[tuple[int, int]] | None = None,
                 size: tuple[int, int] | None = None) -> Tensor:
@@ -85,13 +81,6 @@ class AffinityNet(nn.Module):
             emb_f = self.embedding(images.flip(-1)).float().flip(-1)
             aff = (aff + pairwise_affinity(emb_f, offsets, self.chunk)) / 2
         return aff
-
-
-def _groups(d: int) -> int:
-    for g in (32, 16, 8, 4, 2):
-        if d % g == 0 and d // g >= 4:
-            return g
-    return 1
 
 
 def build_affinity_net(classifier: nn.Module, cfg: dict) -> AffinityNet:

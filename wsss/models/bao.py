@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wsss.models.fusion import LevelFusion
+
 IGNORE = 255
 
 
@@ -133,6 +135,23 @@ class LabelConditionedHead(nn.Module):
         return self.out(h)
 
 
+class MultiLevelHead(nn.Module):
+    """Frozen backbone levels -> logits on the first level's grid: the levels fused as the affinity net fuses them
+    (:class:`wsss.models.fusion.LevelFusion`), then the :class:`LabelConditionedHead`. With MobileNetV2's levels
+    (0, 1, 2, 3) the background is learned at stride 4, from the edges and colours the stride-16 map has lost."""
+
+    def __init__(self, channels: Sequence[int], dims: Sequence[int], num_classes: int, hidden: int = 256):
+        super().__init__()
+        self.fuse = LevelFusion(channels, dims)
+        for m in self.fuse.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+        self.head = LabelConditionedHead(self.fuse.out_channels, num_classes, hidden)
+
+    def forward(self, feats: Sequence[Tensor], labels: Tensor) -> Tensor:
+        return self.head(self.fuse(feats, feats[0].shape[-2:]), labels)
+
+
 FREEZE_MODES = ("none", "mid", "all")
 
 
@@ -154,17 +173,34 @@ class BAOStudent(nn.Module):
     mode). 'none': everything learns (BAO's recipe). 'mid': the backbone up to its stride-16 mid level (stem to
     MobileNetV2's block 13 / ResNet's layer3) is frozen, its last stage, the classifier head and the new head
     learn. 'all': only the new head learns. With a frozen part the input may be the frozen part's cached output
-    (a list holding one map, :class:`wsss.feature_cache.FeatureCache`) instead of images.
+    (a list of maps, :class:`wsss.feature_cache.FeatureCache`) instead of images.
+
+    ``head_levels`` (needs 'all'): the new head reads these backbone levels (0-2: strides 4, 8, 16 mid; 3: the
+    high map) through a :class:`MultiLevelHead` with ``head_dims`` channels each, instead of the high map alone;
+    the frozen classifier head's scores (a loss without gradient then) are left out.
     """
 
     def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256,
-                 frozen_backbone: bool | str = False):
+                 frozen_backbone: bool | str = False, head_levels: Sequence[int] | None = None,
+                 head_dims: Sequence[int] | None = None):
         super().__init__()
         self.backbone = backbone
         self.cls_head = cls_head
         self.num_classes = num_classes
         self.freeze = freeze_mode(frozen_backbone)
-        self.head = LabelConditionedHead(backbone.high_channels, num_classes, hidden)
+        self.head_levels = [int(i) for i in head_levels] if head_levels else None
+        if self.head_levels is None:
+            self.head = LabelConditionedHead(backbone.high_channels, num_classes, hidden)
+        else:
+            if self.freeze != "all":
+                raise ValueError("bao.head_levels needs bao.freeze_backbone=True (the levels come from the frozen "
+                                 f"backbone), got freeze_backbone={frozen_backbone!r}")
+            channels = backbone.stage_channels + [backbone.high_channels]
+            if any(not 0 <= i < len(channels) for i in self.head_levels):
+                raise ValueError(f"bao.head_levels must be among {list(range(len(channels)))} (strides 4, 8, 16, "
+                                 f"16 high), got {self.head_levels}")
+            dims = list(head_dims) if head_dims else [64] * len(self.head_levels)
+            self.head = MultiLevelHead([channels[i] for i in self.head_levels], dims, num_classes, hidden)
         for m in self._frozen_modules():
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -186,10 +222,11 @@ class BAOStudent(nn.Module):
         return [self.head] if self.freeze == "all" else [self.backbone, self.cls_head, self.head]
 
     @classmethod
-    def from_classifier(cls, classifier: nn.Module, hidden: int = 256,
-                        frozen_backbone: bool | str = False) -> BAOStudent:
+    def from_classifier(cls, classifier: nn.Module, hidden: int = 256, frozen_backbone: bool | str = False,
+                        head_levels: Sequence[int] | None = None,
+                        head_dims: Sequence[int] | None = None) -> BAOStudent:
         return cls(copy.deepcopy(classifier.backbone), copy.deepcopy(classifier.head), classifier.num_classes, hidden,
-                   frozen_backbone)
+                   frozen_backbone, head_levels, head_dims)
 
     def train(self, mode: bool = True) -> BAOStudent:
         super().train(mode)
@@ -199,21 +236,27 @@ class BAOStudent(nn.Module):
 
     def features(self, images: Tensor) -> list[Tensor]:
         """[the output of the frozen part] of images (what a feature cache stores): the mid map ('mid') or the
-        stride-16 high map ('all'); with nothing frozen, the high map with its gradient."""
+        stride-16 high map ('all'), or the ``head_levels``; with nothing frozen, the high map with its gradient."""
         if self.freeze == "none":
             return [self.backbone(images)]
         with torch.no_grad():
+            if self.head_levels is not None:
+                levels = self.backbone.features(images)
+                return [levels[i] for i in self.head_levels]
             return [self.backbone.forward_mid(images) if self.freeze == "mid" else self.backbone(images)]
 
-    def forward(self, images: Tensor | Sequence[Tensor], labels: Tensor) -> tuple[Tensor, Tensor]:
-        """(logits (B, C+1, h, w) at the feature stride, class scores (B, C)) of images (B, 3, H, W), or of
-        their cached features (a list, frozen part only)."""
+    def forward(self, images: Tensor | Sequence[Tensor], labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(logits (B, C+1, h, w) at the feature stride, class scores (B, C), None with ``head_levels``) of images
+        (B, 3, H, W), or of their cached features (a list, frozen part only)."""
         if isinstance(images, Tensor):
-            feats = self.features(images)[0]
+            levels = self.features(images)
         elif self.frozen_backbone:
-            feats = images[0]
+            levels = list(images)
         else:
             raise ValueError("BAOStudent: cached features need a frozen backbone (bao.freeze_backbone)")
+        if self.head_levels is not None:
+            return self.head(levels, labels), None
+        feats = levels[0]
         high = self.backbone.forward_high(feats) if self.freeze == "mid" else feats
         scores = self.cls_head(high).mean((2, 3))
         return self.head(high, labels), scores
@@ -290,7 +333,7 @@ class BAOModel(nn.Module):
         logits, scores = self.student(images, labels)
         logits = F.interpolate(logits.float(), target.shape[-2:], mode="bilinear", align_corners=False)
         seg = class_balanced_ce(logits, target.long(), valid_channels(labels), self.smoothing)
-        cls = F.multilabel_soft_margin_loss(scores.float(), labels)
+        cls = F.multilabel_soft_margin_loss(scores.float(), labels) if scores is not None else seg.new_zeros(())
         with torch.no_grad():
             keep = target != IGNORE
             fg_share = ((target > 0) & keep).sum() / keep.sum().clamp(min=1)
