@@ -65,7 +65,8 @@ def main() -> None:
     bcfg = dict(cfg.bao)
     classifier = load_classifier(args.work / "classify/model.pth", dict(cfg.classify), ds.num_fg, "cpu")
     teacher = BAOStudent.from_classifier(classifier, hidden=int(bcfg.get("hidden", 256)),
-                                         frozen_backbone=bcfg.get("freeze_backbone", False))
+                                         frozen_backbone=bcfg.get("freeze_backbone", False),
+                                         head_levels=bcfg.get("head_levels"), head_dims=bcfg.get("head_dims"))
     state = torch.load(args.work / "bao/model.pth", map_location="cpu", weights_only=True)["state_dict"]
     teacher.load_state_dict({k[len("teacher."):]: v for k, v in state.items() if k.startswith("teacher.")})
     teacher.eval()

@@ -506,3 +506,55 @@ def test_feature_cache_refuses_what_does_not_fit(monkeypatch):
     with pytest.raises(ValueError, match=r"bao.cache_features=True: the frozen features of 4 images.*"
                                          r"set bao.cache_features=False"):
         fc.FeatureCache(lambda x: [backbone(x)], _Items(), batch_size=2, config_key="bao.cache_features")
+
+
+def test_multi_level_head_learns_at_stride_4_on_the_frozen_levels_and_cached_levels_give_the_same_loss():
+    from wsss.feature_cache import FeatureCache
+    from wsss.models import build_classifier
+
+    torch.manual_seed(0)
+    classifier = build_classifier(dict(backbone="mobilenet_v2", method="bas", pretrained=False), 2)
+    student = BAOStudent.from_classifier(classifier, hidden=16, frozen_backbone=True, head_levels=(0, 1, 2, 3),
+                                         head_dims=(8, 8, 8, 8))
+    model = BAOModel(student, ema_momentum=0.5, smoothing=0.0).train()  # no smoothing: the loss can near 0
+    (group,) = model.param_groups()
+    assert {id(p) for p in group["params"]} == {id(p) for p in student.head.parameters()}
+    images = torch.randn(2, 3, 64, 64)
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    target = torch.zeros(2, 64, 64, dtype=torch.long)
+    target[:, 16:40, 8:32] = 1
+    target[1, 40:60, 36:60] = 2
+    logits, scores = student(images, labels)
+    assert logits.shape == (2, 3, 16, 16) and scores is None  # stride 4: the first level's grid
+    backbone_before = [p.clone() for p in student.backbone.parameters()]
+    opt = torch.optim.SGD(group["params"], lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(25):
+        out = model(images, labels, target)
+        assert out["cls"].item() == 0.0  # the frozen classifier head gets no gradient: its loss is left out
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["seg"].item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(torch.equal(b, p) for b, p in zip(backbone_before, student.backbone.parameters()))
+
+    class _Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"image": images[i], "labels": labels[i], "target": target[i]}
+
+    student.eval()
+    cache = FeatureCache(student.features, _Items(), flip=False, seed=0, flip_keys=("target",))
+    batch = torch.utils.data.default_collate([cache[i] for i in range(2)])
+    assert [f.shape[1] for f in batch["feats"]] == [24, 32, 96, 1280]  # MobileNetV2's levels
+    on_feats, on_images = model(batch["feats"], labels, target), model(images, labels, target)
+    assert on_feats["loss"].item() == pytest.approx(on_images["loss"].item(), rel=1e-5)
+    with pytest.raises(ValueError, match="head_levels needs bao.freeze_backbone=True"):
+        BAOStudent.from_classifier(classifier, frozen_backbone="mid", head_levels=(0, 3))
+    with pytest.raises(ValueError, match=r"head_levels must be among \[0, 1, 2, 3\]"):
+        BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 4))
+    with pytest.raises(ValueError, match="2 dims for 3 feature levels"):
+        BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 1, 3), head_dims=(8, 8))
