@@ -40,6 +40,8 @@ TYPES: dict[str, tuple[type, ...]] = {
     "runtime.workers": (int, str),
     "random_walk.beta": (int, float),
     "bao.freeze_backbone": (bool, str),
+    "bao.head_levels": (list, tuple),
+    "bao.head_dims": (list, tuple),
     "seeds.max_image_side": (int,),  # or None (its default) or 'auto'
     "random_walk.max_image_side": (int,),
 }
@@ -195,9 +197,26 @@ def validate_config(cfg: Any, base_dir: Path = BASE_DIR) -> None:
             why = _type_error(key, value, known[key]) or _range_error(key, value)
         if why:
             problems.append(f"config key '{key}' = {value!r}: {why}")
+    problems += _combination_errors(data)
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:4])})" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)
+
+
+def _combination_errors(data: Mapping[str, Any]) -> list[str]:
+    """Keys valid alone but not together, caught here instead of when their stage starts, after the stages before
+    it ran."""
+    bao = data.get("bao") or {}
+    freeze = bao.get("freeze_backbone", False)
+    problems = []
+    if bao.get("head_levels") and freeze not in (True, "all"):
+        problems.append(f"config key 'bao.head_levels' = {bao['head_levels']!r} needs bao.freeze_backbone=True (the "
+                        f"levels come from the frozen backbone), got bao.freeze_backbone={freeze!r}; set "
+                        "bao.head_levels=None for another student")
+    if bao.get("cache_features") and freeze in (False, None):
+        problems.append("config key 'bao.cache_features' = True needs bao.freeze_backbone='mid' or True (a backbone "
+                        "that learns changes its features every step)")
+    return problems
 
 
 def _walk(data: Mapping[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,10 @@ random_walk = dict(sem_seg_bg_thres="calib", radius="auto", exp_times="auto")
 # 74.55 / 77.07 / 83.95 (bench/README.md, "A frozen student on several backbone levels"). NB: chosen for the demo's
 # time, but those comparisons are on the demo's reported train / val splits (labelled in README). On real photos the
 # whole-backbone student is better (rc_s21: CRF -1.8, random walk -1.2 with this head): configs/custom/ and the
-# VOC / COCO configs keep it. num_workers=0 as for classify: on 2 cores loading in this process was 7 % faster than
-# 2 workers (bench/README.md, "DataLoader workers forked once"); the outputs do not depend on it.
+# VOC / COCO configs keep it (here: --cfg-options bao.freeze_backbone=False bao.head_levels=None
+# bao.cache_features=False bao.epochs=24 bao.teacher_from_epoch=12). num_workers=0 as for classify: on 2 cores
+# loading in this process was 7 % faster than 2 workers (bench/README.md, "DataLoader workers forked once"); the
+# outputs do not depend on it.
 bao = dict(epochs=8, batch_size=16, ema_momentum=0.99, teacher_from_epoch=4, num_workers=0, freeze_backbone=True,
            cache_features=True, head_levels=(0, 1, 2, 3), head_dims=(32, 32, 64, 64))
 # the demo's images are ~4x smaller than VOC's: a smaller training radius and a slimmer embedding head. The frozen
