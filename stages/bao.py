@@ -23,7 +23,7 @@ classifier's weights and its last stage + the heads learn; True = only the label
 affinity stage's head does); with ``bao.head_levels`` that head reads several backbone levels (strides 4-16, the
 affinity net's fusion) instead of the stride-16 map alone. ``bao.cache_features`` (needs a frozen part): the
 frozen part's output is computed once per image and mirror at one scale (the whole image in the crop) and training
-runs the rest alone (wsss.feature_cache). Speed and quality of the three modes: bench/README.md ("BAO student").
+runs the rest alone (wsss.feature_cache). Speed and quality of each student: bench/README.md ("BAO student").
 
 Training scale and lr default to the classifier's (``bao.resize/resize_range/crop_size/lr`` = None): the
 backbone learned the classes, and the seeds were made, at that scale (numbers: docs/DEVLOG.md).
