@@ -39,10 +39,10 @@ def test_shipped_configs_validate(config):
     ({"bao.freeze_backbone": "layer3"}, "'bao.freeze_backbone' = 'layer3': must be one of False, True, 'mid'"),
     ({"bao.freeze_backbone": 1.5}, "config key 'bao.freeze_backbone' = 1.5: expected bool or str"),
     ({"bao.head_levels": 3}, "config key 'bao.head_levels' = 3: expected list or tuple"),
-    # the demo's BAO student reads four frozen backbone levels: a student whose backbone learns cannot
-    ({"bao.freeze_backbone": False}, "'bao.head_levels' = [0, 1, 2, 3] needs bao.freeze_backbone=True"),
-    ({"bao.freeze_backbone": False, "bao.head_levels": None},
-     "'bao.cache_features' = True needs bao.freeze_backbone='mid' or True"),
+    # the multi-level head reads frozen backbone levels: a student whose backbone learns (the demo's) cannot
+    ({"bao.head_levels": [0, 1, 2, 3]}, "'bao.head_levels' = [0, 1, 2, 3] needs bao.freeze_backbone=True"),
+    ({"bao.head_levels": [0, 3], "bao.freeze_backbone": "mid"}, "got bao.freeze_backbone='mid'"),
+    ({"bao.cache_features": True}, "'bao.cache_features' = True needs bao.freeze_backbone='mid' or True"),
     ({"seeds.max_image_side": "big"}, "config key 'seeds.max_image_side' = 'big': expected int"),
     ({"seeds.max_image_side": 8}, "config key 'seeds.max_image_side' = 8: must be >= 32"),
     ({"random_walk.label_crf.gt_prob": 1.5}, "'random_walk.label_crf.gt_prob' = 1.5: must be in [0.0, 1.0]"),
@@ -60,8 +60,9 @@ def test_bad_overrides_name_the_key(option, message):
     {"segment.iters": 10}, {"segment.crop_size": [64, 64]}, {"runtime.workers": 2}, {"runtime.workers": "auto"},
     {"dataset.img_suffix": ".png"},
     {"crf.enabled": False}, {"affinity.levels": [0, 1]}, {"classify.lr": 1}, {"random_walk.beta": 7.5},
-    {"bao.freeze_backbone": "mid", "bao.head_levels": None}, {"bao.freeze_backbone": True},
-    {"bao.freeze_backbone": False, "bao.head_levels": None, "bao.cache_features": False},
+    {"bao.freeze_backbone": "mid"}, {"bao.freeze_backbone": True},
+    {"bao.freeze_backbone": True, "bao.head_levels": [0, 1, 2, 3], "bao.head_dims": [32, 32, 64, 64],
+     "bao.cache_features": True},
     {"seeds.max_image_side": 416}, {"seeds.max_image_side": "auto"}, {"seeds.max_image_side": None},
     {"random_walk.label_crf.enabled": True}, {"random_walk.label_crf.bilateral": [50, 5, 4]},
 ])
