@@ -4,18 +4,19 @@ time at a crop size, and a torch.profiler table of its operators.
 
 Usage: python bench/bench_bao_head_step.py [--crop 208] [--classes 8] [--hidden 256] [--nhwc] [--threads 2]
 Random images through an untrained MobileNetV2 (the cost does not depend on the weights); the step is the bao
-stage's: EMA update, the teacher's labels, the student's losses, backward, SGD. bench/README.md ("A frozen student
+stage's (EMA update, the teacher's labels, the student's losses), timed with backward and SGD by
+bench_layout.time_steps like the other step benchmarks. bench/README.md ("A frozen student
 on several backbone levels") has its numbers.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 import stages  # noqa: E402,F401  (stack fixes before torchvision)
+from bench.bench_layout import time_steps  # noqa: E402  (the timing loop of the other step benchmarks)
 
 
 def main() -> None:
@@ -41,8 +42,6 @@ def main() -> None:
     student = BAOStudent.from_classifier(classifier, hidden=args.hidden, frozen_backbone=True,
                                          head_levels=(0, 1, 2, 3), head_dims=(32, 32, 64, 64))
     model = BAOModel(student, ema_momentum=0.99).train()
-    if args.nhwc:
-        model = model.to(memory_format=torch.channels_last)
     images = torch.randn(args.batch, 3, args.crop, args.crop)
     with torch.no_grad():  # the cache stores float16 and serves float32
         levels = [f.half().float() for f in student.features(images)]
@@ -50,28 +49,18 @@ def main() -> None:
     labels[:, 0] = 1.0
     labels[::2, 1] = 1.0
     target = torch.randint(0, 3, (args.batch, args.crop, args.crop))
-    opt = torch.optim.SGD([p for g in model.param_groups() for p in g["params"]], lr=0.01, momentum=0.9)
+    layout = torch.channels_last if args.nhwc else torch.contiguous_format
 
-    def step() -> None:
-        model.update_teacher()
-        out = model(levels, labels, target, use_teacher=True)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
+    def loss(m: BAOModel) -> torch.Tensor:
+        m.update_teacher()
+        return m(levels, labels, target, use_teacher=True)["loss"]
 
-    for _ in range(2):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(args.repeats):
-        step()
-    ms = (time.perf_counter() - t0) / args.repeats * 1000
+    ms = 1000 * time_steps(model, loss, layout, False, args.repeats)
     print(f"crop {args.crop}, {args.classes} classes, hidden {args.hidden}, {'NHWC' if args.nhwc else 'NCHW'}, "
-          f"batch {args.batch}, {args.threads} threads: {ms:.0f} ms a step")
+          f"batch {args.batch}, {args.threads} threads: {ms:.0f} ms a step (median of {args.repeats})")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(3):
-            step()
+        time_steps(model, loss, layout, False, 1)  # 3 steps
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
-
 
 if __name__ == "__main__":
     main()
