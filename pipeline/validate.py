@@ -57,6 +57,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "ir_labels.conf_fg_thres": UNIT, "ir_labels.conf_bg_thres": UNIT,
     "random_walk.sem_seg_bg_thres": UNIT, "random_walk.ignore_threshold": UNIT, "random_walk.label_crf.gt_prob": UNIT,
     "bao.ema_momentum": UNIT, "bao.label_smoothing": UNIT, "bao.teacher_from_epoch": (0, math.inf),
+    "bao.cam_prior": (0, math.inf),
     "segment.iters": (1, math.inf), "segment.checkpoint_interval": (1, math.inf), "segment.val_interval": (0, math.inf),
     "random_walk.exp_times": (0, 16), "random_walk.radius": (1, math.inf), "affinity.train_radius": (1, math.inf),
     "runtime.seed": (0, 2**32 - 1), "runtime.workers": (1, math.inf), "auto_limits.max_side": (64, math.inf),
@@ -216,6 +217,10 @@ def _combination_errors(data: Mapping[str, Any]) -> list[str]:
     if bao.get("cache_features") and freeze in (False, None):
         problems.append("config key 'bao.cache_features' = True needs bao.freeze_backbone='mid' or True (a backbone "
                         "that learns changes its features every step)")
+    prior = bao.get("cam_prior") or 0
+    if isinstance(prior, (int, float)) and prior > 0 and 3 not in list(bao.get("head_levels") or []):
+        problems.append(f"config key 'bao.cam_prior' = {prior!r} needs bao.head_levels with level 3 (the high map "
+                        f"the classifier's CAM is read from), got bao.head_levels={bao.get('head_levels')!r}")
     return problems
 
 

@@ -113,7 +113,8 @@ def run(ctx) -> dict[str, Any]:
         raise ValueError("bao.cache_features=True needs bao.freeze_backbone='mid' or True (a backbone that learns "
                          "changes its features every step)")
     student = BAOStudent.from_classifier(classifier, hidden=int(scfg.get("hidden", 256)), frozen_backbone=freeze,
-                                         head_levels=scfg.get("head_levels"), head_dims=scfg.get("head_dims"))
+                                         head_levels=scfg.get("head_levels"), head_dims=scfg.get("head_dims"),
+                                         cam_prior=float(scfg.get("cam_prior") or 0.0))
     del classifier
     model = ctx.place(BAOModel(student, ema_momentum=float(scfg.get("ema_momentum", 0.99)),
                                smoothing=float(scfg.get("label_smoothing", 0.4)),

@@ -29,6 +29,10 @@ bao = dict(
     # None = the high map alone (BAO's head)
     head_levels=None,
     head_dims=None,  # channels per head level; None = 64 each
+    # with head_levels incl. 3: the head's logits are added to cam_prior x [1 - max normCAM, normCAM] of the frozen
+    # classifier (the first teacher labels' rule), so it learns a correction of the CAM instead of the whole map;
+    # 0 = off
+    cam_prior=0.0,
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels
     cls_weight=1.0,  # multi-label classification loss weight
     seg_weight=1.0,  # class-balanced CE weight

@@ -43,6 +43,11 @@ def test_shipped_configs_validate(config):
     ({"bao.head_levels": [0, 1, 2, 3]}, "'bao.head_levels' = [0, 1, 2, 3] needs bao.freeze_backbone=True"),
     ({"bao.head_levels": [0, 3], "bao.freeze_backbone": "mid"}, "got bao.freeze_backbone='mid'"),
     ({"bao.cache_features": True}, "'bao.cache_features' = True needs bao.freeze_backbone='mid' or True"),
+    # the CAM prior is read from the high map (level 3): without it among the head's levels there is none
+    ({"bao.cam_prior": 2.0, "bao.freeze_backbone": True, "bao.head_levels": [0, 1, 2]},
+     "'bao.cam_prior' = 2.0 needs bao.head_levels with level 3"),
+    ({"bao.cam_prior": 2.0}, "got bao.head_levels=None"),
+    ({"bao.cam_prior": -1.0}, "'bao.cam_prior' = -1.0: must be"),
     ({"seeds.max_image_side": "big"}, "config key 'seeds.max_image_side' = 'big': expected int"),
     ({"seeds.max_image_side": 8}, "config key 'seeds.max_image_side' = 8: must be >= 32"),
     ({"random_walk.label_crf.gt_prob": 1.5}, "'random_walk.label_crf.gt_prob' = 1.5: must be in [0.0, 1.0]"),
@@ -63,6 +68,7 @@ def test_bad_overrides_name_the_key(option, message):
     {"bao.freeze_backbone": "mid"}, {"bao.freeze_backbone": True},
     {"bao.freeze_backbone": True, "bao.head_levels": [0, 1, 2, 3], "bao.head_dims": [32, 32, 64, 64],
      "bao.cache_features": True},
+    {"bao.freeze_backbone": True, "bao.head_levels": [0, 1, 2, 3], "bao.cam_prior": 2},
     {"seeds.max_image_side": 416}, {"seeds.max_image_side": "auto"}, {"seeds.max_image_side": None},
     {"random_walk.label_crf.enabled": True}, {"random_walk.label_crf.bilateral": [50, 5, 4]},
 ])

@@ -13,6 +13,7 @@ import wsss  # noqa: F401  (stack fixes)
 from wsss.models.bao import (
     BAOModel,
     BAOStudent,
+    cam_prior_logits,
     class_balanced_ce,
     ema_update,
     freeze_mode,
@@ -558,3 +559,37 @@ def test_multi_level_head_learns_at_stride_4_on_the_frozen_levels_and_cached_lev
         BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 4))
     with pytest.raises(ValueError, match="2 dims for 3 feature levels"):
         BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 1, 3), head_dims=(8, 8))
+
+
+def test_cam_prior_logits_follow_the_first_teacher_labels_rule():
+    cam = torch.tensor([[[[2.0, 1.0], [0.0, -1.0]], [[0.0, 3.0], [3.0, 0.0]], [[5.0, 5.0], [5.0, 5.0]]]])
+    labels = torch.tensor([[1.0, 1.0, 0.0]])  # class 2 is absent: its map must not count
+    prior = cam_prior_logits(cam, labels, 2.0)
+    fg = torch.tensor([[[1.0, 0.5], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    expected = 2.0 * torch.cat([1.0 - fg.amax(0, keepdim=True), fg])[None]
+    assert torch.allclose(prior, expected)
+    # its argmax is teacher_labels' on the same normalised maps (background 0, a class c -> c + 1)
+    keys = np.array([0, 1])
+    assert np.array_equal(prior[0].argmax(0).numpy(), teacher_labels(fg[:2].numpy(), keys))
+
+
+def test_cam_prior_student_starts_from_the_classifiers_cam_and_needs_the_high_level():
+    from wsss.models import build_classifier
+
+    torch.manual_seed(0)
+    classifier = build_classifier(dict(backbone="mobilenet_v2", method="bas", pretrained=False), 2)
+    student = BAOStudent.from_classifier(classifier, hidden=16, frozen_backbone=True, head_levels=(0, 1, 2, 3),
+                                         head_dims=(8, 8, 8, 8), cam_prior=3.0).eval()
+    nn.init.zeros_(student.head.head.out.weight)  # the head adds nothing: the logits are the prior alone
+    images = torch.randn(2, 3, 64, 64)
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    logits, _ = student(images, labels)
+    cam = classifier.eval().head(classifier.backbone(images))
+    expected = F.interpolate(cam_prior_logits(cam, labels, 3.0), (16, 16), mode="bilinear", align_corners=False)
+    assert logits.shape == (2, 3, 16, 16)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert logits[0, 2].abs().max() == 0  # an absent class gets no prior
+    with pytest.raises(ValueError, match="cam_prior must be >= 0 and needs bao.head_levels with level 3"):
+        BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 1, 2), cam_prior=3.0)
+    with pytest.raises(ValueError, match="cam_prior must be >= 0"):
+        BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 3), cam_prior=-1.0)

@@ -105,6 +105,14 @@ def channel_normalize(maps: Tensor) -> Tensor:
     return maps / maps.flatten(2).amax(2).clamp(min=1e-5)[:, :, None, None]
 
 
+def cam_prior_logits(cam: Tensor, labels: Tensor, scale: float) -> Tensor:
+    """(B, C+1, h, w) logits ``scale * [1 - max_c normCAM_c, normCAM_1..C]`` from class maps ``cam`` (B, C, h, w):
+    each present class's map divided by its maximum, absent classes 0. Their argmax is the rule of the first
+    teacher labels (:func:`teacher_labels`) on these maps, so a head that adds these logits starts from it."""
+    cam = channel_normalize(F.relu(cam.float())) * (labels > 0.5).float()[:, :, None, None]
+    return scale * torch.cat([1.0 - cam.amax(1, keepdim=True), cam], 1)
+
+
 def normalized_maps(logits: Tensor, valid: Tensor) -> Tensor:
     """(B, K, H, W) maps in [0, 1]: softmax over the valid channels, each channel max-normalised; absent = 0."""
     return channel_normalize(valid_softmax(logits, valid))
@@ -177,12 +185,15 @@ class BAOStudent(nn.Module):
 
     ``head_levels`` (needs 'all'): the new head reads these backbone levels (0-2: strides 4, 8, 16 mid; 3: the
     high map) through a :class:`MultiLevelHead` with ``head_dims`` channels each, instead of the high map alone;
-    the frozen classifier head's scores (a loss without gradient then) are left out.
+    the frozen classifier head's scores (a loss without gradient then) are left out. ``cam_prior`` (> 0, needs
+    level 3 among them): the head's logits are added to ``cam_prior`` x the frozen classifier's CAM logits
+    (:func:`cam_prior_logits`, upsampled), so it starts from the first teacher labels' rule and learns a correction
+    of it instead of the whole map.
     """
 
     def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256,
                  frozen_backbone: bool | str = False, head_levels: Sequence[int] | None = None,
-                 head_dims: Sequence[int] | None = None):
+                 head_dims: Sequence[int] | None = None, cam_prior: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.cls_head = cls_head
@@ -201,6 +212,11 @@ class BAOStudent(nn.Module):
                                  f"16 high), got {self.head_levels}")
             dims = list(head_dims) if head_dims else [64] * len(self.head_levels)
             self.head = MultiLevelHead([channels[i] for i in self.head_levels], dims, num_classes, hidden)
+        self.cam_prior = float(cam_prior or 0.0)
+        if self.cam_prior < 0 or (self.cam_prior > 0 and (self.head_levels is None or 3 not in self.head_levels)):
+            raise ValueError("bao.cam_prior must be >= 0 and needs bao.head_levels with level 3 (the high map the "
+                             f"classifier's CAM is read from), got cam_prior={cam_prior!r}, "
+                             f"head_levels={head_levels!r}")
         for m in self._frozen_modules():
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -223,10 +239,10 @@ class BAOStudent(nn.Module):
 
     @classmethod
     def from_classifier(cls, classifier: nn.Module, hidden: int = 256, frozen_backbone: bool | str = False,
-                        head_levels: Sequence[int] | None = None,
-                        head_dims: Sequence[int] | None = None) -> BAOStudent:
+                        head_levels: Sequence[int] | None = None, head_dims: Sequence[int] | None = None,
+                        cam_prior: float = 0.0) -> BAOStudent:
         return cls(copy.deepcopy(classifier.backbone), copy.deepcopy(classifier.head), classifier.num_classes, hidden,
-                   frozen_backbone, head_levels, head_dims)
+                   frozen_backbone, head_levels, head_dims, cam_prior)
 
     def train(self, mode: bool = True) -> BAOStudent:
         super().train(mode)
@@ -255,7 +271,15 @@ class BAOStudent(nn.Module):
         else:
             raise ValueError("BAOStudent: cached features need a frozen backbone (bao.freeze_backbone)")
         if self.head_levels is not None:
-            return self.head(levels, labels), None
+            logits = self.head(levels, labels)
+            if self.cam_prior > 0:
+                with torch.no_grad():
+                    high = levels[self.head_levels.index(3)]
+                    cam = self.cls_head(high.to(next(self.cls_head.parameters()).dtype))
+                    prior = F.interpolate(cam_prior_logits(cam, labels, self.cam_prior), logits.shape[-2:],
+                                          mode="bilinear", align_corners=False)
+                logits = logits + prior.to(logits.dtype)
+            return logits, None
         feats = levels[0]
         high = self.backbone.forward_high(feats) if self.freeze == "mid" else feats
         scores = self.cls_head(high).mean((2, 3))
