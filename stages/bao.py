@@ -144,6 +144,7 @@ def run(ctx) -> dict[str, Any]:
     ctx.log.info("bao: %d images of %s, %d foreground classes; %s; %d epochs, seed labels for epochs < %d then "
                  "the EMA teacher (momentum %s); inference scales %s%s with the %s", len(ids), ds.split, ds.num_fg,
                  (_STUDENTS[freeze] if student.head_levels is None else _STUDENTS["levels"] % student.head_levels)
+                 + (f" + {student.cam_prior:g} x the classifier's CAM" if student.cam_prior else "")
                  + (" on cached features" if cache else ""), epochs, teacher_from,
                  model.ema_momentum, scales, " + flip" if flip else "", infer_with)
 
@@ -196,6 +197,7 @@ def run(ctx) -> dict[str, Any]:
             "inference": {"scales": list(scales), "max_image_side": max_side, "flip": flip, "model": infer_with,
                           "rule": "argmax over normalised [background, classes]"},
             "fg_fraction_of_computed": fg_frac, "frozen_backbone": freeze, "head_levels": student.head_levels,
+            "cam_prior": student.cam_prior,
             "cached_features": cache,
             "epochs": result["epochs"], "iterations": result["iterations"],
             "train_seconds": result["seconds"], "images_per_s": result["images_per_s"], "final": final,

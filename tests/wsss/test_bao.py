@@ -593,3 +593,22 @@ def test_cam_prior_student_starts_from_the_classifiers_cam_and_needs_the_high_le
         BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 1, 2), cam_prior=3.0)
     with pytest.raises(ValueError, match="cam_prior must be >= 0"):
         BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 3), cam_prior=-1.0)
+
+
+def test_bao_stage_cam_prior_student_learns_its_head_only_and_labels_every_image(tmp_path):
+    """The fast config's student through the stage (ResNet-18 levels: 64-512 channels; cached levels)."""
+    from stages import bao
+    from wsss.models.classifier import load_classifier
+
+    ctx = make_workdir(tmp_path)
+    ctx("bao").cfg.bao.update(freeze_backbone=True, cache_features=True, head_levels=(0, 1, 2, 3),
+                              head_dims=(8, 8, 8, 8), cam_prior=2.0)
+    res = bao.run(ctx("bao"))
+    assert res["head_levels"] == [0, 1, 2, 3] and res["cam_prior"] == 2.0 and res["cached_features"]
+    assert res["iterations"] == 4
+    assert len(list((ctx("bao").out_dir / "labels").glob("*.png"))) == 4
+    state = torch.load(ctx("bao").out_dir / "model.pth")["state_dict"]
+    classifier = load_classifier(ctx("bao").input_dir("classify") / "model.pth", ctx("bao").cfg.classify, 2)
+    for k, v in classifier.backbone.state_dict().items():  # the prior is read from the classifier, unchanged
+        assert torch.equal(state[f"student.backbone.{k}"], v), k
+    assert torch.equal(state["student.cls_head.weight"], classifier.head.weight)
