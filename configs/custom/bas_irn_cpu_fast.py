@@ -4,8 +4,9 @@
 # and mirror) and adds 2 x the classifier's CAM logits ([1 - max normCAM, normCAM], the rule of BAO's first teacher
 # labels: bao.cam_prior), so it learns a correction of the CAM at stride 4 instead of retraining the backbone;
 # 10 epochs (BAO's count; bas_irn_cpu's 'auto' raises BAO to 300 iterations). Chosen on rc_s21 (a benchmark realcut,
-# small objects) by its train ground truth; measured against bas_irn_cpu.py on the same classifier and seeds
-# (bench/README.md, "A BAO student that corrects the CAM"; pseudo-labels on train, CRF / random walk):
+# small objects) by its train ground truth (p also on 96 demo images: 2 of 2 / 5 / 10); measured against
+# bas_irn_cpu.py on the same classifier and seeds (bench/README.md, "A BAO student that corrects the CAM";
+# pseudo-labels on train, CRF / random walk):
 #   rc_s21 (chose it)                     72.36 / 76.01 -> 78.81 / 78.41, BAO stage 466 -> 70 s
 #   rc_s31 (held out, small objects)      71.69 / 74.11 -> 77.73 / 75.08, 495 -> 68 s
 #   rc_l41 (held out, photo-filling)      84.29 / 83.23 -> 83.32 / 81.22, 678 -> 100 s
