@@ -31,7 +31,7 @@ bao = dict(
     head_dims=None,  # channels per head level; None = 64 each
     # with head_levels incl. 3: the head's logits are added to cam_prior x [1 - max normCAM, normCAM] of the frozen
     # classifier (the first teacher labels' rule), so it learns a correction of the CAM instead of the whole map;
-    # 0 = off
+    # 0 = off. Measured with cache_features=True only (whole images; each CAM is divided by its max over the input)
     cam_prior=0.0,
     label_smoothing=0.4,  # of the class-balanced cross-entropy on teacher labels
     cls_weight=1.0,  # multi-label classification loss weight

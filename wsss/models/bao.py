@@ -188,7 +188,9 @@ class BAOStudent(nn.Module):
     the frozen classifier head's scores (a loss without gradient then) are left out. ``cam_prior`` (> 0, needs
     level 3 among them): the head's logits are added to ``cam_prior`` x the frozen classifier's CAM logits
     (:func:`cam_prior_logits`, upsampled), so it starts from the first teacher labels' rule and learns a correction
-    of it instead of the whole map.
+    of it instead of the whole map. Each class map is divided by its maximum over the input: with cached features
+    (the whole image in the crop) that is the image's; on random crops (no cache; not measured) a crop that cut an
+    object away would raise that class's weak response to full strength.
     """
 
     def __init__(self, backbone: nn.Module, cls_head: nn.Module, num_classes: int, hidden: int = 256,
