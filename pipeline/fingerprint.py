@@ -3,6 +3,8 @@
 - Code: the source of the stage module and of every project module it imports, transitively (import
   statements found with ``ast``, function-local imports included), within the project packages
   (``pipeline``, ``wsss``, ``stages``). Third-party packages are not hashed (their versions are pinned).
+  Each source counts by its syntax tree without docstrings (:func:`code_digest`): an edit to a docstring, a
+  comment or the layout keeps a finished stage; any change to what runs, a message text included, reruns it.
 - Data: every file of a dataset split (split file, class list, label file, each listed image and mask) by
   content. Content hashes are cached per file under its size, mtime and inode, so a file is read only when
   it changed; a ``touch`` or a different spelling of the dataset root (trailing slash, symlink) changes
@@ -85,14 +87,30 @@ def project_imports(name: str, root: Path = ROOT, packages: tuple[str, ...] = PR
     return dict(sorted(out.items()))
 
 
+@functools.cache
+def code_digest(source: bytes, filename: str = "<source>") -> str:
+    """Digest of a Python source by what it runs: its syntax tree (``ast.dump`` without line numbers) with the
+    docstrings and other bare string statements left out, so comments, docstrings, blank lines and line breaks do
+    not count. (``ast.dump``'s text can differ between Python versions: a new interpreter reruns the stages once.)"""
+    tree = ast.parse(source, filename=filename)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                                 and isinstance(s.value.value, str))]
+    return hashlib.sha1(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
 # Every stage runs with the context the runner hands it (``pipeline.stage``: its dataset reader, its device).
 CONTEXT_MODULES = ("pipeline.stage",)
 
 
 def code_version(module: ModuleType | str, root: Path = ROOT, packages: tuple[str, ...] = PROJECT_PACKAGES,
-                 context: tuple[str, ...] = CONTEXT_MODULES) -> str:
+                 context: tuple[str, ...] = CONTEXT_MODULES, legacy: bool = False) -> str:
     """Hash of the sources of a stage module and of the project modules it and the stage context import
-    (transitively). A module that is not a project file (the tests' toy stages) counts by its own file."""
+    (transitively), each by :func:`code_digest`. A module that is not a project file (the tests' toy stages)
+    counts by its own file. ``legacy``: each source by its bytes, the rule of work dirs made before 2026-12-07
+    (the planner accepts such a version while every source is byte for byte the same)."""
     name = module if isinstance(module, str) else module.__name__
     files = project_imports(name, root, packages)
     if files:
@@ -104,7 +122,8 @@ def code_version(module: ModuleType | str, root: Path = ROOT, packages: tuple[st
         files = {name: Path(origin)} if origin and Path(origin).is_file() else {}
     h = hashlib.sha1()
     for mod, path in files.items():
-        h.update(mod.encode() + b"\0" + path.read_bytes() + b"\0")
+        source = path.read_bytes()
+        h.update(mod.encode() + b"\0" + (source if legacy else code_digest(source, str(path)).encode()) + b"\0")
     if not files:
         h.update(name.encode())
     return h.hexdigest()[:16]

@@ -182,10 +182,14 @@ def plan_stages(cfg: Config, stages: list[ModuleType], work_dir: Path, force: tu
         config_part = _normalise_root(_without(select(cfg, getattr(module, "CONFIG_KEYS", ())), NOT_RESULTS))
         if hasattr(module, "config_files"):  # files the config only names (an mmseg model config): their content
             config_part.update({k: digest(v) for k, v in module.config_files(cfg).items()})
-        fp = {"config": config_part, "data": data, "inputs": {i: fps[i] for i in inputs}, "code": code_version(module)}
+        manifest = read_manifest(work_dir / name)
+        code = code_version(module)
+        stored_code = (manifest or {}).get("fingerprint", {}).get("code")
+        if stored_code not in (None, code) and stored_code == code_version(module, legacy=True):
+            code = stored_code  # a work dir from before docstring-free code versions, the sources unchanged
+        fp = {"config": config_part, "data": data, "inputs": {i: fps[i] for i in inputs}, "code": code}
         fp_hash = digest(fp)
         fps[name] = fp_hash
-        manifest = read_manifest(work_dir / name)
         state = manifest.get("state") if manifest else None
         plan = StagePlan(name, module, "run", "not run yet", fp, fp_hash, state=state,
                          error=manifest.get("error") if manifest else None)

@@ -158,3 +158,54 @@ def test_a_change_in_a_transitively_imported_module_changes_the_code_version(tmp
     assert code_version("stages.s", **args) == v0
     (pkg / "wsss/b.py").write_text("def g():\n    return 2\n")  # imported by a module the stage imports
     assert code_version("stages.s", **args) != v0
+
+
+def test_docstrings_comments_and_layout_keep_the_code_version_what_runs_changes_it(tmp_path):
+    # a `git pull` of documentation must not rerun hours of finished stages; any edit to what runs must
+    pkg = tmp_path / "proj"
+    (pkg / "stages").mkdir(parents=True)
+    (pkg / "stages/__init__.py").write_text("")
+    src = pkg / "stages/s.py"
+    args = dict(root=pkg, packages=("stages",), context=())
+    src.write_text('"""A stage."""\n\ndef run(ctx):\n    """Run it."""\n    return {"x": 1}  # one\n')
+    v0 = code_version("stages.s", **args)
+    same = ['"""A stage, described at more length.\n\nTwo paragraphs."""\n\n\ndef run(ctx):\n'
+            '    # a new comment\n    return {"x": 1}\n',
+            'def run(ctx):\n    return {\n        "x": 1,\n    }\n']
+    for text in same:
+        src.write_text(text)
+        assert code_version("stages.s", **args) == v0, text
+    changed = ['def run(ctx):\n    return {"x": 2}\n',  # a value
+               'def run(ctx):\n    return {"y": 1}\n',  # a string that is data, not a docstring
+               'def run(ctx, n=0):\n    return {"x": 1}\n',  # a signature
+               'def run(ctx):\n    raise ValueError("x")\n']
+    for text in changed:
+        src.write_text(text)
+        assert code_version("stages.s", **args) != v0, text
+
+
+def test_a_work_dir_from_before_docstring_free_code_versions_stays_valid_while_its_sources_are_unchanged(tmp_path):
+    # manifests written before the rule hold the sources' byte hash: the planner accepts it, so an upgrade does
+    # not rerun finished stages; a stored version that matches neither rule (the code really changed) still reruns
+    from pipeline.config import digest
+    from stages import load_stages
+    from tools.demo_data import make_demo_dataset
+
+    root, work = tmp_path / "data", tmp_path / "w"
+    make_demo_dataset(root, seed=0, n_train=4, n_val=2, size=48)
+    cfg = load_config(ROOT / "configs/demo/demo.py", {"dataset.root": str(root)})
+    cfg.work_dir = str(work)
+    modules = load_stages()
+    first = plan_stages(cfg, modules, work)[0]
+    assert first.name == "classify" and first.action == "run"
+    legacy = code_version(first.module, legacy=True)
+    assert legacy != first.fingerprint["code"]
+    for code, same in ((legacy, True), ("0123456789abcdef", False)):
+        fp = {**first.fingerprint, "code": code}
+        (work / "classify").mkdir(parents=True, exist_ok=True)
+        (work / "classify/manifest.json").write_text(json.dumps(
+            {"stage": "classify", "state": "done", "fp_hash": digest(fp), "fingerprint": fp}))
+        again = plan_stages(cfg, modules, work)[0]
+        # same fingerprint: the stored one is kept (the stage is then skipped, or resumed for missing outputs)
+        assert (again.fp_hash == digest(fp)) is same and (again.action == "rerun") is not same, again.reason
+    assert again.reason == "code changed"
