@@ -11,7 +11,9 @@
 #   rc_s31 (held out, small objects)      71.69 / 74.11 -> 77.73 / 75.08, 495 -> 68 s
 #   rc_l41 (held out, photo-filling)      84.29 / 83.23 -> 83.32 / 81.22, 678 -> 100 s
 # So: better with small objects, 1-2 points worse where objects fill the photo (as in VOC); bas_irn_cpu.py keeps
-# BAO's whole-backbone student.
+# BAO's whole-backbone student. learned_background.scale stays 0.7: re-chosen for this student on rc_l7 (another
+# photo-filling build) it was 0.6, which held out gave +0.1 random walk on rc_l41 and -0.7 on rc_s31 (bench/README.md,
+# "The fast student's background scale").
 _base_ = ["./bas_irn_cpu.py"]
 experiment = "custom_bas_irn_cpu_fast"
 bao = dict(epochs=10, freeze_backbone=True, head_levels=(0, 1, 2, 3), head_dims=(32, 32, 64, 64), hidden=64,
