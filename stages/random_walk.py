@@ -10,6 +10,7 @@ None = the native size (IRN).
 Background (``random_walk.background``, wsss.background):
 - ``'learned'`` (default, ground-truth free): the BAO learned background map, pooled to the walk grid, walks
   with the class maps as their first channel; argmax after the walk, no threshold;
+- ``'seeds'`` (ground-truth free): the same walk with ``1 - max_c`` of the seed maps as that channel;
 - ``'threshold'``: ``bg_mode`` 'threshold' (IRN: constant ``sem_seg_bg_thres`` after the walk, a number or
   ``'calib'``) or 'power' (PSA: ``(1 - max) ** bg_power`` walked).
 ``random_walk.class_norm``: the walked class maps divided by their global max ('global', IRN) or each by its own
@@ -67,12 +68,12 @@ def walk_scores(model, image, seeds, scfg: dict, device, background: Any = None)
 
 
 def class_norm(scfg: dict, background: str) -> str:
-    """``random_walk.class_norm`` resolved: None -> 'per_class' for the learned background, else 'global' (IRN)."""
+    """``random_walk.class_norm`` resolved: None -> 'global' with a threshold (IRN), else 'per_class'."""
     from wsss.random_walk import CLASS_NORMS
 
     norm = scfg.get("class_norm")
     if norm is None:
-        return "per_class" if background == "learned" else "global"
+        return "global" if background == "threshold" else "per_class"
     if norm not in CLASS_NORMS:
         raise ValueError(f"random_walk.class_norm must be None or one of {CLASS_NORMS}, got {norm!r}")
     return norm
@@ -127,7 +128,14 @@ def run(ctx) -> dict:
     import torch
 
     from pipeline.parallel import exists, for_each_item
-    from wsss.background import background_mode, background_scale, load_background, provenance_label, threshold_value
+    from wsss.background import (
+        background_mode,
+        background_scale,
+        load_background,
+        provenance_label,
+        seeds_background,
+        threshold_value,
+    )
     from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
     from wsss.models.affinity_net import load_affinity_net
 
@@ -143,14 +151,14 @@ def run(ctx) -> dict:
         ctx.log.info("the walked labels go through a label CRF (random_walk.label_crf): %s", crf)
     if scfg.get("bg_mode", "threshold") not in ("threshold", "power"):
         raise ValueError(f"random_walk.bg_mode must be 'threshold' or 'power', got {scfg.get('bg_mode')!r}")
-    threshold, provenance = None, "learned"
+    threshold, provenance = None, "seeds" if background == "seeds" else "learned"
     if background == "threshold":
         if scfg.get("bg_mode", "threshold") == "threshold":
             threshold, provenance = threshold_value(scfg.get("sem_seg_bg_thres"), ctx.work_dir,
                                                     "random_walk.sem_seg_bg_thres", 0.25)
         else:
             provenance = "config"
-    bao_dir = ctx.input_dir("bao")
+    bao_dir = ctx.input_dir("bao") if background == "learned" else None
     ds, ids, seed_dir = open_seed_folder(ctx, NAME)
     model_path = ctx.input_dir("affinity") / "model.pth"
     device = ctx.device
@@ -165,7 +173,8 @@ def run(ctx) -> dict:
         if model is None:
             model = _MODEL[os.getpid()] = ctx.place(load_affinity_net(model_path, classify_cfg, num_fg))
         image, seeds = load_image_seeds(ds, id_, seed_dir)
-        bg = load_background(bao_dir, id_, seeds.size, scale) if background == "learned" else None
+        bg = (load_background(bao_dir, id_, seeds.size, scale) if background == "learned" else
+              seeds_background(seeds.high, seeds.size) if background == "seeds" else None)
         with torch.no_grad():
             save_label_png(path_for(id_), walk_image(model, image, seeds, scfg, device, bg, threshold))
 
@@ -176,7 +185,7 @@ def run(ctx) -> dict:
             "steps": 2 ** int(scfg.get("exp_times", 8)), "background": background,
             "class_norm": norm, "label_crf": crf,
             "background_scale": scale if background == "learned" else None,
-            "bg_mode": "learned" if background == "learned" else scfg.get("bg_mode", "threshold"),
+            "bg_mode": scfg.get("bg_mode", "threshold") if background == "threshold" else "learned",
             "sem_seg_bg_thres": threshold, "provenance": provenance, "provenance_label": provenance_label(provenance),
             "products": {f"pseudo-labels, affinity + random walk ({ds.split})": str(out)}}
 

@@ -7,6 +7,11 @@
   threshold that maximises seed mIoU on the declared calibration split (``eval_seeds``' ``calib_threshold``),
   the one place ground truth may choose a setting.
 
+- ``'seeds'`` (``random_walk`` only, ground-truth free): the walk's background channel is ``1 - max_c`` of the
+  image's seed maps (each class map divided by its max, so the background is low where any class is near its
+  peak); BAO's map still reaches the walk through ir_labels, which train the affinity net. Measured against
+  ``'learned'`` in bench/README.md ("The random walk's background from the seeds").
+
 ``learned_background.scale`` (a top-level section, read by every stage that reads ``b``): the learned map enters
 each of them as ``scale * b``. Below 1 a class map needs less to beat the background, so objects are covered
 further out from their most discriminative parts (bench/README.md, "Learned background scale"). The random walk
@@ -24,6 +29,7 @@ import numpy as np
 from pipeline.errors import UserError
 
 MODES = ("learned", "threshold")
+WALK_MODES = (*MODES, "seeds")  # random_walk also takes its background from the seed maps
 
 
 class UserInputError(UserError, ValueError):
@@ -31,10 +37,11 @@ class UserInputError(UserError, ValueError):
 
 
 def background_mode(cfg: Mapping[str, Any], section: str) -> str:
-    """``cfg[section].background`` validated (default 'learned')."""
+    """``cfg[section].background`` validated (default 'learned'; 'seeds' only for random_walk)."""
     mode = (cfg.get(section, None) or {}).get("background", "learned")
-    if mode not in MODES:
-        raise ValueError(f"{section}.background must be one of {MODES}, got {mode!r}")
+    modes = WALK_MODES if section == "random_walk" else MODES
+    if mode not in modes:
+        raise UserInputError(f"{section}.background must be one of {modes}, got {mode!r}")
     return mode
 
 
@@ -43,11 +50,15 @@ def uses_calib(value: Any) -> bool:
 
 
 def background_inputs(cfg: Mapping[str, Any], section: str, threshold_keys: tuple[str, ...]) -> tuple[str, ...]:
-    """Extra input stages: 'bao' for the learned background, 'eval_seeds' for a threshold taken from calib."""
+    """Extra input stages: 'bao' for the learned background, 'eval_seeds' for a threshold taken from calib, none
+    for the seeds' own background (the seeds are every refinement stage's input)."""
     from pipeline.stage import section_enabled
 
     scfg = cfg.get(section, None) or {}
-    if background_mode(cfg, section) == "learned":
+    mode = background_mode(cfg, section)
+    if mode == "seeds":
+        return ()
+    if mode == "learned":
         if not section_enabled(cfg, "bao"):
             raise UserInputError(f"{section}.background='learned' reads the BAO stage's background maps, but "
                              f"bao.enabled=False: enable bao, or set {section}.background='threshold'")
@@ -55,6 +66,14 @@ def background_inputs(cfg: Mapping[str, Any], section: str, threshold_keys: tupl
     if any(uses_calib(scfg.get(k)) for k in threshold_keys):
         return ("eval_seeds",)
     return ()
+
+
+def seeds_background(high: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The (H, W) float32 background map ``1 - max_c`` of an image's full-resolution seed maps ``high`` (K, H, W),
+    each in [0, 1] (the seeds stage divides each by its max); all ones for an image without a seeded class."""
+    if len(high) == 0:
+        return np.ones(tuple(size), np.float32)
+    return 1.0 - np.asarray(high, np.float32).max(0)
 
 
 def calib_threshold(work_dir: Path, key: str) -> float:
@@ -109,4 +128,4 @@ def load_background(bao_dir: Path, id_: str, shape: tuple[int, int], scale: floa
 def provenance_label(provenance: str) -> str:
     """'ground-truth-free' or 'tuned with ground truth (on calib)' for a setting's provenance."""
     return "tuned with ground truth (on calib)" if provenance == "calib" else (
-        "ground-truth-free" if provenance == "learned" else f"fixed threshold ({provenance})")
+        "ground-truth-free" if provenance in ("learned", "seeds") else f"fixed threshold ({provenance})")

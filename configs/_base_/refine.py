@@ -67,6 +67,8 @@ affinity = dict(
 # Random walk with the learned affinities (IRN make_sem_seg_labels), sparse radius-bounded transition matrix.
 random_walk = dict(
     background="learned",  # 'learned': the BAO background map walks with the classes, argmax; 'threshold': bg_mode
+    # below; 'seeds': 1 - max of the seed maps walks in its place (bench/README.md "The random walk's background
+    # from the seeds"; BAO's map still trains the affinity net through ir_labels)
     radius=5,  # inference radius on the grid (IRN: 5)
     # an image whose long side is longer walks at this long side (affinities and walk on the scaled-down grid,
     # scores resized to full size before the argmax); None = native size (IRN). A bound for very large photos (time,

@@ -86,6 +86,22 @@ def test_learned_background_is_the_default_and_an_input(base):
     cfg.crf.background = "bogus"
     with pytest.raises(ValueError, match="crf.background must be one of"):
         crf.inputs(cfg)
+    # the seeds' own background: random_walk only, and it reads neither BAO nor eval_seeds (sem_seg_bg_thres is
+    # 'calib' in make_ctx and unused)
+    cfg.random_walk.background = "seeds"
+    assert random_walk.inputs(cfg) == ("seeds", "affinity")
+    cfg.crf.background = "seeds"
+    with pytest.raises(ValueError, match=r"crf.background must be one of \('learned', 'threshold'\)"):
+        crf.inputs(cfg)
+
+
+def test_seeds_background_is_one_minus_the_strongest_seed():
+    from wsss.background import seeds_background
+
+    high = np.array([[[0.0, 0.2], [1.0, 0.5]], [[0.1, 0.9], [0.3, 0.5]]], np.float32)
+    assert np.allclose(seeds_background(high, (2, 2)), [[0.9, 0.1], [0.0, 0.5]])
+    assert seeds_background(high, (2, 2)).dtype == np.float32
+    assert np.array_equal(seeds_background(np.zeros((0, 2, 3), np.float32), (2, 3)), np.ones((2, 3), np.float32))
 
 
 def test_crf_learned_background_needs_no_threshold(base):
@@ -205,6 +221,31 @@ def test_ir_labels_affinity_random_walk_learned(base):
                          ({**params, "bilateral": (30, 5)}, r"bilateral \(sxy, srgb, compat\)")):
         with pytest.raises(ValueError, match=f"random_walk.label_crf.*{msg}"):
             random_walk.run(make_ctx(base, "random_walk", work="work_bad", random_walk=dict(label_crf=bad_crf)))
+
+    # background='seeds': the same walk with 1 - max seed as its background channel, in a work dir without BAO;
+    # identical to the learned path given that map as bao/bg (float32, scale 1)
+    sctx = make_ctx(base, "random_walk", work="work_seedsbg", random_walk=dict(background="seeds"))
+    sctx.work_dir.mkdir()
+    for s in ("seeds", "affinity"):
+        (sctx.work_dir / s).symlink_to(base / "work" / s)
+    sres = random_walk.run(sctx)
+    assert (sres["background"], sres["bg_mode"], sres["class_norm"]) == ("seeds", "learned", "per_class")
+    assert sres["provenance_label"] == "ground-truth-free" and sres["background_scale"] is None
+    seeded = labels_of(sctx.out_dir / "labels")
+    assert set(seeded) == set(labs) and miou_vs_masks(seeded) > 40
+    from wsss.background import seeds_background
+    from wsss.maps import load_seeds
+
+    lctx = make_ctx(base, "random_walk", work="work_seedsbg_as_bao")
+    lctx.work_dir.mkdir()
+    for s in ("seeds", "affinity"):
+        (lctx.work_dir / s).symlink_to(base / "work" / s)
+    for k in labs:
+        seeds = load_seeds(base / "work/seeds/maps" / f"{k}.npz")
+        atomic_save_npz(lctx.work_dir / "bao/bg" / f"{k}.npz", bg=seeds_background(seeds.high, seeds.size))
+    random_walk.run(lctx)
+    assert all(np.array_equal(lab, seeded[k]) for k, lab in labels_of(lctx.out_dir / "labels").items())
+    assert any(not np.array_equal(seeded[k], labs[k]) for k in labs)  # another background than BAO's map
 
     # eval_pseudo labels both paths ground-truth-free
     ectx = make_ctx(base, "eval_pseudo")
