@@ -63,6 +63,16 @@ def test_irn_format_seeds_run_through_the_whole_pipeline(tmp_path):
         assert len(list((work / stage / "labels").glob("*.png"))) == 16
     assert len(list((work / "eval_segment/pred").glob("*.png"))) == 6
     assert {r["status"] for r in status(work, data, opts).values()} == {"done", "disabled"}
+    # the walk without a threshold and without BAO: its background from the seeds; only the walk and what reads it
+    cli(work, data, "run", "--until", "eval_pseudo", extra=[*opts, "random_walk.background=seeds"])
+    summary = {s["stage"]: s for s in json.loads((work / "summary.json").read_text())["stages"]}
+    upto = ("seeds", "eval_seeds", "crf", "ir_labels", "affinity", "random_walk", "eval_pseudo")  # later: last run's
+    assert {k for k in upto if summary[k]["ran"]} == {"random_walk", "eval_pseudo"}, summary
+    walk = json.loads((work / "random_walk/results.json").read_text())
+    assert walk["background"] == "seeds" and walk["provenance_label"] == "ground-truth-free"
+    pseudo = json.loads((work / "eval_pseudo/results.json").read_text())
+    walk_miou = [v for k, v in pseudo.items() if "random_walk" in k.lower() and "miou" in k.lower()]
+    assert walk_miou and walk_miou[0] > 40, pseudo
     # a bad file is named: a map of the wrong size
     keys, high = given[ds.ids[0]]
     np.save(ext / f"{ds.ids[0]}.npy", {"keys": np.array(keys), "high_res": high[:, :-2]})
