@@ -128,15 +128,8 @@ def run(ctx) -> dict:
     import torch
 
     from pipeline.parallel import exists, for_each_item
-    from wsss.background import (
-        background_mode,
-        background_scale,
-        load_background,
-        provenance_label,
-        seeds_background,
-        threshold_value,
-    )
-    from wsss.maps import load_image_seeds, open_seed_folder, save_label_png
+    from wsss.background import background_mode, background_scale, load_background, provenance_label, threshold_value
+    from wsss.maps import load_image_seeds, open_seed_folder, save_label_png, seeds_background
     from wsss.models.affinity_net import load_affinity_net
 
     scfg = dict(ctx.stage_cfg)

@@ -68,14 +68,6 @@ def background_inputs(cfg: Mapping[str, Any], section: str, threshold_keys: tupl
     return ()
 
 
-def seeds_background(high: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The (H, W) float32 background map ``1 - max_c`` of an image's full-resolution seed maps ``high`` (K, H, W),
-    each in [0, 1] (the seeds stage divides each by its max); all ones for an image without a seeded class."""
-    if len(high) == 0:
-        return np.ones(tuple(size), np.float32)
-    return 1.0 - np.asarray(high, np.float32).max(0)
-
-
 def calib_threshold(work_dir: Path, key: str) -> float:
     """The background threshold chosen on the calibration split (``eval_seeds/results.json``)."""
     from pipeline.cache import read_json

@@ -124,6 +124,15 @@ def label_values(keys: Any) -> np.ndarray:
     return np.concatenate([[0], np.asarray(keys, np.int64) + 1]).astype(np.uint8)
 
 
+def seeds_background(high: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The (H, W) float32 background map ``1 - max_c`` of an image's full-resolution seed maps ``high`` (K, H, W),
+    each in [0, 1] (the seeds stage divides each by its max); all ones for an image without a seeded class. BAO's
+    first teacher labels and the random walk's ``background='seeds'`` use it."""
+    if len(high) == 0:
+        return np.ones(tuple(size), np.float32)
+    return 1.0 - np.asarray(high, np.float32).max(0)
+
+
 def seed_labels(seeds: SeedMaps, bg_threshold: float, background: np.ndarray | None = None) -> np.ndarray:
     """Label map from seed maps: argmax over [background, classes] (labels = key + 1).
 

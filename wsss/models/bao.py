@@ -42,10 +42,10 @@ def teacher_labels(high: np.ndarray, keys: np.ndarray) -> np.ndarray:
     is background where its strongest class map is at most 0.5 of that map's maximum: a fixed rule of the
     method, not a threshold tuned per dataset (ties go to background, as in ``seed_labels``).
     """
-    from wsss.maps import SeedMaps, seed_labels
+    from wsss.maps import SeedMaps, seed_labels, seeds_background
 
     high = np.asarray(high, np.float32)
-    bg = 1.0 - (high.max(0) if len(high) else np.zeros(high.shape[1:], np.float32))
+    bg = seeds_background(high, high.shape[1:])
     return seed_labels(SeedMaps(keys=np.asarray(keys), stride4=high[:, :1, :1], high=high), 0.0, background=bg)
 
 
