@@ -71,6 +71,15 @@ def make_ctx(tmp: Path, name: str, work: str = "work", **sections) -> StageConte
     return StageContext(name=name, cfg=cfg, work_dir=tmp / work, log=logging.getLogger(f"test.{name}"))
 
 
+def linked_ctx(tmp: Path, name: str, inputs: tuple[str, ...], work: str, **sections) -> StageContext:
+    """:func:`make_ctx` in a new work dir whose input stage folders link to the shared ones under ``tmp/work``."""
+    ctx = make_ctx(tmp, name, work=work, **sections)
+    ctx.work_dir.mkdir()
+    for stage in inputs:
+        (ctx.work_dir / stage).symlink_to(tmp / "work" / stage)
+    return ctx
+
+
 def test_learned_background_is_the_default_and_an_input(base):
     cfg = make_ctx(base, "crf").cfg
     assert crf.inputs(cfg) == ("seeds", "bao")
@@ -96,7 +105,7 @@ def test_learned_background_is_the_default_and_an_input(base):
 
 
 def test_seeds_background_is_one_minus_the_strongest_seed():
-    from wsss.background import seeds_background
+    from wsss.maps import seeds_background
 
     high = np.array([[[0.0, 0.2], [1.0, 0.5]], [[0.1, 0.9], [0.3, 0.5]]], np.float32)
     assert np.allclose(seeds_background(high, (2, 2)), [[0.9, 0.1], [0.0, 0.5]])
@@ -112,10 +121,7 @@ def test_crf_learned_background_needs_no_threshold(base):
     labs = labels_of(ctx.out_dir / "labels")
     assert set(labs) == {"a", "b", "c"} and miou_vs_masks(labs) > 70
     # a threshold in the config changes nothing on the learned path
-    other = make_ctx(base, "crf", work="work_thr", crf=dict(bg_threshold=0.99))
-    other.work_dir.mkdir()
-    for s in ("seeds", "bao"):
-        (other.work_dir / s).symlink_to(base / "work" / s)
+    other = linked_ctx(base, "crf", ("seeds", "bao"), work="work_thr", crf=dict(bg_threshold=0.99))
     crf.run(other)
     for k, lab in labels_of(other.out_dir / "labels").items():
         np.testing.assert_array_equal(lab, labs[k])
@@ -127,10 +133,7 @@ def test_crf_learned_background_needs_no_threshold(base):
     crf.run(zero)
     assert all((lab > 0).mean() > 0.9 for lab in labels_of(zero.out_dir / "labels").values())
     # probability unary on the learned background
-    pctx = make_ctx(base, "crf", work="work_probs", crf=dict(mode="probs", bilateral=(80, 13, 10)))
-    pctx.work_dir.mkdir()
-    for s in ("seeds", "bao"):
-        (pctx.work_dir / s).symlink_to(base / "work" / s)
+    pctx = linked_ctx(base, "crf", ("seeds", "bao"), work="work_probs", crf=dict(mode="probs", bilateral=(80, 13, 10)))
     crf.run(pctx)
     assert miou_vs_masks(labels_of(pctx.out_dir / "labels")) > 60
 
@@ -158,10 +161,8 @@ def test_ir_labels_affinity_random_walk_learned(base):
         known = (lab != 255) & (gt != 255)
         assert (lab[known] == gt[known]).mean() > 0.95  # confident regions are right (255 between them: above)
     # wider scales -> fewer confident pixels (the scales, not a threshold, set the band)
-    wide = make_ctx(base, "ir_labels", work="work_wide", ir_labels=dict(conf_fg_scale=2.0, conf_bg_scale=0.2))
-    wide.work_dir.mkdir()
-    for s in ("seeds", "bao"):
-        (wide.work_dir / s).symlink_to(base / "work" / s)
+    wide = linked_ctx(base, "ir_labels", ("seeds", "bao"),
+                      work="work_wide", ir_labels=dict(conf_fg_scale=2.0, conf_bg_scale=0.2))
     wres = ir_labels.run(wide)
     assert wres["confident_fractions_of_computed"]["ignore_fraction"] > fr["ignore_fraction"]
 
@@ -178,10 +179,8 @@ def test_ir_labels_affinity_random_walk_learned(base):
     # under 'per_class' (guaranteed); per class no more pixels under 'global' (true here, where the two objects
     # of image c are apart; a class could in general lose pixels to a neighbour raised more under 'per_class')
     assert out["class_norm"] == "per_class"
-    gctx = make_ctx(base, "random_walk", work="work_global", random_walk=dict(class_norm="global"))
-    gctx.work_dir.mkdir()
-    for s in ("seeds", "bao", "affinity"):
-        (gctx.work_dir / s).symlink_to(base / "work" / s)
+    gctx = linked_ctx(base, "random_walk", ("seeds", "bao", "affinity"),
+                      work="work_global", random_walk=dict(class_norm="global"))
     assert random_walk.run(gctx)["class_norm"] == "global"
     for k, lab in labels_of(gctx.out_dir / "labels").items():
         assert set(np.unique(lab)) <= set(np.unique(MASKS[k])) | {0}
@@ -195,10 +194,8 @@ def test_ir_labels_affinity_random_walk_learned(base):
     # label_crf: the walked label map through the label CRF, i.e. wsss.crf.label_map_crf of the plain labels
     assert out["label_crf"] is None
     params = dict(gt_prob=0.8, gaussian=[3, 3], bilateral=[30, 5, 4], iters=5)
-    cctx = make_ctx(base, "random_walk", work="work_lcrf", random_walk=dict(label_crf=params))
-    cctx.work_dir.mkdir()
-    for s in ("seeds", "bao", "affinity"):
-        (cctx.work_dir / s).symlink_to(base / "work" / s)
+    cctx = linked_ctx(base, "random_walk", ("seeds", "bao", "affinity"),
+                      work="work_lcrf", random_walk=dict(label_crf=params))
     assert random_walk.run(cctx)["label_crf"] == dict(gt_prob=0.8, gaussian=(3, 3), bilateral=(30, 5, 4), iters=5)
     from wsss.crf import label_map_crf
     from wsss.datasets import read_image
@@ -209,10 +206,8 @@ def test_ir_labels_affinity_random_walk_learned(base):
         image = read_image(base / "data/JPEGImages" / f"{k}.jpg")
         assert np.array_equal(crfed[k], label_map_crf(image, lab, keys, random_walk.label_crf(dict(label_crf=params))))
     assert any(not np.array_equal(crfed[k], labs[k]) for k in labs)  # the CRF moved some pixels
-    off = make_ctx(base, "random_walk", work="work_off", random_walk=dict(label_crf=dict(enabled=False, **params)))
-    off.work_dir.mkdir()
-    for s in ("seeds", "bao", "affinity"):
-        (off.work_dir / s).symlink_to(base / "work" / s)
+    off = linked_ctx(base, "random_walk", ("seeds", "bao", "affinity"),
+                     work="work_off", random_walk=dict(label_crf=dict(enabled=False, **params)))
     assert random_walk.run(off)["label_crf"] is None
     for k, lab in labels_of(off.out_dir / "labels").items():
         assert np.array_equal(lab, labs[k])  # enabled=False: the walk's own labels
@@ -224,22 +219,16 @@ def test_ir_labels_affinity_random_walk_learned(base):
 
     # background='seeds': the same walk with 1 - max seed as its background channel, in a work dir without BAO;
     # identical to the learned path given that map as bao/bg (float32, scale 1)
-    sctx = make_ctx(base, "random_walk", work="work_seedsbg", random_walk=dict(background="seeds"))
-    sctx.work_dir.mkdir()
-    for s in ("seeds", "affinity"):
-        (sctx.work_dir / s).symlink_to(base / "work" / s)
+    sctx = linked_ctx(base, "random_walk", ("seeds", "affinity"),
+                      work="work_seedsbg", random_walk=dict(background="seeds"))
     sres = random_walk.run(sctx)
     assert (sres["background"], sres["bg_mode"], sres["class_norm"]) == ("seeds", "learned", "per_class")
     assert sres["provenance_label"] == "ground-truth-free" and sres["background_scale"] is None
     seeded = labels_of(sctx.out_dir / "labels")
     assert set(seeded) == set(labs) and miou_vs_masks(seeded) > 40
-    from wsss.background import seeds_background
-    from wsss.maps import load_seeds
+    from wsss.maps import load_seeds, seeds_background
 
-    lctx = make_ctx(base, "random_walk", work="work_seedsbg_as_bao")
-    lctx.work_dir.mkdir()
-    for s in ("seeds", "affinity"):
-        (lctx.work_dir / s).symlink_to(base / "work" / s)
+    lctx = linked_ctx(base, "random_walk", ("seeds", "affinity"), work="work_seedsbg_as_bao")
     for k in labs:
         seeds = load_seeds(base / "work/seeds/maps" / f"{k}.npz")
         atomic_save_npz(lctx.work_dir / "bao/bg" / f"{k}.npz", bg=seeds_background(seeds.high, seeds.size))
@@ -295,18 +284,12 @@ def test_learned_background_scale(base, tmp_path):
         with np.load(base / "work/bao/bg" / f"{id_}.npz") as z:
             atomic_save_npz(halved / "bao/bg" / f"{id_}.npz", bg=z["bg"] * np.float16(0.5))
     for stage in (crf, ir_labels):
-        scaled = make_ctx(base, stage.NAME, work=str(tmp_path / f"scaled_{stage.NAME}"),
-                          learned_background=dict(scale=0.5))
-        scaled.work_dir.mkdir()
-        for s in ("seeds", "bao"):
-            (scaled.work_dir / s).symlink_to(base / "work" / s)
+        scaled = linked_ctx(base, stage.NAME, ("seeds", "bao"), work=str(tmp_path / f"scaled_{stage.NAME}"),
+                            learned_background=dict(scale=0.5))
         res = stage.run(scaled)
         assert res["background_scale"] == 0.5
         stage.run(make_ctx(base, stage.NAME, work=str(halved)))  # scale 1 on the halved maps
-        plain = make_ctx(base, stage.NAME, work=str(tmp_path / f"plain_{stage.NAME}"))
-        plain.work_dir.mkdir()
-        for s in ("seeds", "bao"):
-            (plain.work_dir / s).symlink_to(base / "work" / s)
+        plain = linked_ctx(base, stage.NAME, ("seeds", "bao"), work=str(tmp_path / f"plain_{stage.NAME}"))
         stage.run(plain)
         ref, one = labels_of(halved / stage.NAME / "labels"), labels_of(plain.out_dir / "labels")
         got = labels_of(scaled.out_dir / "labels")
