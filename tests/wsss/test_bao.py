@@ -1,6 +1,7 @@
 """BAO pieces against hand computations: teacher labels, class-balanced CE, EMA, normalised maps."""
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -595,15 +596,20 @@ def test_cam_prior_student_starts_from_the_classifiers_cam_and_needs_the_high_le
         BAOStudent.from_classifier(classifier, frozen_backbone=True, head_levels=(0, 3), cam_prior=-1.0)
 
 
-def test_bao_stage_cam_prior_student_learns_its_head_only_and_labels_every_image(tmp_path):
-    """The fast config's student through the stage (ResNet-18 levels: 64-512 channels; cached levels)."""
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_bao_stage_cam_prior_student_learns_its_head_only_and_labels_every_image(tmp_path, caplog, cpu_bf16):
+    """The CPU config's student through the stage (ResNet-18 levels: 64-512 channels; cached levels), also under
+    the bfloat16 autocast that config's runtime.cpu_bf16='auto' turns on where the CPU has AMX."""
     from stages import bao
     from wsss.models.classifier import load_classifier
 
     ctx = make_workdir(tmp_path)
     ctx("bao").cfg.bao.update(freeze_backbone=True, cache_features=True, head_levels=(0, 1, 2, 3),
                               head_dims=(8, 8, 8, 8), cam_prior=2.0)
-    res = bao.run(ctx("bao"))
+    ctx("bao").cfg.runtime.cpu_bf16 = cpu_bf16
+    with caplog.at_level(logging.INFO):
+        res = bao.run(ctx("bao"))
+    assert ("bfloat16 autocast on CPU" in caplog.text) == cpu_bf16
     assert res["head_levels"] == [0, 1, 2, 3] and res["cam_prior"] == 2.0 and res["cached_features"]
     assert res["iterations"] == 4
     assert len(list((ctx("bao").out_dir / "labels").glob("*.png"))) == 4
