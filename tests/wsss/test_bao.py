@@ -598,8 +598,9 @@ def test_cam_prior_student_starts_from_the_classifiers_cam_and_needs_the_high_le
 
 @pytest.mark.parametrize("cpu_bf16", [False, True])
 def test_bao_stage_cam_prior_student_learns_its_head_only_and_labels_every_image(tmp_path, caplog, cpu_bf16):
-    """The CPU config's student through the stage (ResNet-18 levels: 64-512 channels; cached levels), also under
-    the bfloat16 autocast that config's runtime.cpu_bf16='auto' turns on where the CPU has AMX."""
+    """The fast CPU config's student (bas_irn_cpu_fast.py) through the stage (ResNet-18 levels: 64-512 channels;
+    cached levels), also under the bfloat16 autocast that the CPU configs' runtime.cpu_bf16='auto' turns on where
+    the CPU has AMX."""
     from stages import bao
     from wsss.models.classifier import load_classifier
 
