@@ -35,3 +35,12 @@ def blob_mask(h: int, w: int, objects: list[tuple[int, int, int, int, int]]) -> 
         m[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = 255
         m[y0:y1, x0:x1] = lab
     return m
+
+
+def link_stage_dirs(work_dir: Path, shared_work: Path, stages: tuple[str, ...]) -> None:
+    """Make ``work_dir`` and link its input stage folders ``stages`` to the finished ones under ``shared_work``
+    (a second run of one stage with other options, without recomputing its inputs)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        if not (work_dir / stage).exists():
+            (work_dir / stage).symlink_to(shared_work / stage)

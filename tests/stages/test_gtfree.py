@@ -17,7 +17,7 @@ import wsss  # noqa: F401  (stack fixes)
 from pipeline.cache import atomic_save_npz
 from pipeline.stage import StageContext
 from stages import affinity, crf, eval_pseudo, ir_labels, random_walk
-from tests.helpers import make_voc_layout
+from tests.helpers import link_stage_dirs, make_voc_layout
 from tests.stages.test_refine import CLASSES, MASKS, labels_of, miou_vs_masks, seeds_from_mask
 from wsss.maps import save_seeds
 
@@ -74,9 +74,7 @@ def make_ctx(tmp: Path, name: str, work: str = "work", **sections) -> StageConte
 def linked_ctx(tmp: Path, name: str, inputs: tuple[str, ...], work: str, **sections) -> StageContext:
     """:func:`make_ctx` in a new work dir whose input stage folders link to the shared ones under ``tmp/work``."""
     ctx = make_ctx(tmp, name, work=work, **sections)
-    ctx.work_dir.mkdir()
-    for stage in inputs:
-        (ctx.work_dir / stage).symlink_to(tmp / "work" / stage)
+    link_stage_dirs(ctx.work_dir, tmp / "work", inputs)
     return ctx
 
 

@@ -4,7 +4,6 @@ The threshold path is tested here with background='threshold'; the learned (defa
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from mmengine.config import Config
 import wsss  # noqa: F401  (stack fixes)
 from pipeline.stage import StageContext
 from stages import affinity, crf, eval_pseudo, ir_labels, random_walk
-from tests.helpers import blob_mask, make_voc_layout
+from tests.helpers import blob_mask, link_stage_dirs, make_voc_layout
 from wsss.datasets import read_label_png
 from wsss.maps import save_seeds
 
@@ -110,8 +109,7 @@ def test_crf_stage_both_modes_pool_and_resume(base):
     for bg in ("threshold", "power"):
         pctx = make_ctx(base, "crf", work=f"work_{bg}", crf=dict(mode="probs", bg=bg, bg_power=4.0,
                                                                bilateral=(80, 13, 10)))
-        os.makedirs(pctx.work_dir, exist_ok=True)
-        (pctx.work_dir / "seeds").symlink_to(base / "work/seeds")
+        link_stage_dirs(pctx.work_dir, base / "work", ("seeds",))
         assert crf.run(pctx)["computed"] == 3
         plabs = labels_of(pctx.out_dir / "labels")
         assert miou_vs_masks(plabs) > 60, bg
@@ -145,10 +143,7 @@ def test_affinity_random_walk_eval(base):
     cctx = make_ctx(base, "affinity", work="work_cache", affinity=dict(
         grid_stride=4, dims=(8, 8, 8, 8), levels=(0, 1, 2, 3), embed_dim=16, train_radius=4, epochs=40, batch_size=3,
         lr=0.5, crop_size=32, cache_features=True, train_chunk=0))
-    cctx.work_dir.mkdir(exist_ok=True)
-    for s in ("classify", "ir_labels"):
-        if not (cctx.work_dir / s).exists():
-            (cctx.work_dir / s).symlink_to(base / "work" / s)
+    link_stage_dirs(cctx.work_dir, base / "work", ("classify", "ir_labels"))
     cres = affinity.run(cctx)
     assert cres["cached_features"] and (cctx.out_dir / "model.pth").is_file()
     assert cres["final"]["loss"] < 0.6 and cres["final"]["n_neg"] > 0
@@ -165,9 +160,7 @@ def test_affinity_random_walk_eval(base):
     # random_walk.max_image_side: the walk runs on the image scaled to a 40 px long side (a 10x7 grid instead of
     # 15x10); the labels are still full size and still find the objects (a tiny grid: a lower bar)
     bctx = make_ctx(base, "random_walk", work="work_bound", random_walk=dict(max_image_side=40))
-    bctx.work_dir.mkdir()
-    for s in ("seeds", "affinity"):
-        (bctx.work_dir / s).symlink_to(base / "work" / s)
+    link_stage_dirs(bctx.work_dir, base / "work", ("seeds", "affinity"))
     random_walk.run(bctx)
     blabs = labels_of(bctx.out_dir / "labels")
     assert all(lab.shape == (H, W) for lab in blabs.values()) and miou_vs_masks(blabs) > 30
@@ -177,9 +170,7 @@ def test_affinity_random_walk_eval(base):
     for i, opts in enumerate([dict(), dict(bg_mode="power", bg_power=2.0, seed_source="high")]):
         ictx = make_ctx(base, "random_walk", work=f"work_ign{i}",
                         random_walk=dict(keep_low_confidence_as_ignore=True, ignore_threshold=0.6, **opts))
-        ictx.work_dir.mkdir()
-        for s in ("seeds", "affinity"):
-            (ictx.work_dir / s).symlink_to(base / "work" / s)
+        link_stage_dirs(ictx.work_dir, base / "work", ("seeds", "affinity"))
         random_walk.run(ictx)
         ilabs = labels_of(ictx.out_dir / "labels")
         assert any((lab == 255).any() for lab in ilabs.values()), opts
