@@ -17,9 +17,8 @@ import wsss  # noqa: F401  (stack fixes)
 from pipeline.cache import atomic_save_npz
 from pipeline.stage import StageContext
 from stages import affinity, crf, eval_pseudo, ir_labels, random_walk
-from tests.helpers import link_stage_dirs, make_voc_layout
-from tests.stages.test_refine import CLASSES, MASKS, labels_of, miou_vs_masks, seeds_from_mask
-from wsss.maps import save_seeds
+from tests.helpers import link_stage_dirs
+from tests.stages.test_refine import MASKS, build_base, labels_of, miou_vs_masks
 
 torch.set_num_threads(1)
 
@@ -35,18 +34,10 @@ def learned_background(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     """Dataset, seeds, BAO background maps and an untrained classifier checkpoint."""
-    from wsss.models import build_classifier, save_classifier
-
-    tmp = tmp_path_factory.mktemp("gtfree")
-    make_voc_layout(tmp / "data", MASKS, classes=CLASSES)
-    rng = np.random.default_rng(0)
-    for id_, mask in MASKS.items():
-        save_seeds(tmp / "work/seeds/maps" / f"{id_}.npz", *seeds_from_mask(mask, rng))
+    def bao_background(tmp: Path, id_: str, mask: np.ndarray, rng: np.random.Generator) -> None:
         atomic_save_npz(tmp / "work/bao/bg" / f"{id_}.npz", bg=learned_background(mask, rng).astype(np.float16))
-    torch.manual_seed(0)
-    save_classifier(tmp / "work/classify/model.pth",
-                    build_classifier(dict(backbone="mobilenet_v2", pretrained=False, method="cam"), 2), CLASSES)
-    return tmp
+
+    return build_base(tmp_path_factory.mktemp("gtfree"), bao_background)
 
 
 def make_ctx(tmp: Path, name: str, work: str = "work", **sections) -> StageContext:

@@ -4,6 +4,7 @@ The threshold path is tested here with background='threshold'; the learned (defa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,20 +42,28 @@ def seeds_from_mask(mask: np.ndarray, rng: np.random.Generator) -> tuple[list[in
     return keys, low, high
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    """Dataset + seeds + an untrained classifier checkpoint, shared (read-only) by the tests."""
+def build_base(tmp: Path, per_image: Callable[[Path, str, np.ndarray, np.random.Generator], None] | None = None
+               ) -> Path:
+    """Dataset + seeds + an untrained classifier checkpoint under ``tmp``; ``per_image(tmp, id, mask, rng)`` writes
+    more per-image inputs (test_gtfree's BAO maps) from the same random stream, right after each image's seeds."""
     from wsss.models import build_classifier, save_classifier
 
-    tmp = tmp_path_factory.mktemp("refine")
     make_voc_layout(tmp / "data", MASKS, classes=CLASSES)
     rng = np.random.default_rng(0)
     for id_, mask in MASKS.items():
         save_seeds(tmp / "work/seeds/maps" / f"{id_}.npz", *seeds_from_mask(mask, rng))
+        if per_image is not None:
+            per_image(tmp, id_, mask, rng)
     torch.manual_seed(0)
     clf = build_classifier(dict(backbone="mobilenet_v2", pretrained=False, method="cam"), 2)
     save_classifier(tmp / "work/classify/model.pth", clf, CLASSES)
     return tmp
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """The built inputs, shared (read-only) by the tests."""
+    return build_base(tmp_path_factory.mktemp("refine"))
 
 
 def make_ctx(tmp: Path, name: str, workers: int = 1, work: str = "work", **sections) -> StageContext:
