@@ -10,10 +10,13 @@
 #   rc_s21 (chose it)                     72.36 / 76.01 -> 78.81 / 78.41, BAO stage 466 -> 70 s
 #   rc_s31 (held out, small objects)      71.69 / 74.11 -> 77.73 / 75.08, 495 -> 68 s
 #   rc_l41 (held out, photo-filling)      84.29 / 83.23 -> 83.32 / 81.22, 678 -> 100 s
-#   rc_l41 final DeepLab val ss / ms+flip / +CRF, mean of two seeds: 79.93 / 80.65 / 83.58 -> 79.13 / 80.09 / 83.30
-# So: better with small objects, 1-2 points worse where objects fill the photo (as in VOC), where the final model
-# was 0.3-0.8 worse (inside DeepLab's seed spread; bench/README.md, "The final DeepLab on the fast student's
-# labels"); bas_irn_cpu.py keeps BAO's whole-backbone student. learned_background.scale stays 0.7: re-chosen for
+# Final DeepLab val ss / ms+flip / +CRF, mean of two seeds:
+#   rc_l41                                79.93 / 80.65 / 83.58 -> 79.13 / 80.09 / 83.30
+#   rc_s31                                69.61 / 73.25 / 77.73 -> 70.18 / 72.77 / 74.55
+# So: better labels with small objects, 1-2 points worse where objects fill the photo (as in VOC); the final model
+# within DeepLab's seed spread single scale and multi-scale (-0.1 / -0.5 on average) but 1.7 below after the CRF
+# (bench/README.md, "The final DeepLab on the fast student's labels"); bas_irn_cpu.py keeps BAO's whole-backbone
+# student. learned_background.scale stays 0.7: re-chosen for
 # this student on rc_l7 (another photo-filling build) it was 0.6, which held out gave +0.1 random walk on rc_l41 and
 # -0.7 on rc_s31 (bench/README.md, "The fast student's background scale").
 _base_ = ["./bas_irn_cpu.py"]
