@@ -16,9 +16,9 @@
 # So: better labels with small objects, 1-2 points worse where objects fill the photo (as in VOC); the final model
 # within DeepLab's seed spread single scale and multi-scale (-0.1 / -0.5 on average) but 1.7 below after the CRF
 # (bench/README.md, "The final DeepLab on the fast student's labels"); bas_irn_cpu.py keeps BAO's whole-backbone
-# student. learned_background.scale stays 0.7: re-chosen for
-# this student on rc_l7 (another photo-filling build) it was 0.6, which held out gave +0.1 random walk on rc_l41 and
-# -0.7 on rc_s31 (bench/README.md, "The fast student's background scale").
+# student. learned_background.scale stays 0.7: re-chosen for this student on rc_l7 (another photo-filling build) it
+# was 0.6, which held out gave +0.1 random walk on rc_l41 and -0.7 on rc_s31 (bench/README.md, "The fast student's
+# background scale").
 _base_ = ["./bas_irn_cpu.py"]
 experiment = "custom_bas_irn_cpu_fast"
 bao = dict(epochs=10, freeze_backbone=True, head_levels=(0, 1, 2, 3), head_dims=(32, 32, 64, 64), hidden=64,
