@@ -225,8 +225,10 @@ def resolve(cfg: Any) -> dict[str, dict[str, Any]]:
         try:
             stats = dataset_stats(split_image_paths(cfg.get("dataset", None) or {}))
         except (DatasetError, ValueError) as e:
-            raise DatasetError(f"config keys {keys} are 'auto' and are derived from the train split, which cannot "
-                               f"be read: {e} (set dataset.root, or give the keys numbers)") from None
+            # the data problem first: it is what the user fixes; the keys say why it is read before any stage
+            raise DatasetError(f"{e}. The train split is read to derive the config keys that are 'auto' ({len(keys)}:"
+                               f" {', '.join(keys)}); fix the dataset or dataset.root, or give the keys numbers"
+                               ) from None
         derived = derive(cfg, stats, world()[1])
         chosen.update({k: derived[k] for k in keys})
     if not chosen:

@@ -111,7 +111,7 @@ def test_resolve_replaces_auto_and_records_why(tmp_path):
 
 def test_resolve_names_the_keys_when_the_dataset_is_unreadable(tmp_path):
     cfg = Config(dict(dataset=dict(type="custom", root=str(tmp_path / "nowhere")), seeds=dict(scales="auto")))
-    with pytest.raises(DatasetError, match=r"\['seeds.scales'\] are 'auto'.*split file is missing"):
+    with pytest.raises(DatasetError, match=r"split file is missing.*'auto' \(1: seeds.scales\)"):
         resolve(cfg)
 
 

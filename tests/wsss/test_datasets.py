@@ -171,8 +171,16 @@ def test_label_file_for_train_and_masks_for_val_only(tmp_path):
 def test_bad_inputs_name_the_file(custom, tmp_path):
     with pytest.raises(DatasetError, match="dataset root does not exist"):
         build_dataset(cfg(tmp_path / "nowhere", tmp_path))
-    with pytest.raises(DatasetError, match=r"val.txt: split file is missing"):
+    # the split files that are there and the key that picks one (a folder with trainval.txt but no train.txt)
+    with pytest.raises(DatasetError, match=r"val.txt: split file is missing \(split 'val'\); split files in "
+                       r".*Segmentation: train \(set dataset.val_split to one of them\)$"):
         build_dataset(cfg(custom, tmp_path), split="val")
+    (custom / "ImageSets/Segmentation/train.txt").rename(custom / "ImageSets/Segmentation/trainval.txt")
+    with pytest.raises(DatasetError, match=r"train.txt: split file is missing \(split 'train'\); split files in "
+                       r".*: trainval \(set dataset.train_split to one of them\)$"):
+        build_dataset(cfg(custom, tmp_path))
+    assert len(build_dataset({**cfg(custom, tmp_path), "train_split": "trainval"}).ids) > 0
+    (custom / "ImageSets/Segmentation/trainval.txt").rename(custom / "ImageSets/Segmentation/train.txt")
     (custom / "classes.txt").write_text("cat\ndog\n")
     with pytest.raises(DatasetError, match=r"classes.txt: first line must be 'background'"):
         build_dataset(cfg(custom, tmp_path))
@@ -182,7 +190,22 @@ def test_bad_inputs_name_the_file(custom, tmp_path):
     # labelme's layout and comments read the same as the plain list (one parser for pipeline and eval tool)
     (custom / "classes.txt").write_text("__ignore__\n" + "\n".join(f"{c}  # {i}" for i, c in enumerate(CLASSES)))
     assert list(build_dataset(cfg(custom, tmp_path / "other")).classes) == list(CLASSES)
+    # labelme2voc writes class_names.txt: the missing-file error names the text files that are there
+    (custom / "classes.txt").rename(custom / "class_names.txt")
+    with pytest.raises(DatasetError, match=r"classes.txt: class list file is missing .*; text files there: "
+                                           r"class_names.txt \(dataset.classes names the file\)$"):
+        build_dataset(cfg(custom, tmp_path / "other"))
+    assert build_dataset(cfg(custom, tmp_path / "other", classes="class_names.txt")).classes[1:] == list(CLASSES)[1:]
+    (custom / "class_names.txt").unlink()
     (custom / "classes.txt").write_text("\n".join(CLASSES))
+    # labelme2voc's palette masks are in SegmentationClassPNG: the error names that folder (not the image or
+    # split folders) and the key
+    (custom / "SegmentationClass").rename(custom / "SegmentationClassPNG")
+    with pytest.raises(DatasetError, match=r"SegmentationClass: mask folder is missing and no label_file is "
+                       r"configured .*; folders there: SegmentationClassPNG \(dataset.mask_dir names the folder\)$"):
+        build_dataset(cfg(custom, tmp_path / "other"))
+    assert build_dataset(cfg(custom, tmp_path / "other", mask_dir="SegmentationClassPNG")).has_masks
+    (custom / "SegmentationClassPNG").rename(custom / "SegmentationClass")
 
     # image listed but missing (a named suffix: the hint names the key; 'auto', the custom default: the suffixes)
     (custom / "JPEGImages/a.jpg").rename(custom / "JPEGImages/a.bak")

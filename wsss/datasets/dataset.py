@@ -27,7 +27,6 @@ from wsss.datasets.colors import (
 from wsss.datasets.files import (
     UNREADABLE,
     DatasetError,
-    MissingSplit,
     check_mask,
     image_header,
     other_suffix_hint,
@@ -36,7 +35,15 @@ from wsss.datasets.files import (
     read_label_png,
     read_text,
 )
-from wsss.datasets.layout import IMAGE_SUFFIXES, ids_in, image_files, options, resolve_path, split_file_path
+from wsss.datasets.layout import (
+    IMAGE_SUFFIXES,
+    ids_in,
+    image_files,
+    missing_split,
+    options,
+    resolve_path,
+    split_file_path,
+)
 
 log = logging.getLogger("wsss.datasets")
 
@@ -331,7 +338,7 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
     classes = _classes_from(opts["classes"], root, labelmap)
     split_file = split_file_path(opts, split)
     if not split_file.is_file():
-        raise MissingSplit(f"{split_file}: split file is missing (split '{split}')")
+        raise missing_split(opts, split)
     ids = ids_in(split_file)
     if not ids:
         raise DatasetError(f"{split_file}: split file lists no images")
@@ -340,8 +347,12 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
     label_file = resolve_path(root, opts["label_file"], split) if opts.get("label_file") else None
     if mask_dir is not None and not mask_dir.is_dir():
         if label_file is None:
+            others = sorted(p.name for p in mask_dir.parent.iterdir() if p.is_dir() and p != img_dir
+                            and p != split_file.parent and p != split_file.parent.parent) \
+                if mask_dir.parent.is_dir() else []
+            hint = f"; folders there: {', '.join(others)} (dataset.mask_dir names the folder)" if others else ""
             raise DatasetError(f"{mask_dir}: mask folder is missing and no label_file is configured "
-                               "(image-level labels come from masks or a label file)")
+                               f"(image-level labels come from masks or a label file){hint}")
         mask_dir = None
     ds = SegDataset(root=root, split=split, classes=classes, ids=ids, img_dir=img_dir,
     img_suffix=opts["img_suffix"], mask_dir=mask_dir, mask_suffix=opts["mask_suffix"])

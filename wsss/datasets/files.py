@@ -140,7 +140,10 @@ def read_classes(path: str | os.PathLike, require_background: bool = True) -> li
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: class list file is missing (one class per line, first line 'background')")
+        others = sorted(p.name for p in path.parent.glob("*.txt")) if path.parent.is_dir() else []
+        hint = f"; text files there: {', '.join(others)} (dataset.classes names the file)" if others else ""
+        raise DatasetError(f"{path}: class list file is missing (one class per line, first line 'background')"
+                           + hint)
     names = []
     for line in read_text(path).splitlines():
         name = line.split("#", 1)[0].strip()

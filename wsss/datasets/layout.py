@@ -47,6 +47,18 @@ def split_file_path(opts: Mapping[str, Any], split: str) -> Path:
     return resolve_path(Path(opts["root"]).expanduser(), opts["split_dir"], split) / f"{split}.txt"
 
 
+def missing_split(opts: Mapping[str, Any], split: str) -> MissingSplit:
+    """The error for an absent split file: names the file, the config key that picks it and the split files that
+    are there (a folder with ``trainval.txt`` but no ``train.txt`` needs only ``dataset.train_split=trainval``)."""
+    split_file = split_file_path(opts, split)
+    keys = [f"dataset.{k}" for k in ("train_split", "val_split") if opts.get(k) == split]
+    others = sorted(p.stem for p in split_file.parent.glob("*.txt")) if split_file.parent.is_dir() else []
+    found = f"; split files in {split_file.parent}: {', '.join(others)}" if others else ""
+    if others and keys:
+        found += f" (set {' / '.join(keys)} to one of them)"
+    return MissingSplit(f"{split_file}: split file is missing (split '{split}'){found}")
+
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -126,7 +138,7 @@ def read_split_ids(cfg: Mapping[str, Any], split: str | None = None) -> list[str
     split = split or opts["train_split"]
     split_file = split_file_path(opts, split)
     if not split_file.is_file():
-        raise MissingSplit(f"{split_file}: split file is missing (split '{split}')")
+        raise missing_split(opts, split)
     return ids_in(split_file)
 
 
