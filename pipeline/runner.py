@@ -121,6 +121,26 @@ def preflight(cfg: Config, plans: list[StagePlan], work_dir: Path) -> None:
         if hasattr(p.module, "check"):
             p.module.check(StageContext(name=p.name, cfg=cfg, work_dir=work_dir,
                                         log=logging.getLogger(f"wsss.{p.name}")))
+    warn_large_photos(cfg, plans)
+
+
+LARGE_PHOTO_SIDE = 1024  # median long side (px) above which the stages at each photo's size get a warning
+
+
+def warn_large_photos(cfg: Config, plans: list[StagePlan]) -> None:
+    """Photos far larger than VOC's (phone photos) make the stages that work at each photo's own size
+    (``AT_PHOTO_SIZE``) slow: said before they run, with the tool that writes smaller copies. Reads the image-size
+    statistics the 'auto' settings took from the train split's headers (none without 'auto' keys)."""
+    stats = (cfg.get("auto_settings", None) or {}).get("stats")
+    slow = [p.name for p in plans if getattr(p.module, "AT_PHOTO_SIZE", False)]
+    if not stats or not slow or stats["median_long"] <= LARGE_PHOTO_SIDE:
+        return
+    log.warning("the train split's photos are large (median long side %d px): %s work at each photo's own size; "
+                "on 2 CPU cores they took ~17 s per training image at 1600 px, and at 3760 px ~140 s and 15 GB "
+                "of memory (bench/README.md, 'Photos of 3760 px'). For a faster run on smaller copies: python "
+                "tools/downscale_dataset.py --root %s --max-side %d (it prints the keys to set)",
+                stats["median_long"], ", ".join(slow), (cfg.get("dataset", None) or {}).get("root", "<dataset root>"),
+                LARGE_PHOTO_SIDE)
 
 
 def _prepare_out_dir(p: StagePlan, out_dir: Path, previous: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 NAME = "crf"
 INPUTS = ("seeds", "bao")  # the default (learned background); the real inputs are inputs(cfg)
+AT_PHOTO_SIZE = True  # a dense CRF on each photo at its own size: its cost grows with the pixels
 CONFIG_KEYS = ("dataset", "crf", "seeds.split", "learned_background")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 NAME = "eval_segment"
 INPUTS = ("segment",)
+AT_PHOTO_SIZE = True  # multi-scale + flip and a dense CRF on each val photo at its own size
 CONFIG_KEYS = ("dataset", "eval_segment", "segment.img_scale")
 
 

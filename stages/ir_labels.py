@@ -23,6 +23,7 @@ import numpy as np
 
 NAME = "ir_labels"
 INPUTS = ("seeds", "bao")  # the default (learned background); the real inputs are inputs(cfg)
+AT_PHOTO_SIZE = True  # two dense CRFs on each photo at its own size: the cost grows with the pixels
 CONFIG_KEYS = ("dataset", "ir_labels", "seeds.split", "learned_background")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 NAME = "random_walk"
 INPUTS = ("seeds", "affinity", "bao")  # the default (learned background); the real inputs are inputs(cfg)
+AT_PHOTO_SIZE = True  # walks each photo's stride-4 grid (unless max_image_side bounds it)
 CONFIG_KEYS = ("dataset", "classify", "random_walk", "seeds.split", "learned_background")
 
 
