@@ -171,14 +171,17 @@ def test_label_file_for_train_and_masks_for_val_only(tmp_path):
 def test_bad_inputs_name_the_file(custom, tmp_path):
     with pytest.raises(DatasetError, match="dataset root does not exist"):
         build_dataset(cfg(tmp_path / "nowhere", tmp_path))
-    # the split files that are there and the key that picks one (a folder with trainval.txt but no train.txt)
+    # the split files that are there and the key that picks one (a folder with trainval.txt but no train.txt);
+    # never the train split as the val split
     with pytest.raises(DatasetError, match=r"val.txt: split file is missing \(split 'val'\); split files in "
-                       r".*Segmentation: train \(set dataset.val_split to one of them\)$"):
+                       r".*Segmentation: train$"):
         build_dataset(cfg(custom, tmp_path), split="val")
     (custom / "ImageSets/Segmentation/train.txt").rename(custom / "ImageSets/Segmentation/trainval.txt")
+    (custom / "ImageSets/Segmentation/val.txt").write_text("a\n")
     with pytest.raises(DatasetError, match=r"train.txt: split file is missing \(split 'train'\); split files in "
-                       r".*: trainval \(set dataset.train_split to one of them\)$"):
+                       r".*: trainval, val \(to use one: dataset.train_split=trainval\)$"):
         build_dataset(cfg(custom, tmp_path))
+    (custom / "ImageSets/Segmentation/val.txt").unlink()
     assert len(build_dataset({**cfg(custom, tmp_path), "train_split": "trainval"}).ids) > 0
     (custom / "ImageSets/Segmentation/trainval.txt").rename(custom / "ImageSets/Segmentation/train.txt")
     (custom / "classes.txt").write_text("cat\ndog\n")

@@ -54,8 +54,10 @@ def missing_split(opts: Mapping[str, Any], split: str) -> MissingSplit:
     keys = [f"dataset.{k}" for k in ("train_split", "val_split") if opts.get(k) == split]
     others = sorted(p.stem for p in split_file.parent.glob("*.txt")) if split_file.parent.is_dir() else []
     found = f"; split files in {split_file.parent}: {', '.join(others)}" if others else ""
-    if others and keys:
-        found += f" (set {' / '.join(keys)} to one of them)"
+    taken = {opts.get("train_split"), opts.get("val_split")} - {split}  # never suggest val = train
+    usable = [f"{k}={o}" for k in keys for o in others if o not in taken]
+    if usable:
+        found += f" (to use one: {' or '.join(usable)})"
     return MissingSplit(f"{split_file}: split file is missing (split '{split}'){found}")
 
 
