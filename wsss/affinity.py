@@ -61,22 +61,6 @@ def pair_valid_mask(h: int, w: int, offsets: Sequence[tuple[int, int]], device=N
     return (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
 
 
-def pair_indices(h: int, w: int, offsets: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All in-grid pairs as flat indices: ``src``, ``dst`` (into ``h*w``) and ``pos`` (into the flattened
-    ``(n_off, h, w)`` affinity tensor), int64, offset-major order."""
-    ys, xs = np.mgrid[0:h, 0:w]
-    flat = ys * w + xs
-    src, dst, pos = [], [], []
-    for k, (dy, dx) in enumerate(offsets):
-        valid = (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
-        s = flat[valid]
-        src.append(s)
-        dst.append(s + dy * w + dx)
-        pos.append(s + k * h * w)
-    cat = (lambda a: np.concatenate(a).astype(np.int64)) if offsets else (lambda a: np.zeros(0, np.int64))
-    return cat(src), cat(dst), cat(pos)
-
-
 def shifted(x: Tensor, dy: int, dx: int, fill: float = 0.0) -> Tensor:
     """``out[..., y, x] = x[..., y + dy, x + dx]`` (``fill`` outside the grid); ``dy >= 0``."""
     h, w = x.shape[-2:]

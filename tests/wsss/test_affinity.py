@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import pair_indices
 from wsss.affinity import (affinity_labels, affinity_loss, affinity_step, downsample_labels,
-                           grid_size, pair_indices, pair_loss, pair_offsets, pair_valid_mask, pairwise_affinity)
+                           grid_size, pair_loss, pair_offsets, pair_valid_mask, pairwise_affinity)
 from wsss.feature_cache import FeatureCache
 from wsss.models.affinity_net import AffinityNet
 

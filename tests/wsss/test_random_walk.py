@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import transition_by_sorting
 from wsss.affinity import pair_offsets
 from wsss.random_walk import (affinity_matrix, random_walk, random_walk_dense, scores_to_labels, seed_scores,
                               transition_matrix)
@@ -25,6 +26,18 @@ def test_sparse_walk_equals_dense_reference(radius, h, w, exp_times):
     # the walk averages: values stay inside the input range, and they did move
     assert sparse.min() >= maps.min() - 1e-5 and sparse.max() <= maps.max() + 1e-5
     assert (sparse - maps).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("radius,h,w", [(5, 11, 8), (3, 6, 13), (10, 9, 9), (5, 3, 4), (3, 1, 7), (3, 7, 1),
+                                        (5, 40, 57)])
+def test_transition_matrix_is_the_sorted_constructions_bit_for_bit(radius, h, w):
+    """The stencil-order CSR (no sort) holds exactly the former coalesced matrix: same pattern, same float bits
+    (the walk's labels stay byte-identical), grids narrower than the radius included."""
+    offs = pair_offsets(radius)
+    aff = torch.rand(len(offs), h, w, generator=torch.Generator().manual_seed(h * w)) ** 0.3
+    new, old = transition_matrix(aff, offs, beta=10), transition_by_sorting(aff, offs, 10)
+    assert torch.equal(new.crow_indices(), old.crow_indices()) and torch.equal(new.col_indices(), old.col_indices())
+    assert torch.equal(new.values(), old.values())
 
 
 def test_transition_matrix_is_symmetric_affinity_row_normalised():
