@@ -12,8 +12,6 @@ Writes are atomic, so an interrupted run can be rerun.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.cache import atomic_path  # noqa: E402
+from pipeline.cache import atomic_path, link_or_copy  # noqa: E402
 from wsss.datasets.files import image_header  # noqa: E402
 from wsss.datasets.layout import IMAGE_SUFFIXES  # noqa: E402
 
@@ -35,10 +33,7 @@ def upright_copies(images: Path, out: Path, quality: int = 95) -> tuple[int, int
         if target.exists():
             continue
         if image_header(path)[2] == 1:
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copy2(path, target)
+            link_or_copy(path, target)
             unchanged += 1
             continue
         with Image.open(path) as im:

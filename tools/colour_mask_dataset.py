@@ -11,7 +11,6 @@ masks"). Ignore (255) is written in VOC's boundary colour 224,224,192.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.cache import link_or_copy  # noqa: E402
 from wsss.datasets import IGNORE, read_classes, read_label_png  # noqa: E402
 from wsss.datasets.colors import VOC_VOID  # noqa: E402
 
@@ -56,10 +56,7 @@ def make_colour_copy(src: Path, out: Path) -> int:
         image = src / "JPEGImages" / f"{mask_path.stem}.jpg"
         target = out / "JPEGImages" / image.name
         if image.is_file() and not target.exists():
-            try:
-                os.link(image, target)
-            except OSError:
-                shutil.copy2(image, target)
+            link_or_copy(image, target)
         n += 1
     return n
 

@@ -16,8 +16,6 @@ Writes are atomic and a file already written is kept, so an interrupted run can 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.cache import atomic_path  # noqa: E402
+from pipeline.cache import atomic_path, link_or_copy  # noqa: E402
 from wsss.datasets.layout import IMAGE_SUFFIXES  # noqa: E402
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -38,13 +36,6 @@ def scaled_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
         return w, h
     s = max_side / max(w, h)
     return max(1, round(w * s)), max(1, round(h * s))
-
-
-def _link(path: Path, target: Path) -> None:
-    try:
-        os.link(path, target)
-    except OSError:
-        shutil.copy2(path, target)
 
 
 def downscale_folder(folder: Path, out: Path, max_side: int, masks: bool) -> tuple[int, int]:
@@ -60,7 +51,7 @@ def downscale_folder(folder: Path, out: Path, max_side: int, masks: bool) -> tup
         with Image.open(path) as im:
             size = scaled_size(im.size, max_side)
             if size == im.size:
-                _link(path, target)
+                link_or_copy(path, target)
                 linked += 1
                 continue
             kind, exif = im.format, im.info.get("exif")

@@ -11,7 +11,6 @@ stays ignore. Used by bench/README.md "One class with background-only images".
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.cache import link_or_copy  # noqa: E402
 from wsss.datasets import IGNORE, read_classes, read_label_png  # noqa: E402
 from wsss.maps import save_label_png  # noqa: E402
 
@@ -41,10 +41,7 @@ def make_one_class(src: Path, out: Path, keep: str) -> dict[str, int]:
         for i in ids:
             img, dst = src / "JPEGImages" / f"{i}.jpg", out / "JPEGImages" / f"{i}.jpg"
             if not dst.exists():
-                try:
-                    os.link(img, dst)
-                except OSError:
-                    shutil.copy2(img, dst)
+                link_or_copy(img, dst)
             mask = read_label_png(src / "SegmentationClass" / f"{i}.png")
             one = np.where(mask == IGNORE, IGNORE, (mask == k).astype(np.uint8)).astype(np.uint8)
             save_label_png(out / "SegmentationClass" / f"{i}.png", one)
