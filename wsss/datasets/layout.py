@@ -105,6 +105,19 @@ def image_files(img_dir: Path, ids: Sequence[str], suffix: str) -> dict[str, Pat
     return out
 
 
+def folder_part_hint(split_file: Path, id_: str) -> str:
+    """For an image that is missing: when its split-file line had a folder part (``photos/im0``), a hint that only
+    the file name is read (as for DeepLab's ``/JPEGImages/x.jpg`` lists) and the images must sit directly in the
+    image folder; '' otherwise."""
+    for ln in read_text(split_file).splitlines():
+        entry = entry_of(ln)
+        if "/" in entry and id_of(entry) == id_:
+            return (f" (the split file lists it as '{entry}': an entry's folder part is dropped and images are read "
+                    "from dataset.img_dir by file name; sub-folders are not searched: move the images into it, or "
+                    "point dataset.img_dir at the sub-folder)")
+    return ""
+
+
 def ids_in(split_file: Path) -> list[str]:
     """The image ids of a split file (each non-blank line's entry, :func:`entry_of` and :func:`id_of`). An id listed
     twice is an error: every stage keeps one output per id, and a metric would count the image twice."""
