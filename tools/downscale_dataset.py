@@ -10,7 +10,8 @@ of memory (bench/README.md, "Photos of 3760 px").
 Each image whose long side exceeds --max-side is resized to it (Lanczos; stored pixels as they are, an EXIF tag
 kept), each mask to the same size with nearest neighbour (class indices and colours unchanged; a palette kept).
 Smaller files are linked (hard links where possible, else copied). Split files, classes.txt and label files stay
-as they are. Val masks are downscaled too, so the mIoU of a run on the copies is measured at the smaller size.
+as they are. Val masks are downscaled too, so the mIoU of a run on the copies is measured at the smaller size;
+``tools/eval_miou.py --resize-pred`` scores its predictions on the full-size masks.
 Writes are atomic and a file already written is kept, so an interrupted run can be rerun.
 """
 from __future__ import annotations
@@ -91,6 +92,10 @@ def main() -> None:
               "that small)")
         keys.append(f"dataset.{key}={out.name}")
     print(f"use them with --cfg-options {' '.join(keys)}")
+    if any(k.startswith("dataset.mask_dir") for k in keys):
+        print("that run's mIoUs are at this size; to score its val predictions on the original masks: python "
+              f"tools/eval_miou.py --pred <work dir>/eval_segment/pred --gt {args.root / args.mask_dir} --split-file "
+              f"{args.root}/ImageSets/Segmentation/val.txt --classes {args.root}/classes.txt --resize-pred")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Example::
 PNGs are read as index maps (palette or greyscale); colour PNGs (RGB, on either side) are decoded with the VOC
 colours of the classes, or with a CVAT / Datumaro ``--labelmap``; a colour that is no class is an error.
 ``<id>.png`` in --pred is compared with ``<id>.png`` in --gt. Ground-truth pixels equal to --ignore are skipped
-(mmseg IoUMetric semantics, see wsss/metrics.py).
+(mmseg IoUMetric semantics, see wsss/metrics.py). A run on copies made by tools/downscale_dataset.py predicts at
+the copies' size; ``--resize-pred`` scores such predictions on the full-size masks (each scaled to its mask's size
+by nearest neighbour, as a user would scale it back).
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ignore", type=int, default=255, help="ground-truth value to skip (default 255)")
     ap.add_argument("--labelmap", default=None,
                     help="CVAT / Datumaro labelmap.txt giving the colours of colour PNGs (default: VOC colours)")
+    ap.add_argument("--resize-pred", action="store_true",
+                    help="scale each prediction to its mask's size (nearest neighbour) when the sizes differ by a "
+                         "common scale: predictions made on downscaled copies (tools/downscale_dataset.py)")
     args = ap.parse_args(argv)
 
     try:
@@ -41,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         ids = read_split_ids(args.split_file) if args.split_file else None
         colours = ColorTable.from_labelmap(read_labelmap(args.labelmap), list(names), Path(args.labelmap)) \
             if args.labelmap else ColorTable.voc(len(names))
-        summary = evaluate_folder(args.pred, args.gt, ids, names, ignore_index=args.ignore, colours=colours)
+        summary = evaluate_folder(args.pred, args.gt, ids, names, ignore_index=args.ignore, colours=colours,
+                                  resize_pred=args.resize_pred)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -202,14 +202,30 @@ def missing_files(folder: Path, ids: Sequence[str], suffix: str = ".png") -> lis
     return [i for i in ids if not (folder / f"{i}{suffix}").is_file()]
 
 
+def scaled_to(pred: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A label map made on a downscaled copy of the image (``tools/downscale_dataset.py``: the ratio kept, each
+    side rounded) scaled to ``shape`` by nearest neighbour; None when its sides are not one scale of ``shape``'s
+    (a turned or cropped image)."""
+    (h, w), (ph, pw) = shape[:2], pred.shape[:2]
+    s = max(ph, pw) / max(h, w)
+    if abs(h * s - ph) > 1 or abs(w * s - pw) > 1:
+        return None
+    rows = np.minimum(((np.arange(h) + 0.5) * ph / h).astype(np.int64), ph - 1)  # each pixel's centre
+    cols = np.minimum(((np.arange(w) + 0.5) * pw / w).astype(np.int64), pw - 1)
+    return pred[rows[:, None], cols[None, :]]
+
+
 def confusion_of_folders(pred_dirs: Mapping[str, str | os.PathLike], gt_path: Callable[[str], Path],
                          ids: Sequence[str], num_classes: int, ignore_index: int = 255, workers: int = 1,
-                         log: Any = None, colours: ColorTable | None = None) -> dict[str, ConfusionMatrix]:
+                         log: Any = None, colours: ColorTable | None = None,
+                         resize_pred: bool = False) -> dict[str, ConfusionMatrix]:
     """One pass over the images: a confusion matrix per folder of ``<id>.png`` label maps against the masks.
 
     Every folder must hold every id (a partial folder must not give a flattering number): the error lists
-    the missing ones. Size mismatches and out-of-range values are errors naming both files. ``colours``: colour
-    PNGs (masks or predictions) are decoded with it; without it a colour PNG is an error.
+    the missing ones. Size mismatches and out-of-range values are errors naming both files; with
+    ``resize_pred`` a label map of another size but the same aspect (made on downscaled copies) is scaled to
+    its mask's size first (:func:`scaled_to`). ``colours``: colour PNGs (masks or predictions) are decoded with
+    it; without it a colour PNG is an error.
     """
     from pipeline.parallel import map_chunks
 
@@ -231,9 +247,17 @@ def confusion_of_folders(pred_dirs: Mapping[str, str | os.PathLike], gt_path: Ca
             for name, d in dirs.items():
                 pred_file = d / f"{i}.png"
                 pred = read(pred_file)
+                if resize_pred and pred.shape[:2] != gt.shape[:2]:
+                    scaled = scaled_to(pred, gt.shape)
+                    if scaled is None:
+                        raise ValueError(f"{pred_file}: prediction size {pred.shape} is not a scaled copy of the "
+                                         f"ground-truth size {gt.shape} ({gt_file}); a turned or cropped image?")
+                    pred = scaled
                 if pred.shape != gt.shape:
+                    hint = "" if resize_pred else (" (predictions made on downscaled copies: tools/eval_miou.py "
+                                                   "--resize-pred scales them to the masks' size)")
                     raise ValueError(f"{pred_file}: prediction size {pred.shape} != ground-truth size {gt.shape} "
-                                     f"({gt_file})")
+                                     f"({gt_file}){hint}")
                 try:
                     cms[name].update(pred, gt)
                 except ValueError as e:
@@ -255,9 +279,11 @@ def evaluate_folder(
     ignore_index: int = 255,
     workers: int = 1,
     colours: ColorTable | None = None,
+    resize_pred: bool = False,
 ) -> dict[str, Any]:
     """Compare ``pred_dir/<id>.png`` with ``gt_dir/<id>.png`` for each id (all gt PNGs when ``ids`` is None);
-    colour PNGs are decoded with ``colours`` (:func:`confusion_of_folders`).
+    colour PNGs are decoded with ``colours``; ``resize_pred`` scales predictions made on downscaled copies to
+    their mask's size (:func:`confusion_of_folders`).
 
     Missing predictions are an error listing them (a partial folder must not give a flattering number).
     Returns :func:`summarize`'s dict plus ``num_images``, ``pred_dir`` and ``gt_dir``.
@@ -282,7 +308,7 @@ def evaluate_folder(
             f"{len(missing)} of {len(ids)} predictions missing in {pred_dir}, e.g. {missing[:20]}"
         )
     conf = confusion_of_folders({"pred": pred_dir}, lambda i: gt_dir / f"{i}.png", ids, len(class_names),
-                                ignore_index, workers, colours=colours)["pred"]
+                                ignore_index, workers, colours=colours, resize_pred=resize_pred)["pred"]
     out = summarize(conf, class_names)
     out.update(num_images=len(ids), pred_dir=str(pred_dir), gt_dir=str(gt_dir))
     return out

@@ -12,6 +12,7 @@ from PIL import Image
 from tests.helpers import blob_mask, make_voc_layout
 from tools.downscale_dataset import downscale_folder, scaled_size
 from wsss.datasets import build_dataset
+from wsss.metrics import evaluate_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["background", "cat", "dog"]
@@ -52,6 +53,12 @@ def test_copies_read_as_the_dataset(tmp_path):
     ds = build_dataset({"type": "custom", "root": str(root), "cache_dir": str(tmp_path / "cache"),
                         "img_dir": "JPEGImages_200", "mask_dir": "SegmentationClass_200"})
     assert ds.ids == ["big", "small"] and ds.label_set("big") == [0, 1]
+    # a run on the copies scores at their size; the tool says how to score on the originals, and that scoring
+    # (eval_miou --resize-pred) of the copies' own masks gives the originals back but for the blobs' rims
+    assert f"--gt {root / 'SegmentationClass'} " in out and out.rstrip().endswith("--resize-pred")
+    back = evaluate_folder(root / "SegmentationClass_200", root / "SegmentationClass", None, CLASSES,
+                           resize_pred=True)
+    assert 99.0 < back["mIoU"] < 100.0  # measured 99.72: the 2x copy of 'big' loses only rim pixels
 
     # rerun: nothing rewritten; an RGB colour mask keeps its colours
     assert downscale_folder(root / "SegmentationClass", root / "SegmentationClass_200", 200, True) == (0, 0)

@@ -243,6 +243,40 @@ def test_eval_tool_cli(tmp_path: Path) -> None:
     assert not out_json.exists()
 
 
+def test_predictions_made_on_downscaled_copies_score_at_the_masks_size(tmp_path: Path) -> None:
+    """A run on tools/downscale_dataset.py's copies predicts at their size: --resize-pred scales each prediction
+    to its mask's size by nearest neighbour (PIL's, bit for bit) before scoring; without it the size error names
+    the flag; a prediction of another aspect (a turned image) is an error, never stretched."""
+    from wsss.metrics import scaled_to
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 4, (67, 100)).astype(np.uint8)
+    assert np.array_equal(scaled_to(small, (104, 156)),
+                          np.asarray(Image.fromarray(small).resize((156, 104), Image.NEAREST)))
+    assert scaled_to(small, (100, 67)) is None
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    pred_dir.mkdir(), gt_dir.mkdir()
+    gt = np.kron(small, np.ones((2, 2), np.uint8))  # 134 x 200: each predicted pixel a 2x2 block of the mask
+    gt[0, 0] = 255
+    _palette_png(gt, gt_dir / "a.png")
+    _palette_png(small, pred_dir / "a.png")
+    with pytest.raises(ValueError, match=r"a\.png: prediction size \(67, 100\) != ground-truth size \(134, 200\) "
+                       r".*\(predictions made on downscaled copies: tools/eval_miou.py --resize-pred"):
+        evaluate_folder(pred_dir, gt_dir, None, NAMES4)
+    out = evaluate_folder(pred_dir, gt_dir, None, NAMES4, resize_pred=True)
+    assert out["mIoU"] == 100.0 and out["num_pixels"] == 134 * 200 - 1
+    names = tmp_path / "classes.txt"
+    names.write_text("\n".join(NAMES4) + "\n")
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "eval_miou.py"), "--pred", str(pred_dir), "--gt",
+                        str(gt_dir), "--classes", str(names), "--resize-pred"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "mIoU 100.00" in r.stdout, r.stderr
+    _palette_png(small.T.copy(), pred_dir / "a.png")  # turned: 100 x 67 against 134 x 200
+    with pytest.raises(ValueError, match=r"prediction size \(100, 67\) is not a scaled copy of the ground-truth "
+                       r"size \(134, 200\)"):
+        evaluate_folder(pred_dir, gt_dir, None, NAMES4, resize_pred=True)
+
+
 def test_eval_tool_decodes_colour_masks_with_the_voc_colours_or_a_labelmap(tmp_path: Path) -> None:
     """Ground truth exported in colours (VOC colours, or a CVAT labelmap) scores as its index version."""
     from wsss.maps import voc_palette
