@@ -27,7 +27,10 @@ The rules (reference points in parentheses: VOC, median image 500x375, and the d
   (mmseg's VOC recipe is ~30 passes: 20k x 16 / 10582), at least ``segment.auto_min_iters`` (1000: fewer steps left
   DeepLab unconverged on small real-photo splits, bench/README.md);
 - ``classify.epochs`` / ``bao.epochs`` / ``affinity.epochs`` = the published epoch count (10 / 10 / 3), raised so
-  that the schedule has at least ``MIN_ITERS`` iterations on a small dataset.
+  that the schedule has at least ``MIN_ITERS`` iterations on a small dataset;
+- ``bao.teacher_from_epoch`` = half of ``bao.epochs`` (the demo's 12 of 24): the first seeds' labels train the new
+  label-conditioned head for half the schedule before the EMA teacher's labels replace them. Epoch 1 (VOC: 661
+  iterations) is a few iterations on a small split, after which the teacher labelled most pixels foreground.
 
 One key follows the machine instead (:func:`machine_settings`): ``runtime.cpu_bf16`` = True on a CPU with AMX
 bfloat16 units (the only bfloat16 hardware measured; float32 elsewhere). Its value is in the fingerprints of the
@@ -52,7 +55,7 @@ WALK_SPREAD = 0.64  # IRN: radius 5 * sqrt(2^8) / 125 grid cells
 DERIVABLE = ("classify.resize", "classify.crop_size", "classify.epochs", "seeds.scales", "seeds.max_image_side",
              "bao.epochs", "affinity.crop_size", "affinity.resize_range", "affinity.train_radius", "affinity.epochs",
              "random_walk.radius", "random_walk.exp_times", "segment.crop_size", "segment.img_scale",
-             "segment.iters")
+             "segment.iters", "bao.teacher_from_epoch")
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,9 @@ def derive(cfg: Mapping[str, Any], stats: DatasetStats, world_size: int = 1) -> 
         ep = max(BASE_EPOCHS[section], math.ceil(MIN_ITERS[section] / per_epoch))
         put(f"{section}.epochs", ep, f"{BASE_EPOCHS[section]} epochs (published), at least {MIN_ITERS[section]} "
                                      f"iterations: {per_epoch} per epoch at batch {b}")
+    bao_epochs = int(_value(cfg, "bao.epochs", out, BASE_EPOCHS["bao"]))
+    put("bao.teacher_from_epoch", max(1, bao_epochs // 2),
+        f"half of bao.epochs={bao_epochs}: the first seeds' labels for half the schedule, then the EMA teacher's")
     return out
 
 

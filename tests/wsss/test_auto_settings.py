@@ -94,6 +94,14 @@ def test_schedule_scales_with_the_dataset_and_explicit_values_feed_later_rules()
     # a fixed affinity crop of 512 on small images: the radius follows the crop actually used
     d = derive({"affinity": {"crop_size": 512}}, DatasetStats(240, 240, 139, 122, 157))
     assert d["affinity.train_radius"]["value"] == 10
+    # BAO's EMA teacher takes over at half the schedule, whatever an epoch holds: 64 images at batch 16 give
+    # 4 iterations an epoch and 75 epochs (300 iterations), so epoch 1 would leave 4 iterations on the seeds
+    d = derive({"bao": {"batch_size": 16}}, DatasetStats(64, 64, 300, 260, 320))
+    assert d["bao.epochs"]["value"] == 75 and d["bao.teacher_from_epoch"]["value"] == 37
+    assert derive({"bao": {"epochs": 24}}, DatasetStats(240, 240, 139, 122, 157))["bao.teacher_from_epoch"][
+        "value"] == 12  # the demo's explicit 24 epochs: its own teacher_from_epoch=12
+    assert derive({"bao": {"epochs": 1}}, DatasetStats(240, 240, 139, 122, 157))["bao.teacher_from_epoch"][
+        "value"] == 1  # a one-epoch schedule: the seeds' labels throughout (the teacher never takes over)
 
 
 def test_resolve_replaces_auto_and_records_why(tmp_path):
