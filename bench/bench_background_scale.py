@@ -4,7 +4,8 @@ as eval_pseudo reports) separately.
 
 The seeds against the background (argmax over [s * b, seed maps], the refinement stages' seed rule) and the CRF
 stage's pseudo-labels (the config's crf section, label unary) are recomputed from the run's seed files and BAO
-maps for every s; no network runs. s = 1 must reproduce the run's stored crf labels (checked, printed). Each row
+maps for every s; no network runs. The run's own s (``learned_background.scale`` of the config, or ``--run-scale``
+when the run was given another on the command line) must reproduce its stored crf labels (checked, printed). Each row
 gives mIoU, the mean precision and recall over the object classes (%), and the foreground share of the labels
 next to the ground truth's. The random walk is not recomputed (it needs the affinity net retrained on the
 ir_labels of that s: run the pipeline with ``--cfg-options learned_background.scale=s`` for it).
@@ -32,20 +33,21 @@ from wsss.metrics import ConfusionMatrix, summarize
 _RUN: dict = {}  # the worker's view of the run (set by _init)
 
 
-def _init(root: str, work: Path, config: str, scales: list[float]) -> None:
+def _init(root: str, work: Path, config: str, scales: list[float], run_scale: float) -> None:
     cfg, ds, _ = open_run(root, work, config)
     params = {**crf_params(cfg.crf, (50, 5, 10)), "gt_prob": float(cfg.crf.get("gt_prob", 0.7))}
-    _RUN.update(ds=ds, work=work, scales=scales, params=params)
+    _RUN.update(ds=ds, work=work, scales=scales, params=params, run_scale=run_scale)
 
 
 def _labels(id_: str) -> tuple[str, dict[str, np.ndarray], int]:
-    """(id, {row: label map}, pixels differing from the stored crf labels at s = 1) of one image."""
+    """(id, {row: label map}, pixels differing from the stored crf labels at the run's own s) of one image."""
     ds, work, scales = _RUN["ds"], _RUN["work"], _RUN["scales"]
     image, seeds = load_image_seeds(ds, id_, work / "seeds/maps")
     b = load_background(work / "bao", id_, seeds.size)
     backgrounds = [b if s == 1.0 else b * np.float32(s) for s in scales]  # load_background's own scaling, read once
     found = {f"seeds s={s:g}": seed_labels(seeds, 0.0, background=bg) for s, bg in zip(scales, backgrounds)}
-    crfs = seed_label_crfs(image, seeds.high, seeds.keys, [*backgrounds, b], _RUN["params"])
+    run_bg = b if _RUN["run_scale"] == 1.0 else b * np.float32(_RUN["run_scale"])
+    crfs = seed_label_crfs(image, seeds.high, seeds.keys, [*backgrounds, run_bg], _RUN["params"])
     found.update({f"crf s={s:g}": lab for s, lab in zip(scales, crfs)})
     stored = np.asarray(Image.open(work / "crf/labels" / f"{id_}.png"))
     return id_, found, int((stored != crfs[-1]).sum())
@@ -54,18 +56,21 @@ def _labels(id_: str) -> tuple[str, dict[str, np.ndarray], int]:
 def main() -> None:
     ap = run_parser(__doc__, "seeds, bao, crf, eval_seeds")
     ap.add_argument("--scales", default="0.6,0.7,0.8,0.9,1.0", help="background scales s, comma-separated")
+    ap.add_argument("--run-scale", type=float, default=None,
+                    help="the s the run itself used (default: the config's learned_background.scale)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     scales = [float(s) for s in args.scales.split(",")]
     cfg, ds, _ = open_run(args.root, args.work, args.config)
+    run_scale = float(cfg.learned_background.scale if args.run_scale is None else args.run_scale)
     reported, calib = split_reported(cfg, ds)  # the images eval_seeds / eval_pseudo report, and the calibration ones
     parts = {"calib": calib, "reported": reported}
     t0 = time.time()
     with ProcessPoolExecutor(args.workers, initializer=_init,
-                             initargs=(args.root, args.work, args.config, scales)) as pool:
+                             initargs=(args.root, args.work, args.config, scales, run_scale)) as pool:
         results = {id_: (found, n) for id_, found, n in pool.map(_labels, [i for p in parts.values() for i in p])}
     rows = [f"{kind} s={s:g}" for s in scales for kind in ("seeds", "crf")]
-    print(f"{time.time() - t0:.0f} s; stored crf labels reproduced at s=1: "
+    print(f"{time.time() - t0:.0f} s; stored crf labels reproduced at the run's s={run_scale:g}: "
           f"{sum(n for _, n in results.values())} pixels differ")
     for part, ids in parts.items():
         masks = [ds.mask(i) for i in ids]
