@@ -44,10 +44,10 @@ def _labels(id_: str) -> tuple[str, dict[str, np.ndarray], int]:
     ds, work, scales = _RUN["ds"], _RUN["work"], _RUN["scales"]
     image, seeds = load_image_seeds(ds, id_, work / "seeds/maps")
     b = load_background(work / "bao", id_, seeds.size)
-    backgrounds = [b if s == 1.0 else b * np.float32(s) for s in scales]  # load_background's own scaling, read once
+    # load_background's own scaling, read once; the last one is the run's own s (the check against its stored labels)
+    backgrounds = [b if s == 1.0 else b * np.float32(s) for s in (*scales, _RUN["run_scale"])]
     found = {f"seeds s={s:g}": seed_labels(seeds, 0.0, background=bg) for s, bg in zip(scales, backgrounds)}
-    run_bg = b if _RUN["run_scale"] == 1.0 else b * np.float32(_RUN["run_scale"])
-    crfs = seed_label_crfs(image, seeds.high, seeds.keys, [*backgrounds, run_bg], _RUN["params"])
+    crfs = seed_label_crfs(image, seeds.high, seeds.keys, backgrounds, _RUN["params"])
     found.update({f"crf s={s:g}": lab for s, lab in zip(scales, crfs)})
     stored = np.asarray(Image.open(work / "crf/labels" / f"{id_}.png"))
     return id_, found, int((stored != crfs[-1]).sum())
