@@ -1,7 +1,8 @@
 """Train the multi-label classifier on image-level labels: BAS (foreground generator + background activation
 suppression) or the plain CAM baseline (``classify.method``). Writes ``model.pth`` (weights + architecture).
 Background-only images train as negatives when the class loss can use them (``Classifier.learns_from_negatives``);
-a class in every training image is an error (nothing shows where it is).
+a class in every training image is an error (nothing shows where it is), classes in exactly the same training
+images a warning (nothing tells them apart).
 
 Resumes from ``checkpoints/latest.pth`` (wsss.training). The log holds per-step losses; the metrics hold the
 per-epoch means, including BAS's mean foreground-map area and the share of steps where the background score
@@ -74,6 +75,17 @@ def check_learnable(ds: Any) -> list[str]:
     return [ds.classes[c + 1] for c in range(ds.num_fg) if counts[c] == 0]
 
 
+def inseparable_classes(ds: Any) -> list[list[str]]:
+    """Groups of two or more classes that are in exactly the same training images: their image-level labels are
+    identical, so nothing in training tells their pixels apart (the caller warns; they still train)."""
+    images: dict[frozenset, list[str]] = {}
+    for c in range(ds.num_fg):
+        having = frozenset(i for i in ds.ids if c in ds.label_sets[i])
+        if having:
+            images.setdefault(having, []).append(ds.classes[c + 1])
+    return [group for group in images.values() if len(group) > 1]
+
+
 def check(ctx) -> None:
     """Before any stage runs: the backbone's pretrained weights are there (or downloadable)."""
     from wsss.models.backbones import check_pretrained
@@ -104,6 +116,10 @@ def run(ctx) -> dict[str, Any]:
     if absent:
         ctx.log.warning("classify: class(es) %s are in no training image of split '%s': they will never be "
                         "seeded or predicted", absent, ds.split)
+    for group in inseparable_classes(ds):
+        ctx.log.warning("classify: classes %s are in exactly the same training images of split '%s': their "
+                        "image-level labels are identical, so nothing tells their pixels apart; add images that "
+                        "have one of them without the other", group, ds.split)
     ctx.log.info("classify: %s on %s (%d images, %d of them background-only negatives; %d foreground classes), "
                  "backbone %s", scfg.get("method", "bas"), ds.split, len(ds), negatives, ds.num_fg,
                  scfg.get("backbone", "resnet50"))

@@ -208,6 +208,25 @@ def test_one_class_dataset_needs_and_uses_background_only_images(tmp_path):
         f"pos{i}" for i in range(6))
 
 
+def test_classes_in_the_same_images_are_named(tmp_path, caplog):
+    """Classes in exactly the same training images have identical image-level labels, so nothing in training
+    tells their pixels apart: they are named (a warning before training; they still train). Once one of them is in
+    an image without the other, they are not."""
+    from tests.helpers import blob_mask, make_voc_layout
+
+    rider, bike, dog = (1, 2, 2, 15, 15), (2, 20, 20, 35, 35), (3, 2, 20, 12, 35)
+    masks = {f"img{i}": blob_mask(40, 40, [rider, bike] + ([dog] if i % 2 else [])) for i in range(4)}
+    masks.update({f"dog{i}": blob_mask(40, 40, [dog]) for i in range(2)})
+    root = make_voc_layout(tmp_path / "data", masks, classes=["background", "rider", "bike", "dog"])
+    ctx = StageContext(name="classify", cfg=_cfg(root, tmp_path / "cache"), work_dir=tmp_path / "wd")
+    assert classify.inseparable_classes(ctx.dataset(require_foreground=False)) == [["rider", "bike"]]
+    assert classify.run(ctx)["iterations"] == 1  # they still train
+    assert "classes ['rider', 'bike'] are in exactly the same training images" in caplog.text
+    masks["img4"] = blob_mask(40, 40, [bike])  # bike once without rider: rider's images are a subset, not equal
+    make_voc_layout(root, masks, classes=["background", "rider", "bike", "dog"])
+    assert classify.inseparable_classes(ctx.dataset(require_foreground=False)) == []
+
+
 def test_white_on_black_masks_stop_with_a_hint(tmp_path):
     """Binary masks painted 255 on 0 (255 is VOC's 'ignore') leave no image with a class: the classify stage
     stops before training and says what 255 means, instead of training on nothing."""
