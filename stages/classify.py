@@ -78,12 +78,14 @@ def check_learnable(ds: Any) -> list[str]:
 def inseparable_classes(ds: Any) -> list[list[str]]:
     """Groups of two or more classes that are in exactly the same training images: their image-level labels are
     identical, so nothing in training tells their pixels apart (the caller warns; they still train)."""
-    images: dict[frozenset, list[str]] = {}
-    for c in range(ds.num_fg):
-        having = frozenset(i for i in ds.ids if c in ds.label_sets[i])
-        if having:
-            images.setdefault(having, []).append(ds.classes[c + 1])
-    return [group for group in images.values() if len(group) > 1]
+    having: dict[int, set[str]] = {}  # class -> the images that have it, in one pass over the labels
+    for i in ds.ids:
+        for c in ds.label_sets[i]:
+            having.setdefault(c, set()).add(i)
+    groups: dict[frozenset, list[str]] = {}
+    for c in sorted(having):
+        groups.setdefault(frozenset(having[c]), []).append(ds.classes[c + 1])
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def check(ctx) -> None:
